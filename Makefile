@@ -1,0 +1,72 @@
+# The two commands: `make run` (whole cluster) and `make test` (whole suite).
+# Each installs what it needs: a virtual environment from uv.lock, generated
+# protobuf stubs, and the local PostgreSQL/Redis/Kafka when none is configured.
+SHELL := /bin/bash
+PYTHON_BOOT ?= python3.11
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+PROTO_SRC := $(shell find proto -name '*.proto' 2>/dev/null | sort)
+PROTO_OUT := libs/contracts/src
+PROTO_STAMP := $(PROTO_OUT)/cqtraffic/.generated
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: install proto run test test-unit lint typecheck check migrate generate bench clean help
+
+help:
+	@echo "make run        set up and run the whole cluster (gateway on 127.0.0.1:8000)"
+	@echo "make test       set up and run the whole test suite"
+	@echo "make proto      regenerate protobuf/gRPC stubs from proto/"
+	@echo "make lint       ruff;  make typecheck: mypy --strict"
+	@echo "make migrate    apply every service's migrations"
+	@echo "make generate   load the sandbox roster (+ VEHICLES=N synthetic vehicles)"
+	@echo "make bench      run the benchmarks under bench/"
+
+$(UV):
+	$(PYTHON_BOOT) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==0.13.8
+
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproject.toml)
+	$(UV) sync --frozen --python $(PYTHON_BOOT) --quiet
+	@touch $@
+
+install: $(VENV)/.synced
+
+$(PROTO_STAMP): $(VENV)/.synced $(PROTO_SRC) scripts/gen_proto.py
+	$(PY) scripts/gen_proto.py
+	@touch $@
+
+proto: $(PROTO_STAMP)
+
+run: proto
+	$(PY) -m cqdev run
+
+test: proto
+	$(PY) -m cqdev test
+
+test-unit: proto
+	$(PY) -m pytest -m "not integration and not slow" -q
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: proto
+	$(VENV)/bin/mypy libs/common/src libs/devtools/src services/*/src
+
+check: lint typecheck
+
+migrate: proto
+	$(PY) -m cqdev migrate
+
+generate: proto
+	$(PY) -m cqdev generate $(if $(VEHICLES),--vehicles $(VEHICLES))
+
+bench: proto
+	$(PY) -m cqdev bench
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache
+	find $(PROTO_OUT)/cqtraffic -mindepth 1 -maxdepth 1 -type d -exec rm -rf {} +

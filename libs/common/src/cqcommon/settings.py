@@ -1,0 +1,105 @@
+"""Process settings, read once from environment variables at start and passed down.
+
+Every variable has a documented default that works on a developer machine; the
+README's settings table is generated from the field descriptions here
+(``python -m cqdev settings-table``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """One settings object per process (build it with ``Settings()``)."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+
+    # -- infrastructure ---------------------------------------------------------------
+    database_url: str = Field(
+        "postgresql://postgres@127.0.0.1:5432/cqtraffic",
+        description="PostgreSQL URL; each service uses its own schema in this database.",
+    )
+    db_pool_min: int = Field(1, description="Minimum connections in each process's pool.")
+    db_pool_max: int = Field(10, description="Maximum connections in each process's pool.")
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL.")
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:9092", description="Kafka bootstrap servers (comma separated)."
+    )
+    kafka_topic_prefix: str = Field(
+        "", description="Prefix put before every topic name (isolates test runs on a shared broker)."
+    )
+    kafka_session_timeout_ms: int = Field(
+        10000, description="Consumer group session timeout (ms)."
+    )
+    # -- service addresses (<PEER>_SERVICE_ADDR) ---------------------------------------
+    query_service_addr: str = Field("127.0.0.1:50051", description="Query service gRPC address.")
+    adjudication_service_addr: str = Field(
+        "127.0.0.1:50052", description="Adjudication service gRPC address."
+    )
+    payment_service_addr: str = Field("127.0.0.1:50053", description="Payment service gRPC address.")
+    follow_service_addr: str = Field(
+        "127.0.0.1:50054", description="Vehicle-follow service gRPC address."
+    )
+    registry_service_addr: str = Field(
+        "127.0.0.1:50055", description="Registry import service gRPC address."
+    )
+    grpc_port: int | None = Field(
+        None, description="Port this service listens on (default: the port of its *_SERVICE_ADDR)."
+    )
+    grpc_deadline_s: float = Field(5.0, description="Deadline for every outgoing gRPC call (s).")
+    # -- gateway ----------------------------------------------------------------------
+    gateway_host: str = Field("127.0.0.1", description="Gateway bind address.")
+    gateway_port: int = Field(8000, description="Gateway HTTP port.")
+    token_secret: str = Field(
+        "dev-only-change-me-0123456789abcdef",
+        description="HMAC secret that signs user and staff tokens (set in production).",
+    )
+    token_ttl_s: int = Field(7200, description="Lifetime of a user token (s).")
+    staff_token_ttl_s: int = Field(28800, description="Lifetime of a staff token (s).")
+    max_body_bytes: int = Field(65536, description="Largest request body the gateway accepts.")
+    sandbox_mode: bool = Field(
+        True, description="Sandbox mode (R-SBX-1): sandbox face/payment adapters, recording SMS."
+    )
+    sandbox_staff_password: str = Field(
+        "sandbox", description="Password of the sandbox staff accounts clerk01 / super01."
+    )
+    # -- Alipay open platform ---------------------------------------------------------
+    alipay_gateway_url: str = Field(
+        "https://openapi.alipay.com/gateway.do", description="Alipay open-platform gateway URL."
+    )
+    alipay_app_id: str = Field("2021000000000000", description="Alipay app id.")
+    alipay_app_private_key_pem: str = Field(
+        "", description="App RSA private key (PEM) that signs requests (RSA2)."
+    )
+    alipay_public_key_pem: str = Field(
+        "", description="Alipay's RSA public key (PEM) that verifies responses/notifications."
+    )
+    # -- telemetry and logs -------------------------------------------------------------
+    otel_exporter: Literal["console", "otlp", "memory", "none"] = Field(
+        "none", description="Span exporter: console, otlp, memory (tests) or none."
+    )
+    otel_exporter_otlp_endpoint: str | None = Field(
+        None, description="OTLP endpoint; when set and OTEL_EXPORTER is none, OTLP is used."
+    )
+    log_level: str = Field("INFO", description="Log level of the JSON logs.")
+    # -- business configuration (DOMAIN.md rules marked *(config)*) ---------------------
+    timezone: str = Field("Asia/Shanghai", description="Time zone of every calendar rule.")
+    points_limit: int = Field(12, description="R-ADJ-1: points after handling may not exceed.")
+    points_sync_guard_hours: int = Field(
+        24, description="R-ADJ-6: hours after an outside points change that block online handling."
+    )
+    face_verification_ttl_s: int = Field(600, description="R-ADJ-8: a passed face check's life (s).")
+    licence_follow_limit: int = Field(5, description="R-FOL-8: followed licences at once.")
+    lookup_rate_per_minute: int = Field(
+        10, description="R-Q-1: proof lookups per user per minute."
+    )
+
+    def service_port(self, addr: str) -> int:
+        """The port this process listens on for a service whose address is ``addr``."""
+        if self.grpc_port is not None:
+            return self.grpc_port
+        return int(addr.rsplit(":", 1)[1])

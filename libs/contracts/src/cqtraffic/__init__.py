@@ -1,0 +1,1 @@
+"""Generated protobuf and gRPC stubs for the cqtraffic contracts (see proto/). Do not edit."""
