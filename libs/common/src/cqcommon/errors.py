@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -26,6 +26,7 @@ class ErrorKind(enum.Enum):
     CONFLICT = "conflict"  # 409
     RATE_LIMITED = "rate_limited"  # 429
     UNAVAILABLE = "unavailable"  # 503
+    NOT_IMPLEMENTED = "not_implemented"  # 501: a contract method a later release fills in
     INTERNAL = "internal"  # 500
 
 
@@ -77,7 +78,10 @@ class DomainError(Exception):
         """Rebuild an error that crossed a gRPC boundary."""
         body = json.loads(raw.decode())
         spec = CATALOGUE.get(body["code"]) or ErrorSpec(
-            body["code"], ErrorKind(body.get("kind", "internal")), body["message_zh"], body["message_en"]
+            body["code"],
+            ErrorKind(body.get("kind", "internal")),
+            body["message_zh"],
+            body["message_en"],
         )
         return cls(
             spec,
@@ -107,7 +111,10 @@ VALIDATION_FAILED = define(
     "VALIDATION_FAILED", ErrorKind.INVALID, "请求参数不正确。", "The request is not valid."
 )
 MALFORMED_JSON = define(
-    "MALFORMED_JSON", ErrorKind.INVALID, "请求体不是有效的 JSON。", "The request body is not valid JSON."
+    "MALFORMED_JSON",
+    ErrorKind.INVALID,
+    "请求体不是有效的 JSON。",
+    "The request body is not valid JSON.",
 )
 BODY_TOO_LARGE = define(
     "BODY_TOO_LARGE", ErrorKind.INVALID, "请求体过大。", "The request body is too large."
@@ -132,7 +139,10 @@ FORBIDDEN = define(
 )
 NOT_FOUND = define("NOT_FOUND", ErrorKind.NOT_FOUND, "未找到相关记录。", "No such record.")
 RATE_LIMITED = define(
-    "RATE_LIMITED", ErrorKind.RATE_LIMITED, "操作过于频繁，请稍后再试。", "Too many requests; try again later."
+    "RATE_LIMITED",
+    ErrorKind.RATE_LIMITED,
+    "操作过于频繁，请稍后再试。",
+    "Too many requests; try again later.",
 )
 SERVICE_UNAVAILABLE = define(
     "SERVICE_UNAVAILABLE",
@@ -140,6 +150,15 @@ SERVICE_UNAVAILABLE = define(
     "服务暂时不可用，请稍后再试。",
     "The service is temporarily unavailable; try again later.",
 )
+NOT_IMPLEMENTED = define(
+    "NOT_IMPLEMENTED",
+    ErrorKind.NOT_IMPLEMENTED,
+    "该功能尚未开放。",
+    "This function is not available yet.",
+)
 INTERNAL_ERROR = define(
-    "INTERNAL_ERROR", ErrorKind.INTERNAL, "系统内部错误，请稍后再试。", "Internal error; try again later."
+    "INTERNAL_ERROR",
+    ErrorKind.INTERNAL,
+    "系统内部错误，请稍后再试。",
+    "Internal error; try again later.",
 )

@@ -30,17 +30,18 @@ class Settings(BaseSettings):
         "127.0.0.1:9092", description="Kafka bootstrap servers (comma separated)."
     )
     kafka_topic_prefix: str = Field(
-        "", description="Prefix put before every topic name (isolates test runs on a shared broker)."
+        "",
+        description="Prefix put before every topic name (isolates test runs on a shared broker).",
     )
-    kafka_session_timeout_ms: int = Field(
-        10000, description="Consumer group session timeout (ms)."
-    )
+    kafka_session_timeout_ms: int = Field(10000, description="Consumer group session timeout (ms).")
     # -- service addresses (<PEER>_SERVICE_ADDR) ---------------------------------------
     query_service_addr: str = Field("127.0.0.1:50051", description="Query service gRPC address.")
     adjudication_service_addr: str = Field(
         "127.0.0.1:50052", description="Adjudication service gRPC address."
     )
-    payment_service_addr: str = Field("127.0.0.1:50053", description="Payment service gRPC address.")
+    payment_service_addr: str = Field(
+        "127.0.0.1:50053", description="Payment service gRPC address."
+    )
     follow_service_addr: str = Field(
         "127.0.0.1:50054", description="Vehicle-follow service gRPC address."
     )
@@ -50,6 +51,7 @@ class Settings(BaseSettings):
     grpc_port: int | None = Field(
         None, description="Port this service listens on (default: the port of its *_SERVICE_ADDR)."
     )
+    grpc_bind_host: str = Field("127.0.0.1", description="Address the gRPC servers bind to.")
     grpc_deadline_s: float = Field(5.0, description="Deadline for every outgoing gRPC call (s).")
     # -- gateway ----------------------------------------------------------------------
     gateway_host: str = Field("127.0.0.1", description="Gateway bind address.")
@@ -92,11 +94,11 @@ class Settings(BaseSettings):
     points_sync_guard_hours: int = Field(
         24, description="R-ADJ-6: hours after an outside points change that block online handling."
     )
-    face_verification_ttl_s: int = Field(600, description="R-ADJ-8: a passed face check's life (s).")
-    licence_follow_limit: int = Field(5, description="R-FOL-8: followed licences at once.")
-    lookup_rate_per_minute: int = Field(
-        10, description="R-Q-1: proof lookups per user per minute."
+    face_verification_ttl_s: int = Field(
+        600, description="R-ADJ-8: a passed face check's life (s)."
     )
+    licence_follow_limit: int = Field(5, description="R-FOL-8: followed licences at once.")
+    lookup_rate_per_minute: int = Field(10, description="R-Q-1: proof lookups per user per minute.")
 
     def service_port(self, addr: str) -> int:
         """The port this process listens on for a service whose address is ``addr``."""

@@ -1,0 +1,113 @@
+"""PostgreSQL access: one async connection pool per process, bound to a service's schema,
+and the unit of work that holds a change together with its outbox rows.
+
+A service's tables live in its own schema (``search_path`` is set per connection), so
+two services never share a table even when they share a database server.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+import psycopg
+from psycopg import AsyncConnection
+from psycopg.rows import TupleRow
+from psycopg_pool import AsyncConnectionPool
+
+if TYPE_CHECKING:
+    from cqtraffic.events.v1.envelope_pb2 import EventEnvelope
+
+_SCHEMA_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+Conn = AsyncConnection[TupleRow]
+
+
+def check_schema_name(schema: str) -> str:
+    """Schema names are interpolated into SQL, so only plain identifiers are allowed."""
+    if not _SCHEMA_RE.match(schema):
+        raise ValueError(f"invalid schema name {schema!r}")
+    return schema
+
+
+class Database:
+    """An async pool whose connections see ``schema`` first on their search path."""
+
+    def __init__(
+        self, conninfo: str, schema: str, *, min_size: int = 1, max_size: int = 10
+    ) -> None:
+        self.conninfo = conninfo
+        self.schema = check_schema_name(schema)
+        self.pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
+            conninfo,
+            min_size=min_size,
+            max_size=max_size,
+            open=False,
+            kwargs={"options": f"-c search_path={self.schema},public", "connect_timeout": 5},
+            name=f"{schema}-pool",
+        )
+
+    async def open(self, *, wait: bool = True) -> None:
+        await self.pool.open(wait=wait, timeout=15)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Conn]:
+        """A pooled connection for reads (committed or rolled back by the pool on exit)."""
+        async with self.pool.connection() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Conn]:
+        """A connection inside one transaction: committed on normal exit, rolled back on error."""
+        async with self.pool.connection() as conn, conn.transaction():
+            yield conn
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
+        """A transaction that is rolled back unless ``commit()`` is called inside the block."""
+        async with self.pool.connection() as conn:
+            uow = UnitOfWork(conn, self.schema)
+            try:
+                yield uow
+            finally:
+                if not uow.committed:
+                    await conn.rollback()
+
+    async def ping(self) -> bool:
+        """True when the database answers a trivial query (health checks)."""
+        try:
+            async with self.pool.connection(timeout=2) as conn:
+                await conn.execute("SELECT 1")
+            return True
+        except (psycopg.Error, TimeoutError, OSError):
+            return False
+        except Exception:  # the pool raises its own PoolTimeout (subclass of psycopg.Error)
+            return False
+
+
+class UnitOfWork:
+    """One transaction's change and the events it records (written to the outbox on commit)."""
+
+    def __init__(self, conn: Conn, schema: str) -> None:
+        self.conn = conn
+        self.schema = schema
+        self.committed = False
+        self._events: list[EventEnvelope] = []
+
+    def record(self, envelope: EventEnvelope) -> None:
+        """Queue an event; it reaches the outbox in this same transaction at ``commit()``."""
+        self._events.append(envelope)
+
+    async def commit(self) -> None:
+        from cqcommon.outbox import append_to_outbox  # local import: outbox imports db types
+
+        for envelope in self._events:
+            await append_to_outbox(self.conn, envelope)
+        self._events.clear()
+        await self.conn.commit()
+        self.committed = True

@@ -1,0 +1,118 @@
+"""kafka-python plumbing: producer, consumer and admin factories with the project's
+settings, topic creation, and trace-context headers.
+
+kafka-python is blocking: async code calls it through ``asyncio.to_thread``.
+The same code runs against Tansu locally and Apache Kafka in production.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from cqcommon.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PARTITIONS = 3
+Headers = list[tuple[str, bytes]]
+
+
+def bootstrap(settings: Settings) -> list[str]:
+    return [s.strip() for s in settings.kafka_bootstrap_servers.split(",") if s.strip()]
+
+
+def make_producer(settings: Settings, *, client_id: str) -> KafkaProducer:
+    """An idempotent producer that waits for every in-sync replica (acks=all)."""
+    return KafkaProducer(
+        bootstrap_servers=bootstrap(settings),
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        max_block_ms=5000,
+        request_timeout_ms=10000,
+        retries=5,
+        retry_backoff_ms=200,
+    )
+
+
+def make_consumer(settings: Settings, *, group_id: str, client_id: str) -> KafkaConsumer:
+    """A group consumer that never auto-commits: offsets are committed after the transaction."""
+    return KafkaConsumer(
+        bootstrap_servers=bootstrap(settings),
+        group_id=group_id,
+        client_id=client_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=max(1000, settings.kafka_session_timeout_ms // 5),
+        max_poll_records=200,
+        request_timeout_ms=max(30000, settings.kafka_session_timeout_ms + 5000),
+    )
+
+
+def make_admin(settings: Settings, *, client_id: str) -> KafkaAdminClient:
+    return KafkaAdminClient(
+        bootstrap_servers=bootstrap(settings), client_id=client_id, request_timeout_ms=5000
+    )
+
+
+def ensure_topics(
+    settings: Settings, topics: Iterable[str], *, partitions: int = DEFAULT_PARTITIONS
+) -> None:
+    """Create missing topics (idempotent). Tansu's memory storage loses them on restart,
+    so producers and consumers call this whenever they (re)connect."""
+    wanted = sorted(set(topics))
+    if not wanted:
+        return
+    admin = make_admin(settings, client_id="cqtraffic-admin")
+    try:
+        existing = set(admin.list_topics())
+        missing = [t for t in wanted if t not in existing]
+        if not missing:
+            return
+        # a concurrent starter may win the race: its topics are as good as ours
+        with contextlib.suppress(TopicAlreadyExistsError):
+            admin.create_topics(
+                [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing]
+            )
+        log.info("created topics %s", missing)
+    finally:
+        admin.close()
+
+
+def kafka_reachable(settings: Settings) -> bool:
+    """True when the bootstrap servers answer a metadata request (health checks)."""
+    try:
+        admin = make_admin(settings, client_id="cqtraffic-health")
+    except (KafkaError, OSError, ValueError):
+        return False
+    try:
+        admin.list_topics()
+        return True
+    except (KafkaError, OSError):
+        return False
+    finally:
+        admin.close()
+
+
+def header_value(headers: Sequence[tuple[str, bytes | None]] | None, key: str) -> str | None:
+    for k, v in headers or ():
+        if k == key and v is not None:
+            return v.decode()
+    return None
+
+
+def headers_to_carrier(headers: Sequence[tuple[str, bytes | None]] | None) -> dict[str, str]:
+    return {k: v.decode() for k, v in headers or () if v is not None}
+
+
+def carrier_to_headers(carrier: dict[str, Any]) -> Headers:
+    return [(k, str(v).encode()) for k, v in carrier.items()]

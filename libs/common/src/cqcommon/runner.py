@@ -1,0 +1,219 @@
+"""The one way every service starts: ``python -m <service> migrate|serve|relay|consume|run``.
+
+A service describes itself with a ``ServiceSpec`` (schema, migrations, gRPC registration,
+consumers); ``ServiceRuntime`` starts the roles asked for in one asyncio process — the
+gRPC server, the outbox relay, the event consumers — and stops them in order on SIGTERM.
+kafka-python is blocking, so the relay and consumers run its calls in worker threads
+(``asyncio.to_thread``); everything else is asyncio (grpc.aio and psycopg async).
+Tests start several runtimes in one event loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import grpc
+import redis.asyncio as redis_async
+
+from cqcommon.clock import Clock, SystemClock
+from cqcommon.db import Database
+from cqcommon.grpc_client import make_channel
+from cqcommon.grpc_server import GrpcServer, ReadinessCheck
+from cqcommon.inbox import EventConsumer, Handler
+from cqcommon.kafka import ensure_topics, kafka_reachable, make_consumer, make_producer
+from cqcommon.logs import configure_logging
+from cqcommon.migrations import apply_migrations
+from cqcommon.outbox import OutboxRelay
+from cqcommon.settings import Settings
+from cqcommon.telemetry import setup_telemetry
+
+log = logging.getLogger(__name__)
+
+ROLES = ("serve", "relay", "consume")
+
+
+@dataclass
+class ServiceContext:
+    """What a service's wiring gets: settings, its database, Redis, a clock, peer channels."""
+
+    settings: Settings
+    db: Database
+    redis: redis_async.Redis
+    clock: Clock
+    _channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
+
+    def channel(self, addr: str) -> grpc.aio.Channel:
+        """A shared channel to a peer service (created once per address)."""
+        if addr not in self._channels:
+            self._channels[addr] = make_channel(addr)
+        return self._channels[addr]
+
+    async def close(self) -> None:
+        for ch in self._channels.values():
+            await ch.close(None)
+        self._channels.clear()
+        await self.redis.aclose()
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """One consumer group: its topics and a factory for its handlers by event type."""
+
+    group_id: str
+    topics: Sequence[str]
+    handlers: Callable[[ServiceContext], Mapping[str, Handler]]
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    schema: str
+    migrations_dir: Path
+    addr: Callable[[Settings], str]
+    register: Callable[[grpc.aio.Server, ServiceContext], Sequence[str]]
+    consumers: Sequence[ConsumerSpec] = ()
+    publishes_events: bool = True
+
+
+class ServiceRuntime:
+    """Starts and stops the roles of one service inside the current event loop."""
+
+    def __init__(
+        self,
+        spec: ServiceSpec,
+        settings: Settings,
+        *,
+        roles: Sequence[str] = ROLES,
+        clock: Clock | None = None,
+        port: int | None = None,
+    ) -> None:
+        unknown = set(roles) - set(ROLES)
+        if unknown:
+            raise ValueError(f"unknown roles {sorted(unknown)}")
+        self.spec = spec
+        self.settings = settings
+        self.roles = tuple(roles)
+        self.clock = clock or SystemClock()
+        self.port = port
+        self.stop_event = asyncio.Event()
+        self.tasks: list[asyncio.Task[None]] = []
+        self.server: GrpcServer | None = None
+        self.relay: OutboxRelay | None = None
+        self.consumers: list[EventConsumer] = []
+        self.ctx: ServiceContext | None = None
+
+    async def start(self) -> None:
+        s = self.settings
+        setup_telemetry(self.spec.name, s)
+        await apply_migrations(s.database_url, self.spec.schema, self.spec.migrations_dir)
+        db = Database(
+            s.database_url, self.spec.schema, min_size=s.db_pool_min, max_size=s.db_pool_max
+        )
+        await db.open()
+        self.ctx = ServiceContext(s, db, redis_async.from_url(s.redis_url), self.clock)
+        ensure = partial(ensure_topics, s)
+        if "relay" in self.roles and self.spec.publishes_events:
+            self.relay = OutboxRelay(
+                db,
+                partial(make_producer, s, client_id=f"{self.spec.name}-relay"),
+                topic_prefix=s.kafka_topic_prefix,
+                ensure_topics=ensure,
+            )
+            self._spawn(self.relay.run(self.stop_event), "relay")
+        if "consume" in self.roles:
+            for cspec in self.spec.consumers:
+                consumer = EventConsumer(
+                    db=db,
+                    group_id=cspec.group_id,
+                    topics=list(cspec.topics),
+                    handlers=cspec.handlers(self.ctx),
+                    consumer_factory=partial(
+                        make_consumer,
+                        s,
+                        group_id=s.kafka_topic_prefix + cspec.group_id,
+                        client_id=f"{self.spec.name}-{cspec.group_id}",
+                    ),
+                    producer_factory=partial(make_producer, s, client_id=f"{self.spec.name}-dlq"),
+                    topic_prefix=s.kafka_topic_prefix,
+                    ensure_topics=ensure,
+                )
+                self.consumers.append(consumer)
+                self._spawn(consumer.run(self.stop_event), cspec.group_id)
+        if "serve" in self.roles:
+            port = self.port if self.port is not None else s.service_port(self.spec.addr(s))
+            ctx = self.ctx
+            readiness: dict[str, ReadinessCheck] = {"postgresql": db.ping}
+            if self.spec.publishes_events or self.spec.consumers:
+                readiness["kafka"] = partial(asyncio.to_thread, kafka_reachable, s)
+            self.server = GrpcServer(
+                bind=f"{s.grpc_bind_host}:{port}",
+                register=lambda server: self.spec.register(server, ctx),
+                readiness=readiness,
+            )
+            self.port = self.server.port
+            await self.server.start()
+        log.info("%s started (%s)", self.spec.name, ", ".join(self.roles))
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=f"{self.spec.name}:{name}")
+        task.add_done_callback(self._task_done)
+        self.tasks.append(task)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None and not self.stop_event.is_set():
+            log.error("%s crashed", task.get_name(), exc_info=task.exception())
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """Health NOT_SERVING, drain gRPC, stop relay/consumers, close the pool."""
+        if self.server is not None:
+            await self.server.stop(grace_s)
+        self.stop_event.set()
+        if self.tasks:
+            await asyncio.wait(self.tasks, timeout=grace_s + 15)
+        if self.ctx is not None:
+            await self.ctx.close()
+            await self.ctx.db.close()
+        log.info("%s stopped", self.spec.name)
+
+
+async def _run_until_signal(runtime: ServiceRuntime) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await runtime.start()
+    await stop.wait()
+    await runtime.stop()
+
+
+def main(spec: ServiceSpec, argv: Sequence[str] | None = None) -> int:
+    """Command line of every service (``python -m <service> ...``)."""
+    parser = argparse.ArgumentParser(prog=f"python -m cq{spec.name.replace('-', '')}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="apply this service's migrations and exit")
+    sub.add_parser("serve", help="gRPC server only")
+    sub.add_parser("relay", help="outbox relay only")
+    sub.add_parser("consume", help="event consumers only")
+    sub.add_parser("run", help="gRPC server, outbox relay and consumers in one process")
+    args = parser.parse_args(argv)
+    settings = Settings()
+    configure_logging(spec.name, settings.log_level)
+    if args.command == "migrate":
+        applied = asyncio.run(
+            apply_migrations(settings.database_url, spec.schema, spec.migrations_dir)
+        )
+        print(
+            f"{spec.name}: {len(applied)} migrations applied" + "".join(f"\n  {a}" for a in applied)
+        )
+        return 0
+    roles = ROLES if args.command == "run" else (args.command,)
+    asyncio.run(_run_until_signal(ServiceRuntime(spec, settings, roles=roles)))
+    return 0

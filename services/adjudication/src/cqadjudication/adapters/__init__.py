@@ -1,0 +1,1 @@
+"""Adapters: PostgreSQL repositories (and later face-verification providers)."""

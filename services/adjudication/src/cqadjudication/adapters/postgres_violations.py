@@ -1,0 +1,125 @@
+"""PostgreSQL repository of violations and of adjudication's registry copy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cqcommon.db import Conn
+from cqcommon.identifiers import PlateType
+
+from cqadjudication.domain.violations import Violation, ViolationReport
+
+_COLUMNS = (
+    "violation_id::text, source_system, source_record_id, vehicle_id::text, v.plate_type,"
+    " v.plate_number, licence_id::text, violation_code, description_zh, occurred_at, place,"
+    " fine_fen, points, source, procedure, status, decision_no, decision_date, disputed"
+)
+
+
+def _violation(row: tuple[Any, ...]) -> Violation:
+    return Violation(
+        violation_id=row[0],
+        source_system=row[1],
+        source_record_id=row[2],
+        vehicle_id=row[3],
+        plate_type=PlateType(row[4]),
+        plate_number=row[5],
+        licence_id=row[6],
+        violation_code=row[7],
+        description_zh=row[8],
+        occurred_at=row[9],
+        place=row[10],
+        fine_fen=row[11],
+        points=row[12],
+        source=row[13],
+        procedure=row[14],
+        status=row[15],
+        decision_no=row[16],
+        decision_date=row[17],
+        disputed=row[18],
+    )
+
+
+class PostgresViolationRepository:
+    """Works inside the caller's transaction (``conn``)."""
+
+    def __init__(self, conn: Conn) -> None:
+        self.conn = conn
+
+    async def find_vehicle(self, plate_type: str, plate_number: str) -> str | None:
+        cur = await self.conn.execute(
+            "SELECT vehicle_id::text FROM vehicles WHERE plate_type = %s AND plate_number = %s",
+            (plate_type, plate_number),
+        )
+        row = await cur.fetchone()
+        return row[0] if row else None
+
+    async def find_licence(self, licence_no: str) -> str | None:
+        cur = await self.conn.execute(
+            "SELECT licence_id::text FROM licences WHERE licence_no = %s", (licence_no,)
+        )
+        row = await cur.fetchone()
+        return row[0] if row else None
+
+    async def code_description(self, code: str) -> str | None:
+        cur = await self.conn.execute(
+            "SELECT description_zh FROM violation_codes WHERE code = %s", (code,)
+        )
+        row = await cur.fetchone()
+        return row[0] if row else None
+
+    async def add(
+        self,
+        violation_id: str,
+        report: ViolationReport,
+        vehicle_id: str,
+        licence_id: str | None,
+        description_zh: str,
+    ) -> bool:
+        cur = await self.conn.execute(
+            "INSERT INTO violations (violation_id, source_system, source_record_id, request_hash,"
+            " vehicle_id, licence_id, violation_code, description_zh, occurred_at, place,"
+            " fine_fen, points, source, procedure, status, decision_no, decision_date)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (source_system, source_record_id) DO NOTHING",
+            (
+                violation_id,
+                report.source_system,
+                report.source_record_id,
+                report.fingerprint(),
+                vehicle_id,
+                licence_id,
+                report.violation_code,
+                description_zh,
+                report.occurred_at,
+                report.place,
+                report.fine_fen,
+                report.points,
+                report.source,
+                report.procedure,
+                report.initial_status,
+                report.decision_no,
+                report.decision_date,
+            ),
+        )
+        return cur.rowcount == 1
+
+    async def by_source(self, source_system: str, source_record_id: str) -> tuple[Violation, str]:
+        cur = await self.conn.execute(
+            f"SELECT {_COLUMNS}, request_hash FROM violations JOIN vehicles v USING (vehicle_id)"
+            " WHERE source_system = %s AND source_record_id = %s",
+            (source_system, source_record_id),
+        )
+        row = await cur.fetchone()
+        if row is None:
+            raise LookupError((source_system, source_record_id))
+        return _violation(row), row[19]
+
+    async def get(self, violation_id: str) -> Violation | None:
+        cur = await self.conn.execute(
+            f"SELECT {_COLUMNS} FROM violations JOIN vehicles v USING (vehicle_id)"
+            " WHERE violation_id = %s",
+            (violation_id,),
+        )
+        row = await cur.fetchone()
+        return _violation(row) if row else None

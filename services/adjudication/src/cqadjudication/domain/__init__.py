@@ -1,0 +1,1 @@
+"""Pure adjudication rules and entities (no grpc, psycopg, kafka or redis imports)."""
