@@ -1,1 +1,2 @@
-"""cqpayment"""
+"""Payment service: payable decisions (from events), idempotent payments, refunds and
+reconciliation. Publishes FinePaid and PaymentRefunded."""

@@ -1,0 +1,150 @@
+"""Helpers for integration tests: unique, valid registry records (so tests sharing one
+database never collide) and the gRPC calls that import them."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import random
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
+
+from cqcommon.protomap import date_to_proto, plate_type_to_proto
+from cqregistry.generator import make_id_number, make_vin
+from cqtraffic.registry.v1 import registry_pb2 as reg
+
+if TYPE_CHECKING:
+    import httpx
+    from cqcommon.runner import ServiceRuntime
+    from cqcommon.settings import Settings
+
+T = TypeVar("T")
+_rng = random.SystemRandom()
+_SERIAL = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+
+
+@dataclass(frozen=True)
+class Owner:
+    """A person with an Alipay account, a C1 licence and one small car."""
+
+    person_id: str
+    alipay_user_id: str
+    name: str
+    id_number: str
+    phone: str
+    licence_id: str
+    file_no: str
+    vehicle_id: str
+    plate_number: str
+    vin: str
+
+    def records(self) -> list[reg.RegistryRecord]:
+        return [
+            reg.RegistryRecord(
+                person=reg.PersonRegistered(
+                    person_id=self.person_id,
+                    name=self.name,
+                    id_number=self.id_number,
+                    phone=self.phone,
+                    alipay_user_id=self.alipay_user_id,
+                )
+            ),
+            reg.RegistryRecord(
+                vehicle=reg.VehicleRegistered(
+                    vehicle_id=self.vehicle_id,
+                    plate_type=plate_type_to_proto("02"),
+                    plate_number=self.plate_number,
+                    vin=self.vin,
+                    owner_person_id=self.person_id,
+                    vehicle_kind="personal_small_car",
+                )
+            ),
+            reg.RegistryRecord(
+                driver=reg.DriverRegistered(
+                    licence_id=self.licence_id,
+                    person_id=self.person_id,
+                    licence_no=self.id_number,
+                    file_no=self.file_no,
+                    licence_class="C1",
+                    first_issued_on=date_to_proto(dt.date(2015, 3, 1)),
+                    points=0,
+                    status="valid",
+                )
+            ),
+        ]
+
+
+def new_owner() -> Owner:
+    """A fresh owner whose ids, plate, VIN and ID number no other test uses."""
+    serial = "".join(_rng.choice(_SERIAL[:10]) for _ in range(5))
+    letter = _rng.choice("ABCDFGH")
+    vin_serial = "".join(_rng.choice("0123456789") for _ in range(6))
+    return Owner(
+        person_id=str(uuid.uuid4()),
+        alipay_user_id="2088" + "".join(_rng.choice("0123456789") for _ in range(12)),
+        name=_rng.choice("张李王刘陈杨赵黄周吴") + _rng.choice(["伟", "芳", "娜", "敏", "静"]),
+        id_number=make_id_number(
+            "500101",
+            dt.date(1970, 1, 1) + dt.timedelta(days=_rng.randrange(11000)),
+            _rng.randrange(1, 999),
+        ),
+        phone="139" + "".join(_rng.choice("0123456789") for _ in range(8)),
+        licence_id=str(uuid.uuid4()),
+        file_no="".join(_rng.choice("0123456789") for _ in range(12)),
+        vehicle_id=str(uuid.uuid4()),
+        plate_number=f"渝{letter}{serial}",
+        vin=make_vin("LSV", "AB12C", "M", "1", vin_serial),
+    )
+
+
+def violation_code_record(code: str = "1345", points: int = 3) -> reg.RegistryRecord:
+    return reg.RegistryRecord(
+        violation_code=reg.ViolationCodeRegistered(
+            code=code,
+            description_zh="机动车行驶超过规定时速10%以上未达20%的",
+            points=points,
+            fine_min_fen=5_000,
+            fine_max_fen=20_000,
+        )
+    )
+
+
+@dataclass
+class Cluster:
+    """The in-process cluster of tests/conftest.py: settings, runtimes, gateway client."""
+
+    settings: Settings
+    runtimes: dict[str, ServiceRuntime]
+    http: httpx.AsyncClient
+
+    async def login(self, alipay_user_id: str) -> dict[str, str]:
+        """Bearer headers of a sandbox mini-program user."""
+        r = await self.http.post(
+            "/api/v1/auth/alipay", json={"auth_code": f"sandbox:{alipay_user_id}"}
+        )
+        assert r.status_code == 200, r.text
+        return {"Authorization": f"Bearer {r.json()['token']}"}
+
+    async def staff(self, username: str = "clerk01") -> dict[str, str]:
+        r = await self.http.post(
+            "/internal/v1/auth/login",
+            json={"username": username, "password": self.settings.sandbox_staff_password},
+        )
+        assert r.status_code == 200, r.text
+        return {"Authorization": f"Bearer {r.json()['token']}"}
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]], *, timeout_s: float = 30.0, interval_s: float = 0.2
+) -> T:
+    """Poll ``probe`` until it returns something truthy (events are asynchronous)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        result = await probe()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s}s")
+        await asyncio.sleep(interval_s)

@@ -1,0 +1,17 @@
+"""How the payment service is assembled (read by ``cqcommon.runner``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cqcommon.runner import ServiceSpec
+
+from cqpayment.entrypoints.grpc_servicer import register
+
+SPEC = ServiceSpec(
+    name="payment",
+    schema="payment",
+    migrations_dir=Path(__file__).resolve().parents[2] / "migrations",
+    addr=lambda s: s.payment_service_addr,
+    register=register,
+)

@@ -1,0 +1,1 @@
+"""Adapters: the PostgreSQL read model."""

@@ -1,0 +1,48 @@
+"""R-Q-1: who may see a vehicle's or licence's violations.
+
+A user sees their own vehicles and licence, what they follow, and what they proved
+(proof grants come with the lookup endpoints). Anything else is reported exactly like
+a record that does not exist, so a guessed id reveals nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from cqcommon.errors import NOT_FOUND, DomainError
+
+Relation = Literal["own", "followed", "proven", "staff"]
+
+
+@dataclass(frozen=True)
+class SubjectFacts:
+    """What the read model knows about a vehicle or licence relative to the caller."""
+
+    exists: bool
+    owner_person_id: str | None
+    followed_by_caller: bool
+    proven_by_caller: bool = False
+
+
+def relation_of(facts: SubjectFacts, *, caller_person_id: str, is_staff: bool) -> Relation | None:
+    """How the caller relates to the subject, or None when they may not see it (R-Q-1)."""
+    if not facts.exists:
+        return None
+    if is_staff:
+        return "staff"
+    if caller_person_id and facts.owner_person_id == caller_person_id:
+        return "own"
+    if facts.followed_by_caller:
+        return "followed"
+    if facts.proven_by_caller:
+        return "proven"
+    return None
+
+
+def require_access(facts: SubjectFacts, *, caller_person_id: str, is_staff: bool) -> Relation:
+    """The relation, or the same NOT_FOUND a missing record gets (never 403, R-Q-1)."""
+    relation = relation_of(facts, caller_person_id=caller_person_id, is_staff=is_staff)
+    if relation is None:
+        raise DomainError(NOT_FOUND)
+    return relation

@@ -1,0 +1,7 @@
+"""``python -m cqregistry migrate|serve|relay|consume|run|load-sandbox|generate``."""
+
+import sys
+
+from cqregistry.cli import main
+
+raise SystemExit(main(sys.argv[1:]))
