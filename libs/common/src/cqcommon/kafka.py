@@ -34,6 +34,8 @@ def make_producer(settings: Settings, *, client_id: str) -> KafkaProducer:
         bootstrap_servers=bootstrap(settings),
         client_id=client_id,
         acks="all",
+        bootstrap_timeout_ms=5000,
+        reconnect_backoff_max_ms=2000,
         enable_idempotence=True,
         linger_ms=5,
         max_block_ms=5000,
@@ -51,6 +53,8 @@ def make_consumer(settings: Settings, *, group_id: str, client_id: str) -> Kafka
         client_id=client_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        bootstrap_timeout_ms=5000,
+        reconnect_backoff_max_ms=2000,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=max(1000, settings.kafka_session_timeout_ms // 5),
         max_poll_records=200,
@@ -58,9 +62,16 @@ def make_consumer(settings: Settings, *, group_id: str, client_id: str) -> Kafka
     )
 
 
-def make_admin(settings: Settings, *, client_id: str) -> KafkaAdminClient:
+def make_admin(
+    settings: Settings, *, client_id: str, bootstrap_timeout_ms: int = 5000
+) -> KafkaAdminClient:
+    # short bootstrap timeouts: a caller holding a DB transaction must not wait 30 s
     return KafkaAdminClient(
-        bootstrap_servers=bootstrap(settings), client_id=client_id, request_timeout_ms=5000
+        bootstrap_servers=bootstrap(settings),
+        client_id=client_id,
+        request_timeout_ms=5000,
+        bootstrap_timeout_ms=bootstrap_timeout_ms,
+        reconnect_backoff_max_ms=2000,
     )
 
 
@@ -91,7 +102,7 @@ def ensure_topics(
 def kafka_reachable(settings: Settings) -> bool:
     """True when the bootstrap servers answer a metadata request (health checks)."""
     try:
-        admin = make_admin(settings, client_id="cqtraffic-health")
+        admin = make_admin(settings, client_id="cqtraffic-health", bootstrap_timeout_ms=2000)
     except (KafkaError, OSError, ValueError):
         return False
     try:

