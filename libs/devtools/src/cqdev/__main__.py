@@ -1,0 +1,161 @@
+"""``python -m cqdev``: the developer commands behind the Makefile.
+
+Subcommands:
+
+* ``run [--ready-file PATH]`` — the whole cluster (see :mod:`cqdev.cluster`), until Ctrl-C.
+* ``test [pytest args...]`` — pytest over the whole suite with the repo's config; its exit
+  code, where "no tests collected" (5) is reported as the failure it is.
+* ``migrate`` — provision the stack and apply every service's migrations.
+* ``generate [--vehicles N]`` — migrations, the sandbox roster, and N synthetic vehicles.
+* ``stack`` — provision the stack, print its env vars, keep it up until Ctrl-C.
+* ``bench`` — run every ``bench/*.py`` in turn, printing their output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from cqdev import cluster
+from cqdev.stack import Stack, StackError, local_dir, project_root
+
+PYTEST_NO_TESTS = 5
+
+
+def _configure_logging() -> None:
+    # Our own messages at INFO; libraries (kafka-python is chatty) only when they warn.
+    logging.basicConfig(level=logging.WARNING, format="cqdev: %(message)s")
+    logging.getLogger("cqdev").setLevel(logging.INFO)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    # The launcher prints its own stack summary on stdout; keep stderr for warnings.
+    logging.getLogger("cqdev.stack").setLevel(logging.WARNING)
+    config = cluster.default_config(ready_file=args.ready_file)
+    return cluster.run(config)
+
+
+def _cmd_test(pytest_args: Sequence[str]) -> int:
+    root = project_root()
+    argv = [sys.executable, "-m", "pytest", *pytest_args]
+    # Children inherit our signals: Ctrl-C reaches pytest, which stops and cleans up.
+    code = subprocess.run(argv, cwd=root, check=False).returncode
+    if code == PYTEST_NO_TESTS:
+        print(
+            "cqdev: ERROR: pytest collected no tests; that is a failure, not a pass",
+            file=sys.stderr,
+        )
+    return code
+
+
+def _with_stack(setup: list[tuple[str, tuple[str, ...]]]) -> int:
+    """Provision the stack, run ``setup`` commands in order, stop what we started."""
+    log_dir = local_dir() / "logs"
+    try:
+        with Stack() as stack:
+            env = dict(os.environ)
+            env.update(stack.env())
+            for name, argv in setup:
+                print(f"cqdev: {name} ...", flush=True)
+                cluster.run_setup(name, argv, env, log_dir)
+    except (StackError, cluster.ClusterError) as exc:
+        print(f"cqdev: ERROR: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    print("cqdev: done")
+    return 0
+
+
+def _cmd_migrate(_args: argparse.Namespace) -> int:
+    return _with_stack(cluster.setup_commands(load_sandbox=False))
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    return _with_stack(cluster.setup_commands(load_sandbox=True, vehicles=args.vehicles))
+
+
+def _cmd_stack(_args: argparse.Namespace) -> int:
+    try:
+        with Stack() as stack:
+            for key, value in stack.env().items():
+                print(f"export {key}={value}")
+            print(
+                "cqdev: stack is up; Ctrl-C stops what was started "
+                f"({', '.join(stack.started()) or 'nothing'})",
+                flush=True,
+            )
+            while True:
+                time.sleep(3600)
+    except StackError as exc:
+        print(f"cqdev: ERROR: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+
+
+def _cmd_bench(_args: argparse.Namespace) -> int:
+    scripts = sorted((project_root() / "bench").glob("*.py"))
+    if not scripts:
+        print("cqdev: no benchmarks under bench/ yet")
+        return 0
+    failed: list[str] = []
+    for script in scripts:
+        print(f"== {script.name}", flush=True)
+        code = subprocess.run(
+            [sys.executable, str(script)], cwd=project_root(), check=False
+        ).returncode
+        if code != 0:
+            failed.append(f"{script.name} (exit {code})")
+    if failed:
+        print(f"cqdev: failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m cqdev",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_run = sub.add_parser("run", help="run the whole cluster until Ctrl-C")
+    p_run.add_argument(
+        "--ready-file",
+        type=Path,
+        default=None,
+        help="write a JSON file with URLs and pids once the cluster is ready",
+    )
+    p_run.set_defaults(func=_cmd_run)
+    sub.add_parser("test", help="run the whole test suite (extra args go to pytest)")
+    sub.add_parser("migrate", help="apply every service's migrations").set_defaults(
+        func=_cmd_migrate
+    )
+    p_gen = sub.add_parser("generate", help="load the sandbox roster (+ synthetic data)")
+    p_gen.add_argument("--vehicles", type=int, default=None, help="synthetic vehicles to add")
+    p_gen.set_defaults(func=_cmd_generate)
+    sub.add_parser("stack", help="provision the stack and keep it up").set_defaults(func=_cmd_stack)
+    sub.add_parser("bench", help="run bench/*.py").set_defaults(func=_cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    _configure_logging()
+    # `test` forwards everything after it to pytest untouched (argparse would eat "-k" etc.).
+    if args_list and args_list[0] == "test":
+        return _cmd_test(args_list[1:])
+    args = build_parser().parse_args(args_list)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,450 @@
+"""The cluster launcher behind `make run`: stack, migrations, sandbox roster, every service.
+
+:func:`run` provisions the local stack (:mod:`cqdev.stack`), runs each service's
+``migrate`` (registry, adjudication, payment, follow, query, gateway), loads the sandbox
+roster, starts one ``python -m cq<svc> run`` per service and ``python -m cqgateway serve``,
+waits until every service's gRPC health answers SERVING and the gateway's ``/readyz`` is
+200, prints the URLs and sandbox logins, then supervises: a child that dies is reported
+and everything is stopped (exit 1); Ctrl-C / SIGTERM stops the children (SIGTERM, then
+SIGKILL after a grace period), then the stack, and exits 0.
+
+Children run in their own sessions (so the terminal's Ctrl-C reaches only us and we stop
+them in order) with a parent-death signal (so even ``kill -9`` of the launcher leaves no
+orphan). Their output goes to ``.local/logs/<name>.log``; stdout keeps only the summary
+and errors.
+
+Public API: :class:`ChildSpec`, :class:`GrpcReady`, :class:`HttpReady`,
+:class:`ClusterConfig`, :func:`default_config`, :func:`run`, :class:`ServiceSpec`,
+:data:`SERVICES`, :data:`MIGRATION_ORDER`, :func:`setup_commands`, :func:`run_setup`,
+:class:`Interrupted`. ``--ready-file`` (see :class:`ClusterConfig`) writes a JSON file with
+URLs and pids once ready, for end-to-end tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import TextIO
+
+from cqdev.stack import (
+    ManagedProcess,
+    Stack,
+    StackError,
+    ensure_port_free,
+    local_dir,
+    project_root,
+    start_process,
+)
+
+# --------------------------------------------------------------------------------------
+# what the cluster consists of
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """A gRPC service: its short name, Python module, address env var and default port."""
+
+    name: str
+    module: str
+    addr_env: str
+    default_port: int
+
+
+#: Start order (and migration order before the gateway): registry feeds the others.
+SERVICES: tuple[ServiceSpec, ...] = (
+    ServiceSpec("registry", "cqregistry", "REGISTRY_SERVICE_ADDR", 50055),
+    ServiceSpec("adjudication", "cqadjudication", "ADJUDICATION_SERVICE_ADDR", 50052),
+    ServiceSpec("payment", "cqpayment", "PAYMENT_SERVICE_ADDR", 50053),
+    ServiceSpec("follow", "cqfollow", "FOLLOW_SERVICE_ADDR", 50054),
+    ServiceSpec("query", "cqquery", "QUERY_SERVICE_ADDR", 50051),
+)
+#: (name, module) in the order their migrations run; the gateway owns an audit schema.
+MIGRATION_ORDER: tuple[tuple[str, str], ...] = (
+    *((s.name, s.module) for s in SERVICES),
+    ("gateway", "cqgateway"),
+)
+
+SANDBOX_USERS: tuple[tuple[str, str], ...] = (
+    ("2088000000000001", "张伟 — happy path: own car 渝A12345, C1 3 points"),
+    ("2088000000000002", "李娜 — points boundary: C1 9 points, 渝AD12345"),
+    ("2088000000000003", "王强 — A2 licence, 渝B23456"),
+    ("2088000000000004", "刘洋 — the follower, no vehicle"),
+    ("2088000000000005", "赵敏 — owner approving follows, 渝A67890, overdue decision"),
+)
+
+
+@dataclass(frozen=True)
+class GrpcReady:
+    """Ready when grpc.health.v1 Check(service="") at ``address`` answers SERVING."""
+
+    address: str
+
+
+@dataclass(frozen=True)
+class HttpReady:
+    """Ready when GET ``url`` answers 200."""
+
+    url: str
+
+
+@dataclass(frozen=True)
+class ChildSpec:
+    """A long-running child: name (log file name), command, readiness probe, extra env."""
+
+    name: str
+    argv: tuple[str, ...]
+    ready: GrpcReady | HttpReady
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ClusterConfig:
+    """Everything :func:`run` needs; :func:`default_config` builds the real one.
+
+    ``setup`` commands run in order and must exit 0 (migrations, sandbox roster).
+    ``ports`` are (port, env var) pairs checked free before anything starts.
+    ``ready_file``: once ready, a JSON file with gateway_url, docs_url, launcher_pid,
+    pids (name -> pid), stack env and seconds to ready is written there (atomically).
+    """
+
+    setup: list[tuple[str, tuple[str, ...]]]
+    services: list[ChildSpec]
+    gateway: ChildSpec
+    gateway_url: str
+    ports: list[tuple[int, str]] = field(default_factory=list)
+    log_dir: Path = field(default_factory=lambda: local_dir() / "logs")
+    ready_timeout_s: float = 180.0
+    setup_timeout_s: float = 1800.0
+    stop_grace_s: float = 10.0
+    ready_file: Path | None = None
+    stack_factory: Callable[[], Stack] = Stack
+    print_logins: bool = True
+    staff_password: str = "sandbox"  # noqa: S105 - the documented sandbox password
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+
+
+def _addr(environ: Mapping[str, str], spec: ServiceSpec) -> str:
+    return environ.get(spec.addr_env) or f"127.0.0.1:{spec.default_port}"
+
+
+def _port_of(addr: str) -> int:
+    return int(addr.rsplit(":", 1)[1])
+
+
+def setup_commands(
+    *, load_sandbox: bool = True, vehicles: int | None = None
+) -> list[tuple[str, tuple[str, ...]]]:
+    """Migrations for every service in order, then the sandbox roster (and generator)."""
+    py = sys.executable
+    cmds: list[tuple[str, tuple[str, ...]]] = [
+        (f"migrate-{name}", (py, "-m", module, "migrate")) for name, module in MIGRATION_ORDER
+    ]
+    if load_sandbox:
+        cmds.append(("load-sandbox", (py, "-m", "cqregistry", "load-sandbox")))
+    if vehicles:
+        cmds.append(("generate", (py, "-m", "cqregistry", "generate", "--vehicles", str(vehicles))))
+    return cmds
+
+
+def default_config(
+    environ: Mapping[str, str] | None = None, *, ready_file: Path | None = None
+) -> ClusterConfig:
+    """The real cluster: the five services' ``run`` and the gateway's ``serve``."""
+    env = dict(os.environ if environ is None else environ)
+    py = sys.executable
+    services = [
+        ChildSpec(s.name, (py, "-m", s.module, "run"), GrpcReady(_addr(env, s))) for s in SERVICES
+    ]
+    host = env.get("GATEWAY_HOST") or "127.0.0.1"
+    gw_port = int(env.get("GATEWAY_PORT") or 8000)
+    url_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    gateway_url = f"http://{url_host}:{gw_port}"
+    ports = [(_port_of(_addr(env, s)), s.addr_env) for s in SERVICES]
+    ports.append((gw_port, "GATEWAY_PORT"))
+    return ClusterConfig(
+        setup=setup_commands(),
+        services=services,
+        gateway=ChildSpec(
+            "gateway", (py, "-m", "cqgateway", "serve"), HttpReady(gateway_url + "/readyz")
+        ),
+        gateway_url=gateway_url,
+        ports=ports,
+        ready_file=ready_file,
+        staff_password=env.get("SANDBOX_STAFF_PASSWORD") or "sandbox",
+    )
+
+
+# --------------------------------------------------------------------------------------
+# signals
+# --------------------------------------------------------------------------------------
+
+
+class Interrupted(BaseException):
+    """Raised in the main thread by SIGINT/SIGTERM so every ``finally`` cleans up."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _signals_raise() -> Iterator[None]:
+    """While active, SIGINT/SIGTERM raise :class:`Interrupted` (once; later ones are noted)."""
+    fired: list[int] = []
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        if fired:
+            return  # already shutting down: let the cleanup finish
+        fired.append(signum)
+        raise Interrupted(signum)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+@contextlib.contextmanager
+def _signals_ignored() -> Iterator[None]:
+    """Shield a cleanup from a second Ctrl-C (children have parent-death signals anyway)."""
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+# --------------------------------------------------------------------------------------
+# readiness probes
+# --------------------------------------------------------------------------------------
+
+
+def _grpc_serving(address: str) -> bool:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        try:
+            reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
+        except grpc.RpcError:
+            return False
+        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def _http_ok(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _is_ready(probe: GrpcReady | HttpReady) -> bool:
+    if isinstance(probe, GrpcReady):
+        return _grpc_serving(probe.address)
+    return _http_ok(probe.url)
+
+
+class ClusterError(RuntimeError):
+    """Startup or supervision failed; the message is meant for the user."""
+
+
+# --------------------------------------------------------------------------------------
+# the launcher
+# --------------------------------------------------------------------------------------
+
+
+def run_setup(
+    name: str, argv: Sequence[str], env: Mapping[str, str], log_dir: Path, timeout_s: float = 1800.0
+) -> None:
+    """Run one setup command to completion (killed with us); raise if it fails."""
+    proc = start_process(name, argv, log_path=log_dir / f"{name}.log", env=env, cwd=project_root())
+    try:
+        deadline = time.monotonic() + timeout_s
+        while proc.alive():
+            if time.monotonic() > deadline:
+                raise ClusterError(
+                    f"{name} did not finish within {timeout_s:.0f}s; log {proc.log_path}"
+                )
+            time.sleep(0.05)
+        code = proc.returncode()
+        if code != 0:
+            raise ClusterError(
+                f"`{' '.join(argv[1:])}` failed with exit code {code}; "
+                f"log {proc.log_path}:\n{proc.log_tail()}"
+            )
+    finally:
+        proc.stop(5)
+
+
+class _Cluster:
+    """Running children and the stack; stops everything it started."""
+
+    def __init__(self, config: ClusterConfig) -> None:
+        self.config = config
+        self.stack: Stack | None = None
+        self.children: dict[str, ManagedProcess] = {}
+        self.t0 = time.monotonic()
+
+    def say(self, message: str) -> None:
+        print(message, file=self.config.out, flush=True)
+
+    def child_env(self, extra: Mapping[str, str]) -> dict[str, str]:
+        assert self.stack is not None
+        env = dict(os.environ)
+        env.update(self.stack.env())
+        env["PYTHONUNBUFFERED"] = "1"  # logs appear as they happen
+        env.update(extra)
+        return env
+
+    def start(self) -> None:
+        cfg = self.config
+        for port, var in cfg.ports:
+            ensure_port_free(port, var)
+        cfg.log_dir.mkdir(parents=True, exist_ok=True)
+        self.say("cqdev: provisioning PostgreSQL, Redis, Kafka ...")
+        self.stack = cfg.stack_factory().start()
+        for line in self.stack.summary():
+            self.say(f"cqdev:   {line}")
+        for name, argv in cfg.setup:
+            self.say(f"cqdev: {name} ...")
+            run_setup(name, argv, self.child_env({}), cfg.log_dir, cfg.setup_timeout_s)
+        for spec in (*cfg.services, cfg.gateway):
+            self.children[spec.name] = start_process(
+                spec.name,
+                spec.argv,
+                log_path=cfg.log_dir / f"{spec.name}.log",
+                env=self.child_env(spec.env),
+                cwd=project_root(),
+            )
+        self.say(f"cqdev: started {', '.join(self.children)}; waiting for readiness ...")
+        for spec in (*cfg.services, cfg.gateway):
+            self.wait_ready(spec)
+
+    def wait_ready(self, spec: ChildSpec) -> None:
+        deadline = self.t0 + self.config.ready_timeout_s
+        proc = self.children[spec.name]
+        while not _is_ready(spec.ready):
+            self.check_children()
+            if time.monotonic() > deadline:
+                raise ClusterError(
+                    f"{spec.name} not ready after {self.config.ready_timeout_s:.0f}s "
+                    f"({spec.ready}); log {proc.log_path}:\n{proc.log_tail()}"
+                )
+            time.sleep(0.1)
+
+    def check_children(self) -> None:
+        for name, proc in self.children.items():
+            code = proc.returncode()
+            if code is not None:
+                raise ClusterError(
+                    f"{name} (pid {proc.pid}) exited unexpectedly with code "
+                    f"{code}; log {proc.log_path}:\n{proc.log_tail()}"
+                )
+
+    def announce(self) -> None:
+        cfg = self.config
+        elapsed = time.monotonic() - self.t0
+        gw = cfg.gateway_url
+        lines = [
+            "",
+            f"cqdev: cluster ready in {elapsed:.1f}s",
+            f"  gateway   {gw}",
+            f"  API docs  {gw}/docs",
+            f"  readiness {gw}/readyz",
+        ]
+        for spec in cfg.services:
+            if isinstance(spec.ready, GrpcReady):
+                lines.append(f"  {spec.name:<13} grpc://{spec.ready.address}")
+        if cfg.print_logins:
+            lines += [
+                "",
+                "Sandbox logins (POST /api/v1/auth/alipay "
+                '{"auth_code": "sandbox:<alipay_user_id>"}):',
+            ]
+            lines += [f"  sandbox:{uid}  {who}" for uid, who in SANDBOX_USERS]
+            lines += [
+                f"Staff (POST /internal/v1/auth/login): clerk01 (clerk), super01 "
+                f"(supervisor), password {cfg.staff_password!r} (SANDBOX_STAFF_PASSWORD)"
+            ]
+        lines += ["", f"Logs: {cfg.log_dir}/<name>.log. Ctrl-C stops everything.", ""]
+        self.say("\n".join(lines))
+        if cfg.ready_file is not None:
+            self.write_ready_file(elapsed)
+
+    def write_ready_file(self, elapsed: float) -> None:
+        assert self.config.ready_file is not None and self.stack is not None
+        payload = {
+            "gateway_url": self.config.gateway_url,
+            "docs_url": self.config.gateway_url + "/docs",
+            "launcher_pid": os.getpid(),
+            "pids": {name: p.pid for name, p in self.children.items()},
+            "stack_pids": {p.name: p.pid for p in self.stack.processes()},
+            "stack_env": self.stack.env(),
+            "seconds_to_ready": round(elapsed, 3),
+        }
+        path = self.config.ready_file
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False), "utf-8")
+        tmp.replace(path)  # atomic: a reader never sees half a file
+
+    def supervise(self) -> None:
+        while True:
+            self.check_children()
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        grace = self.config.stop_grace_s
+        if self.children:
+            self.say("cqdev: stopping services ...")
+            # Ask all at once, then wait: shutdown takes one grace period, not one each.
+            for proc in self.children.values():
+                proc.send_stop()
+            deadline = time.monotonic() + grace
+            for proc in self.children.values():
+                proc.stop(max(0.1, deadline - time.monotonic()))
+            self.children.clear()
+        if self.stack is not None:
+            self.say("cqdev: stopping the stack ...")
+            self.stack.close()
+            self.stack = None
+
+
+def run(config: ClusterConfig | None = None) -> int:
+    """Start the cluster and supervise it until a signal or a child's death; exit code."""
+    config = config or default_config()
+    cluster = _Cluster(config)
+    code = 0
+    with _signals_raise():
+        try:
+            cluster.start()
+            cluster.announce()
+            cluster.supervise()
+        except Interrupted as sig:
+            cluster.say(f"cqdev: {sig} received")
+            code = 0
+        except (ClusterError, StackError) as exc:
+            cluster.say(f"cqdev: ERROR: {exc}")
+            code = 1
+        finally:
+            with _signals_ignored():
+                cluster.stop()
+                if config.ready_file is not None:
+                    with contextlib.suppress(OSError):
+                        config.ready_file.unlink()
+    cluster.say("cqdev: stopped" + ("" if code == 0 else " (after an error)"))
+    return code

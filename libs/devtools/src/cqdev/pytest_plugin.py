@@ -1,0 +1,213 @@
+"""Pytest plugin giving tests the real PostgreSQL, Redis and Kafka (registered by ../conftest.py).
+
+Session fixtures:
+
+* ``test_run_id`` — a short random hex id naming this run's database, topics and files.
+* ``stack`` — a :class:`cqdev.stack.Stack`: PostgreSQL and Redis resolved like ``make run``
+  (env var, machine server, else our own), but Kafka is always a fresh Tansu on a free port
+  unless ``TEST_KAFKA_BOOTSTRAP_SERVERS`` names a broker to share (isolated by a unique
+  ``KAFKA_TOPIC_PREFIX``).
+* ``test_settings`` — a :class:`cqcommon.settings.Settings` for the run: a fresh database
+  ``cqtest_<id>`` (dropped at the end), a random Redis db index 1–15 (FLUSHDB at start and
+  end), the test broker, topic prefix ``cqtest-<id>.``, 6 s consumer session timeout and
+  the in-memory span exporter.
+* ``test_env`` — the same as env vars, for child processes (``python -m cq<svc> run``).
+* ``migrated_database`` — applies every service's migrations into the test database via
+  ``cqcommon.migrations.apply_migrations`` when that module exists; yields
+  ``{schema: [applied migration names]}``.
+
+A component that cannot be provisioned FAILS the tests that need it, never skips them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.util
+import inspect
+import os
+import random
+import uuid
+import warnings
+from collections.abc import Awaitable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+from cqcommon.settings import Settings
+
+from cqdev.cluster import MIGRATION_ORDER
+from cqdev.stack import (
+    Mode,
+    Stack,
+    StackError,
+    create_database,
+    drop_database,
+    with_database,
+    with_redis_db,
+)
+
+TEST_KAFKA_ENV = "TEST_KAFKA_BOOTSTRAP_SERVERS"
+
+
+def migration_targets() -> list[tuple[str, Path]]:
+    """(schema, migrations folder) per service, in migration order, for those that have one.
+
+    Assumed layout (CONVENTIONS.md): ``services/<ctx>/migrations/`` beside ``src/``; also
+    accepted: a ``migrations/`` folder inside the package. Schema name = service name.
+    """
+    targets: list[tuple[str, Path]] = []
+    for schema, module in MIGRATION_ORDER:
+        spec = importlib.util.find_spec(module)
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        package_dir = Path(next(iter(spec.submodule_search_locations)))
+        for candidate in (package_dir.parent.parent / "migrations", package_dir / "migrations"):
+            if candidate.is_dir():
+                targets.append((schema, candidate))
+                break
+    return targets
+
+
+def _run_coroutine(awaitable: Awaitable[Any]) -> Any:
+    """Run a coroutine on a private loop in a worker thread.
+
+    A session-scoped sync fixture must not disturb pytest-asyncio's event loop, which
+    ``asyncio.run`` on this thread would replace.
+    """
+
+    async def main() -> Any:
+        return await awaitable
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, main()).result()
+
+
+def apply_all_migrations(database_url: str) -> dict[str, list[str]]:
+    """Apply every service's migrations into ``database_url``; {schema: applied names}.
+
+    Uses ``cqcommon.migrations.apply_migrations(conninfo, schema, migrations_dir)``
+    (async or sync) when it exists; without it nothing is applied and a warning says so.
+    """
+    try:
+        migrations = importlib.import_module("cqcommon.migrations")
+    except ModuleNotFoundError:
+        warnings.warn("cqcommon.migrations does not exist yet: no migrations applied", stacklevel=2)
+        return {}
+    apply = getattr(migrations, "apply_migrations", None)
+    if apply is None:
+        warnings.warn(
+            "cqcommon.migrations has no apply_migrations: no migrations applied", stacklevel=2
+        )
+        return {}
+    applied: dict[str, list[str]] = {}
+    for schema, folder in migration_targets():
+        result = apply(database_url, schema, folder)
+        if inspect.isawaitable(result):
+            result = _run_coroutine(result)
+        applied[schema] = list(cast("list[str]", result or []))
+    return applied
+
+
+@pytest.fixture(scope="session")
+def test_run_id() -> str:
+    """A short random id naming this run's database, topic prefix and temp files."""
+    return uuid.uuid4().hex[:12]
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    """The real components for this test session (see module docstring)."""
+    environ = dict(os.environ)
+    shared_kafka = environ.get(TEST_KAFKA_ENV)
+    kafka_mode: Mode = "auto" if shared_kafka else "own"
+    if shared_kafka:
+        environ["KAFKA_BOOTSTRAP_SERVERS"] = shared_kafka
+    else:
+        # Tests never use the developer's broker: topics from `make run` would leak in.
+        environ.pop("KAFKA_BOOTSTRAP_SERVERS", None)
+    the_stack = Stack(environ=environ, kafka=kafka_mode, ephemeral=True)
+    try:
+        the_stack.start()
+    except StackError as exc:
+        pytest.fail(f"cannot provision the test stack: {exc}", pytrace=False)
+    try:
+        yield the_stack
+    finally:
+        the_stack.close()
+
+
+def _redis_flush(url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=5)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def test_settings(stack: Stack, test_run_id: str) -> Iterator[Settings]:
+    """``cqcommon.settings.Settings`` on a fresh database / Redis db / topic prefix."""
+    dbname = f"cqtest_{test_run_id}"
+    try:
+        create_database(stack.database_url, dbname)
+    except Exception as exc:
+        pytest.fail(f"cannot create test database {dbname}: {exc}", pytrace=False)
+    # A random index keeps concurrent runs on one Redis apart in practice; db 0 is the
+    # developer's (make run), so it is never flushed.
+    redis_url = with_redis_db(stack.redis_url, random.randint(1, 15))
+    try:
+        _redis_flush(redis_url)
+    except Exception as exc:
+        drop_database(stack.database_url, dbname)
+        pytest.fail(f"cannot use Redis at {redis_url}: {exc}", pytrace=False)
+    overrides: dict[str, Any] = {
+        "database_url": with_database(stack.database_url, dbname),
+        "redis_url": redis_url,
+        "kafka_bootstrap_servers": stack.kafka_bootstrap_servers,
+        "kafka_topic_prefix": f"cqtest-{test_run_id}.",
+        "kafka_session_timeout_ms": 6000,
+        "otel_exporter": "memory",
+    }
+    try:
+        # Keyword overrides win over env vars; every other field keeps its env/default.
+        yield Settings(**overrides)
+    finally:
+        try:
+            _redis_flush(redis_url)
+        finally:
+            drop_database(stack.database_url, dbname)
+
+
+@pytest.fixture(scope="session")
+def test_env(test_settings: Settings) -> dict[str, str]:
+    """Env vars pointing a child process at the test database, Redis and broker."""
+    return {
+        "DATABASE_URL": test_settings.database_url,
+        "REDIS_URL": test_settings.redis_url,
+        "KAFKA_BOOTSTRAP_SERVERS": test_settings.kafka_bootstrap_servers,
+        "KAFKA_TOPIC_PREFIX": test_settings.kafka_topic_prefix,
+        "KAFKA_SESSION_TIMEOUT_MS": str(test_settings.kafka_session_timeout_ms),
+        "OTEL_EXPORTER": "none",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+@pytest.fixture(scope="session")
+def migrated_database(test_settings: Settings) -> dict[str, list[str]]:
+    """Every service's migrations applied into the test database: {schema: names}."""
+    return apply_all_migrations(test_settings.database_url)
+
+
+__all__ = [
+    "apply_all_migrations",
+    "migrated_database",
+    "migration_targets",
+    "stack",
+    "test_env",
+    "test_run_id",
+    "test_settings",
+]

@@ -1,0 +1,291 @@
+"""The launcher behind `make run`, driven with tiny fake services (real ones come later).
+
+Each fake service serves the standard gRPC health service and starts a grandchild
+(``sleep``) so the tests prove that stopping reaches whole process trees.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from cqdev import cluster
+from cqdev.stack import free_port
+
+pytestmark = pytest.mark.integration
+
+FAKE_SERVICE = textwrap.dedent(
+    """
+    import subprocess, sys, time
+    from concurrent import futures
+    import grpc
+    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+    port, crash_after = int(sys.argv[1]), float(sys.argv[2])
+    grandchild = subprocess.Popen(["sleep", "300"])  # must die with us
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    servicer = health.HealthServicer()
+    servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    print("serving", port, "grandchild", grandchild.pid, flush=True)
+    if crash_after > 0:
+        time.sleep(crash_after)
+        sys.exit(3)
+    server.wait_for_termination()
+    """
+)
+
+FAKE_GATEWAY = textwrap.dedent(
+    """
+    import sys
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200 if self.path == "/readyz" else 404)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+    HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+    """
+)
+
+LAUNCHER = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+    from cqdev import cluster
+    from cqdev.stack import Stack
+
+    spec = json.loads(Path(sys.argv[1]).read_text())
+    services = [
+        cluster.ChildSpec(s["name"], tuple(s["argv"]), cluster.GrpcReady(s["addr"]))
+        for s in spec["services"]
+    ]
+    gateway = cluster.ChildSpec("gateway", tuple(spec["gateway_argv"]),
+                                cluster.HttpReady(spec["gateway_url"] + "/readyz"))
+    # Env vars make the stack reuse "external" components without touching them.
+    environ = {"DATABASE_URL": "postgresql://x@127.0.0.1:1/none",
+               "REDIS_URL": "redis://127.0.0.1:1/0", "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}
+    config = cluster.ClusterConfig(
+        setup=[(n, tuple(a)) for n, a in spec["setup"]],
+        services=services,
+        gateway=gateway,
+        gateway_url=spec["gateway_url"],
+        ports=[(p, v) for p, v in spec["ports"]],
+        log_dir=Path(spec["log_dir"]),
+        ready_timeout_s=spec["ready_timeout_s"],
+        stop_grace_s=3.0,
+        ready_file=Path(spec["ready_file"]),
+        stack_factory=lambda: Stack(environ=environ, ephemeral=True),
+    )
+    sys.exit(cluster.run(config))
+    """
+)
+
+
+def _launch(
+    tmp_path: Path,
+    *,
+    crash_after: float = 0.0,
+    setup_fails: bool = False,
+    ready_timeout_s: float = 60.0,
+    never_ready: bool = False,
+    busy_port: int | None = None,
+) -> tuple[subprocess.Popen[str], Path, Path]:
+    (tmp_path / "svc.py").write_text(FAKE_SERVICE)
+    (tmp_path / "gw.py").write_text(FAKE_GATEWAY)
+    (tmp_path / "launcher.py").write_text(LAUNCHER)
+    py = sys.executable
+    services = []
+    for i, name in enumerate(("alpha", "beta")):
+        port = free_port()
+        crash = crash_after if i == 1 else 0.0
+        argv = [py, str(tmp_path / "svc.py"), str(port), str(crash)]
+        if never_ready and i == 1:
+            argv = [py, "-c", "import time; time.sleep(300)"]
+        services.append({"name": name, "argv": argv, "addr": f"127.0.0.1:{port}"})
+    gw_port = free_port()
+    marker = tmp_path / "setup-order.txt"
+    setup = [
+        [f"migrate-{n}", [py, "-c", f"open({str(marker)!r}, 'a').write('{n}\\n')"]]
+        for n in ("registry", "adjudication")
+    ]
+    if setup_fails:
+        setup.append(["load-sandbox", [py, "-c", "import sys; print('boom'); sys.exit(4)"]])
+    ports = [[gw_port, "GATEWAY_PORT"]]
+    if busy_port is not None:
+        ports.append([busy_port, "QUERY_SERVICE_ADDR"])
+    ready_file = tmp_path / "ready.json"
+    spec = {
+        "services": services,
+        "gateway_argv": [py, str(tmp_path / "gw.py"), str(gw_port)],
+        "gateway_url": f"http://127.0.0.1:{gw_port}",
+        "setup": setup,
+        "ports": ports,
+        "log_dir": str(tmp_path / "logs"),
+        "ready_timeout_s": ready_timeout_s,
+        "ready_file": str(ready_file),
+    }
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    proc = subprocess.Popen(
+        [py, str(tmp_path / "launcher.py"), str(tmp_path / "spec.json")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    return proc, ready_file, marker
+
+
+def _wait_ready(
+    proc: subprocess.Popen[str], ready_file: Path, timeout_s: float = 60
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while not ready_file.exists():
+        if proc.poll() is not None:
+            pytest.fail(f"launcher exited {proc.returncode}:\n{proc.communicate()[0]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"not ready in {timeout_s}s:\n{proc.communicate()[0]}")
+        time.sleep(0.05)
+    data: dict[str, Any] = json.loads(ready_file.read_text())
+    return data
+
+
+def _descendants(pid: int) -> list[int]:
+    return [c.pid for c in psutil.Process(pid).children(recursive=True)]
+
+
+def _assert_all_gone(pids: list[int]) -> None:
+    deadline = time.monotonic() + 5
+    alive = [p for p in pids if psutil.pid_exists(p)]
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.05)
+        alive = [p for p in pids if psutil.pid_exists(p)]
+    assert not alive, f"orphans left behind: {alive}"
+
+
+def test_ready_then_sigterm_leaves_no_process(tmp_path: Path) -> None:
+    proc, ready_file, marker = _launch(tmp_path)
+    info = _wait_ready(proc, ready_file)
+    assert set(info["pids"]) == {"alpha", "beta", "gateway"}
+    assert info["gateway_url"].startswith("http://127.0.0.1:")
+    assert info["docs_url"].endswith("/docs")
+    assert marker.read_text() == "registry\nadjudication\n"  # setup ran, in order
+    everything = _descendants(proc.pid)  # services, the gateway and their grandchildren
+    assert len(everything) >= 5
+    assert all(psutil.pid_exists(p) for p in everything)
+
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert "cluster ready in" in out and "sandbox:2088000000000001" in out
+    _assert_all_gone(everything)
+    assert not ready_file.exists()
+    assert (tmp_path / "logs" / "alpha.log").read_text().startswith("serving")
+
+
+def test_sigint_like_ctrl_c_also_stops_everything(tmp_path: Path) -> None:
+    proc, ready_file, _ = _launch(tmp_path)
+    _wait_ready(proc, ready_file)
+    everything = _descendants(proc.pid)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    _assert_all_gone(everything)
+
+
+def test_launcher_killed_hard_still_leaves_no_orphan(tmp_path: Path) -> None:
+    # SIGKILL gives the launcher no chance to clean up: the parent-death signal must.
+    proc, ready_file, _ = _launch(tmp_path)
+    _wait_ready(proc, ready_file)
+    direct_children = [c.pid for c in psutil.Process(proc.pid).children()]
+    grandchildren = set(_descendants(proc.pid)) - set(direct_children)
+    proc.kill()
+    proc.communicate(timeout=30)
+    try:
+        _assert_all_gone(direct_children)
+    finally:
+        # The fake services' own children have no parent-death signal of ours (a real
+        # service must stop its own children): remove them so the test leaves nothing.
+        for pid in grandchildren:
+            with contextlib.suppress(psutil.Error):
+                psutil.Process(pid).kill()
+
+
+def test_a_crashing_child_stops_the_cluster_with_an_error(tmp_path: Path) -> None:
+    proc, _, _ = _launch(tmp_path, crash_after=1.0)
+    deadline = time.monotonic() + 60
+    everything: set[int] = set()
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            everything.update(_descendants(proc.pid))
+        except psutil.Error:
+            break
+        time.sleep(0.05)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 1, out
+    assert "beta" in out and "exited unexpectedly with code 3" in out
+    _assert_all_gone(sorted(everything))
+
+
+def test_failing_setup_command_is_reported(tmp_path: Path) -> None:
+    proc, _, _ = _launch(tmp_path, setup_fails=True)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert "exit code 4" in out and "boom" in out
+
+
+def test_a_child_that_never_gets_ready_times_out(tmp_path: Path) -> None:
+    proc, _, _ = _launch(tmp_path, never_ready=True, ready_timeout_s=3)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert "beta not ready after 3s" in out
+
+
+def test_a_busy_port_fails_fast_naming_the_env_var(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        proc, _, _ = _launch(tmp_path, busy_port=port)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert f"127.0.0.1:{port} is already in use" in out and "QUERY_SERVICE_ADDR" in out
+
+
+def test_default_config_uses_the_documented_commands_and_ports() -> None:
+    config = cluster.default_config(
+        {"QUERY_SERVICE_ADDR": "127.0.0.1:6001", "GATEWAY_PORT": "8123"}
+    )
+    argvs = [spec.argv[1:] for spec in config.services]
+    assert argvs == [
+        ("-m", f"cq{n}", "run") for n in ("registry", "adjudication", "payment", "follow", "query")
+    ]
+    assert config.gateway.argv[1:] == ("-m", "cqgateway", "serve")
+    assert config.gateway_url == "http://127.0.0.1:8123"
+    assert (6001, "QUERY_SERVICE_ADDR") in config.ports
+    assert (50055, "REGISTRY_SERVICE_ADDR") in config.ports
+    assert [name for name, _ in config.setup] == [
+        "migrate-registry",
+        "migrate-adjudication",
+        "migrate-payment",
+        "migrate-follow",
+        "migrate-query",
+        "migrate-gateway",
+        "load-sandbox",
+    ]
+    assert config.setup[-1][1][1:] == ("-m", "cqregistry", "load-sandbox")
