@@ -78,7 +78,8 @@ def _cmd_migrate(_args: argparse.Namespace) -> int:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    return _with_stack(cluster.setup_commands(load_sandbox=True, vehicles=args.vehicles))
+    # the bulk generator needs no running service; the sandbox roster is `make run`'s job
+    return _with_stack(cluster.setup_commands(load_sandbox=False, vehicles=args.vehicles))
 
 
 def _cmd_stack(_args: argparse.Namespace) -> int:

@@ -126,6 +126,8 @@ class ClusterConfig:
     setup_timeout_s: float = 1800.0
     stop_grace_s: float = 10.0
     ready_file: Path | None = None
+    # run once every service is ready (the sandbox loader goes through their gRPC APIs)
+    after_ready: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
     stack_factory: Callable[[], Stack] = Stack
     print_logins: bool = True
     staff_password: str = "sandbox"  # noqa: S105 - the documented sandbox password
@@ -171,7 +173,8 @@ def default_config(
     ports = [(_port_of(_addr(env, s)), s.addr_env) for s in SERVICES]
     ports.append((gw_port, "GATEWAY_PORT"))
     return ClusterConfig(
-        setup=setup_commands(),
+        setup=setup_commands(load_sandbox=False),
+        after_ready=[("load-sandbox", (py, "-m", "cqregistry", "load-sandbox"))],
         services=services,
         gateway=ChildSpec(
             "gateway", (py, "-m", "cqgateway", "serve"), HttpReady(gateway_url + "/readyz")
@@ -334,6 +337,9 @@ class _Cluster:
         self.say(f"cqdev: started {', '.join(self.children)}; waiting for readiness ...")
         for spec in (*cfg.services, cfg.gateway):
             self.wait_ready(spec)
+        for name, argv in cfg.after_ready:
+            self.say(f"cqdev: {name} ...")
+            run_setup(name, argv, self.child_env({}), cfg.log_dir, cfg.setup_timeout_s)
 
     def wait_ready(self, spec: ChildSpec) -> None:
         deadline = self.t0 + self.config.ready_timeout_s

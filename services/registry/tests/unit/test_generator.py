@@ -410,3 +410,19 @@ def test_make_id_number_is_always_valid(region: str, born: dt.date, seq: int) ->
     id_number = make_id_number(region, born, seq)
     assert ids.is_chongqing_id_number(id_number)
     assert ids.id_is_male(id_number) is (seq % 2 == 1)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2**40 + 7])
+def test_every_bijection_has_room_for_max_synthetic_vehicles(seed: int) -> None:
+    """Plates, VINs, ID numbers, file and decision numbers stay unique up to the cap."""
+    from cqregistry import generator as g
+
+    plan = g._plan(seed)
+    last = MAX_SYNTHETIC_VEHICLES - 1
+    for slot in plan.slots:
+        periods = last // 1000 + 1
+        assert periods * slot.fmt_per_period <= slot.plate_perm[2]
+        assert periods * slot.type_per_period <= slot.vin_perm[2]
+    assert len(g.CHONGQING_DIVISIONS) * g._BIRTH_DAYS * 900 >= MAX_SYNTHETIC_VEHICLES
+    assert MAX_SYNTHETIC_VEHICLES <= 10**8  # file numbers 5002 + 8 digits
+    assert MAX_SYNTHETIC_VEHICLES * 32 < 9 * 10**9  # decision serials below the roster's 9…

@@ -167,7 +167,9 @@ class FakeAdjudication:
         self.calls = 0
 
     async def RecordViolation(  # noqa: N802 - the gRPC method name
-        self, request: adj.RecordViolationRequest, timeout: float | None = None
+        self,
+        request: adj.RecordViolationRequest,
+        timeout: float | None = None,  # noqa: ASYNC109 - the gRPC stub signature
     ) -> adj.RecordViolationResponse:
         assert timeout is not None and timeout > 0  # every call has a deadline
         self.calls += 1

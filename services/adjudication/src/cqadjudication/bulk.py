@@ -1,0 +1,295 @@
+"""Bulk snapshot loader of adjudication's own tables with PostgreSQL COPY: its registry copy
+(``vehicles``, ``licences``, ``violation_codes``) and ``violations``.
+
+This is the documented bulk path behind ``python -m cqregistry generate`` (Chongqing-scale
+synthetic data): like restoring a database snapshot it writes rows directly and **publishes
+no events** — no ``ViolationRecorded`` reaches the outbox, and the registry copy is not
+built from registry events. The query service gets the same snapshot through its own
+loader (``cqquery.bulk``).
+
+Rows follow adjudication's recording rules so the data looks as if each violation had been
+recorded through ``RecordViolation``: the status is ``handled_unpaid`` when a decision is
+present and ``unhandled`` otherwise (``paid`` only for a decided record the snapshot says
+was paid); ``points`` is the code's second digit; ``request_hash`` is the
+:class:`~cqadjudication.domain.violations.ViolationReport` fingerprint, so sending the same
+source record through ``RecordViolation`` later is a replay (``created=false``), not a
+conflict.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, TypeVar
+
+import psycopg
+from cqcommon.db import check_schema_name
+from cqcommon.identifiers import PlateType, points_of_code
+
+from cqadjudication.domain.violations import Procedure, Source, Status, ViolationReport
+
+SCHEMA = "adjudication"
+Progress = Callable[[str, int], None]
+PROGRESS_EVERY = 2000  # rows between progress callbacks
+
+
+class VehicleInput(NamedTuple):
+    vehicle_id: uuid.UUID
+    plate_type: str
+    plate_number: str
+    vin: str
+    owner_person_id: uuid.UUID
+
+
+class LicenceInput(NamedTuple):
+    licence_id: uuid.UUID
+    person_id: uuid.UUID
+    licence_no: str
+    file_no: str
+    licence_class: str
+    first_issued_on: dt.date
+    status: str
+
+
+class ViolationCodeInput(NamedTuple):
+    code: str
+    description_zh: str
+    points: int
+    fine_min_fen: int
+    fine_max_fen: int
+
+
+class ViolationInput(NamedTuple):
+    """A violation as the enforcement system reported it, plus the ids it resolved to."""
+
+    violation_id: uuid.UUID
+    source_system: str
+    source_record_id: str
+    vehicle_id: uuid.UUID
+    plate_type: str
+    plate_number: str
+    licence_id: uuid.UUID | None
+    licence_no: str | None
+    violation_code: str
+    occurred_at: dt.datetime
+    place: str
+    fine_fen: int
+    source: Source
+    procedure: Procedure
+    decision_no: str | None
+    decision_date: dt.date | None
+    paid: bool
+
+
+@dataclass(frozen=True)
+class AdjudicationSnapshot:
+    """The tables to load, each an iterable of rows consumed once (constant memory)."""
+
+    vehicles: Iterable[VehicleInput]
+    licences: Iterable[LicenceInput]
+    violation_codes: Iterable[ViolationCodeInput]
+    violations: Iterable[ViolationInput]
+
+
+@dataclass
+class AdjudicationCounts:
+    rows: dict[str, int] = field(default_factory=dict)
+    skipped: bool = False
+
+
+def violation_status(decision_no: str | None, paid: bool) -> Status:
+    """Adjudication's status rule for a recorded violation (see the module docstring)."""
+    if decision_no is None:
+        if paid:
+            raise ValueError("a violation without a decision cannot be paid")
+        return "unhandled"
+    return "paid" if paid else "handled_unpaid"
+
+
+def violation_row(v: ViolationInput, descriptions: dict[str, str]) -> tuple[Any, ...]:
+    """The ``violations`` COPY row of ``v`` (columns :data:`_VIOLATION_COLUMNS`)."""
+    if v.occurred_at.tzinfo is None:
+        raise ValueError(f"{v.source_record_id}: occurred_at must be timezone-aware")
+    # The RecordViolation path sees occurred_at as UTC (protobuf Timestamp), and its
+    # fingerprint prints the datetime: normalise so both give the same hash.
+    occurred_at = v.occurred_at.astimezone(dt.UTC)
+    report = ViolationReport(
+        source_system=v.source_system,
+        source_record_id=v.source_record_id,
+        plate_type=PlateType(v.plate_type),
+        plate_number=v.plate_number,
+        licence_no=v.licence_no,
+        violation_code=v.violation_code,
+        occurred_at=occurred_at,
+        place=v.place,
+        fine_fen=v.fine_fen,
+        source=v.source,
+        procedure=v.procedure,
+        decision_no=v.decision_no,
+        decision_date=v.decision_date if v.decision_no else None,
+    )
+    try:
+        description = descriptions[v.violation_code]
+    except KeyError:
+        raise ValueError(f"{v.source_record_id}: code {v.violation_code} not catalogued") from None
+    return (
+        v.violation_id,
+        v.source_system,
+        v.source_record_id,
+        report.fingerprint(),
+        v.vehicle_id,
+        v.licence_id,
+        v.violation_code,
+        description,
+        occurred_at,
+        v.place,
+        v.fine_fen,
+        points_of_code(v.violation_code),
+        v.source,
+        v.procedure,
+        violation_status(v.decision_no, v.paid),
+        report.decision_no,
+        report.decision_date,
+    )
+
+
+_VEHICLE_COLUMNS = "vehicle_id, plate_type, plate_number, vin, owner_person_id"
+_VEHICLE_TYPES = ["uuid", "text", "text", "text", "uuid"]
+_LICENCE_COLUMNS = (
+    "licence_id, person_id, licence_no, file_no, licence_class, first_issued_on, status"
+)
+_LICENCE_TYPES = ["uuid", "uuid", "text", "text", "text", "date", "text"]
+_VIOLATION_COLUMNS = (
+    "violation_id, source_system, source_record_id, request_hash, vehicle_id, licence_id,"
+    " violation_code, description_zh, occurred_at, place, fine_fen, points, source,"
+    " procedure, status, decision_no, decision_date"
+)
+_VIOLATION_TYPES = [
+    "uuid",
+    "text",
+    "text",
+    "text",
+    "uuid",
+    "uuid",
+    "text",
+    "text",
+    "timestamptz",
+    "text",
+    "int8",
+    "int4",
+    "text",
+    "text",
+    "text",
+    "text",
+    "date",
+]
+
+_R = TypeVar("_R")
+Conn = psycopg.AsyncConnection[Any]
+
+
+async def _copy(
+    conn: Conn,
+    table: str,
+    columns: str,
+    types: list[str],
+    rows: Iterable[_R],
+    to_row: Callable[[_R], tuple[Any, ...]],
+    report: Progress,
+) -> int:
+    """COPY ``rows`` (binary) into ``table``; returns how many were written."""
+    written = pending = 0
+    async with conn.cursor().copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(types)
+        for item in rows:
+            await copy.write_row(to_row(item))
+            pending += 1
+            if pending >= PROGRESS_EVERY:
+                written += pending
+                report(f"adjudication.{table}", pending)
+                pending = 0
+    written += pending
+    report(f"adjudication.{table}", pending)
+    return written
+
+
+def _noop(_table: str, _rows: int) -> None:
+    return None
+
+
+def _peek(rows: Iterable[_R]) -> tuple[_R | None, Iterator[_R]]:
+    it = iter(rows)
+    first = next(it, None)
+    return first, (it if first is None else itertools.chain((first,), it))
+
+
+async def copy_snapshot(
+    conninfo: str,
+    snapshot: AdjudicationSnapshot,
+    progress: Progress | None = None,
+    *,
+    schema: str = SCHEMA,
+) -> AdjudicationCounts:
+    """Load ``snapshot`` into adjudication's tables in one transaction; publishes no events.
+
+    Violation codes already present (e.g. from the sandbox roster's import) are kept;
+    every other row must be new. If the snapshot's first vehicle is already present the
+    snapshot is taken as loaded (a re-run of the same ``generate``) and nothing is written.
+    """
+    report = progress or _noop
+    counts = AdjudicationCounts()
+    check_schema_name(schema)
+    first, vehicles = _peek(snapshot.vehicles)
+    async with await psycopg.AsyncConnection.connect(
+        conninfo, options=f"-c search_path={schema}"
+    ) as conn:
+        if first is not None:
+            cur = await conn.execute(
+                "SELECT 1 FROM vehicles WHERE vehicle_id = %s", (first.vehicle_id,)
+            )
+            if await cur.fetchone() is not None:
+                counts.skipped = True
+                return counts
+        async with conn.transaction():
+            # The whole snapshot is re-runnable, so skip waiting for the WAL flush.
+            await conn.execute("SET LOCAL synchronous_commit = off")
+            codes = list(snapshot.violation_codes)
+            inserted = 0
+            for c in codes:
+                cur = await conn.execute(
+                    "INSERT INTO violation_codes"
+                    " (code, description_zh, points, fine_min_fen, fine_max_fen)"
+                    " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (code) DO NOTHING",
+                    tuple(c),
+                )
+                inserted += cur.rowcount
+            counts.rows["violation_codes"] = inserted
+            report("adjudication.violation_codes", len(codes))
+            # Descriptions as stored (a code imported earlier keeps its own text).
+            cur = await conn.execute("SELECT code, description_zh FROM violation_codes")
+            descriptions = {str(code): str(text) for code, text in await cur.fetchall()}
+            counts.rows["vehicles"] = await _copy(
+                conn, "vehicles", _VEHICLE_COLUMNS, _VEHICLE_TYPES, vehicles, tuple, report
+            )
+            counts.rows["licences"] = await _copy(
+                conn,
+                "licences",
+                _LICENCE_COLUMNS,
+                _LICENCE_TYPES,
+                snapshot.licences,
+                tuple,
+                report,
+            )
+            counts.rows["violations"] = await _copy(
+                conn,
+                "violations",
+                _VIOLATION_COLUMNS,
+                _VIOLATION_TYPES,
+                snapshot.violations,
+                lambda v: violation_row(v, descriptions),
+                report,
+            )
+    return counts
