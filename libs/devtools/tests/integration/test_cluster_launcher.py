@@ -286,6 +286,8 @@ def test_default_config_uses_the_documented_commands_and_ports() -> None:
         "migrate-follow",
         "migrate-query",
         "migrate-gateway",
-        "load-sandbox",
     ]
-    assert config.setup[-1][1][1:] == ("-m", "cqregistry", "load-sandbox")
+    # the sandbox loader talks to the services, so it runs once they are ready
+    assert [(name, argv[1:]) for name, argv in config.after_ready] == [
+        ("load-sandbox", ("-m", "cqregistry", "load-sandbox"))
+    ]
