@@ -19,21 +19,24 @@ conflict.
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
-import psycopg
-from cqcommon.db import check_schema_name
+from cqcommon.bulkcopy import (
+    Progress,
+    copy_rows,
+    no_progress,
+    peek,
+    schema_connection,
+    snapshot_transaction,
+)
 from cqcommon.identifiers import PlateType, points_of_code
 
 from cqadjudication.domain.violations import Procedure, Source, Status, ViolationReport
 
 SCHEMA = "adjudication"
-Progress = Callable[[str, int], None]
-PROGRESS_EVERY = 2000  # rows between progress callbacks
 
 
 class VehicleInput(NamedTuple):
@@ -156,17 +159,18 @@ def violation_row(v: ViolationInput, descriptions: dict[str, str]) -> tuple[Any,
     )
 
 
-_VEHICLE_COLUMNS = "vehicle_id, plate_type, plate_number, vin, owner_person_id"
+_VEHICLE_COLUMNS = ("vehicle_id", "plate_type", "plate_number", "vin", "owner_person_id")
 _VEHICLE_TYPES = ["uuid", "text", "text", "text", "uuid"]
 _LICENCE_COLUMNS = (
-    "licence_id, person_id, licence_no, file_no, licence_class, first_issued_on, status"
-)
+    "licence_id", "person_id", "licence_no", "file_no", "licence_class", "first_issued_on",
+    "status",
+)  # fmt: skip
 _LICENCE_TYPES = ["uuid", "uuid", "text", "text", "text", "date", "text"]
 _VIOLATION_COLUMNS = (
-    "violation_id, source_system, source_record_id, request_hash, vehicle_id, licence_id,"
-    " violation_code, description_zh, occurred_at, place, fine_fen, points, source,"
-    " procedure, status, decision_no, decision_date"
-)
+    "violation_id", "source_system", "source_record_id", "request_hash", "vehicle_id",
+    "licence_id", "violation_code", "description_zh", "occurred_at", "place", "fine_fen",
+    "points", "source", "procedure", "status", "decision_no", "decision_date",
+)  # fmt: skip
 _VIOLATION_TYPES = [
     "uuid",
     "text",
@@ -187,44 +191,6 @@ _VIOLATION_TYPES = [
     "date",
 ]
 
-_R = TypeVar("_R")
-Conn = psycopg.AsyncConnection[Any]
-
-
-async def _copy(
-    conn: Conn,
-    table: str,
-    columns: str,
-    types: list[str],
-    rows: Iterable[_R],
-    to_row: Callable[[_R], tuple[Any, ...]],
-    report: Progress,
-) -> int:
-    """COPY ``rows`` (binary) into ``table``; returns how many were written."""
-    written = pending = 0
-    async with conn.cursor().copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types(types)
-        for item in rows:
-            await copy.write_row(to_row(item))
-            pending += 1
-            if pending >= PROGRESS_EVERY:
-                written += pending
-                report(f"adjudication.{table}", pending)
-                pending = 0
-    written += pending
-    report(f"adjudication.{table}", pending)
-    return written
-
-
-def _noop(_table: str, _rows: int) -> None:
-    return None
-
-
-def _peek(rows: Iterable[_R]) -> tuple[_R | None, Iterator[_R]]:
-    it = iter(rows)
-    first = next(it, None)
-    return first, (it if first is None else itertools.chain((first,), it))
-
 
 async def copy_snapshot(
     conninfo: str,
@@ -239,13 +205,10 @@ async def copy_snapshot(
     every other row must be new. If the snapshot's first vehicle is already present the
     snapshot is taken as loaded (a re-run of the same ``generate``) and nothing is written.
     """
-    report = progress or _noop
+    report = progress or no_progress
     counts = AdjudicationCounts()
-    check_schema_name(schema)
-    first, vehicles = _peek(snapshot.vehicles)
-    async with await psycopg.AsyncConnection.connect(
-        conninfo, options=f"-c search_path={schema}"
-    ) as conn:
+    first, vehicles = peek(snapshot.vehicles)
+    async with schema_connection(conninfo, schema) as conn:
         if first is not None:
             cur = await conn.execute(
                 "SELECT 1 FROM vehicles WHERE vehicle_id = %s", (first.vehicle_id,)
@@ -253,9 +216,7 @@ async def copy_snapshot(
             if await cur.fetchone() is not None:
                 counts.skipped = True
                 return counts
-        async with conn.transaction():
-            # The whole snapshot is re-runnable, so skip waiting for the WAL flush.
-            await conn.execute("SET LOCAL synchronous_commit = off")
+        async with snapshot_transaction(conn):
             codes = list(snapshot.violation_codes)
             inserted = 0
             for c in codes:
@@ -271,25 +232,17 @@ async def copy_snapshot(
             # Descriptions as stored (a code imported earlier keeps its own text).
             cur = await conn.execute("SELECT code, description_zh FROM violation_codes")
             descriptions = {str(code): str(text) for code, text in await cur.fetchall()}
-            counts.rows["vehicles"] = await _copy(
-                conn, "vehicles", _VEHICLE_COLUMNS, _VEHICLE_TYPES, vehicles, tuple, report
-            )
-            counts.rows["licences"] = await _copy(
-                conn,
-                "licences",
-                _LICENCE_COLUMNS,
-                _LICENCE_TYPES,
-                snapshot.licences,
-                tuple,
-                report,
-            )
-            counts.rows["violations"] = await _copy(
-                conn,
-                "violations",
-                _VIOLATION_COLUMNS,
-                _VIOLATION_TYPES,
-                snapshot.violations,
-                lambda v: violation_row(v, descriptions),
-                report,
-            )
+            counts.rows["vehicles"] = await copy_rows(
+                conn, "vehicles", _VEHICLE_COLUMNS, _VEHICLE_TYPES, vehicles,
+                label="adjudication.vehicles", report=report,
+            )  # fmt: skip
+            counts.rows["licences"] = await copy_rows(
+                conn, "licences", _LICENCE_COLUMNS, _LICENCE_TYPES, snapshot.licences,
+                label="adjudication.licences", report=report,
+            )  # fmt: skip
+            counts.rows["violations"] = await copy_rows(
+                conn, "violations", _VIOLATION_COLUMNS, _VIOLATION_TYPES,
+                (violation_row(v, descriptions) for v in snapshot.violations),
+                label="adjudication.violations", report=report,
+            )  # fmt: skip
     return counts

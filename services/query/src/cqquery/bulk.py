@@ -12,18 +12,22 @@ feeding both from one generator.
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
-import psycopg
-from cqcommon.db import check_schema_name
+from cqcommon.bulkcopy import (
+    Conn,
+    Progress,
+    copy_rows,
+    no_progress,
+    peek,
+    schema_connection,
+    snapshot_transaction,
+)
 
 SCHEMA = "query"
-Progress = Callable[[str, int], None]
-PROGRESS_EVERY = 2000  # rows between progress callbacks
 
 
 class PersonInput(NamedTuple):
@@ -116,37 +120,12 @@ _TABLES: dict[str, tuple[type[tuple[Any, ...]], list[str]]] = {
     ),
 }
 
-_R = TypeVar("_R")
-Conn = psycopg.AsyncConnection[Any]
-
 
 async def _copy(conn: Conn, table: str, rows: Iterable[tuple[Any, ...]], report: Progress) -> int:
-    """COPY ``rows`` (binary, columns = the input tuple's fields) into ``table``."""
+    """COPY ``rows`` into ``table`` (columns = the input tuple type's fields)."""
     row_type, types = _TABLES[table]
-    columns = ", ".join(row_type._fields)  # type: ignore[attr-defined]
-    written = pending = 0
-    async with conn.cursor().copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types(types)
-        for row in rows:
-            await copy.write_row(row)
-            pending += 1
-            if pending >= PROGRESS_EVERY:
-                written += pending
-                report(f"query.{table}", pending)
-                pending = 0
-    written += pending
-    report(f"query.{table}", pending)
-    return written
-
-
-def _noop(_table: str, _rows: int) -> None:
-    return None
-
-
-def _peek(rows: Iterable[_R]) -> tuple[_R | None, Iterator[_R]]:
-    it = iter(rows)
-    first = next(it, None)
-    return first, (it if first is None else itertools.chain((first,), it))
+    columns = row_type._fields  # type: ignore[attr-defined]
+    return await copy_rows(conn, table, columns, types, rows, label=f"query.{table}", report=report)
 
 
 async def copy_snapshot(
@@ -161,13 +140,10 @@ async def copy_snapshot(
     Every row must be new. If the snapshot's first vehicle is already present the
     snapshot is taken as loaded (a re-run of the same ``generate``) and nothing is written.
     """
-    report = progress or _noop
+    report = progress or no_progress
     counts = QueryCounts()
-    check_schema_name(schema)
-    first, vehicles = _peek(snapshot.vehicles)
-    async with await psycopg.AsyncConnection.connect(
-        conninfo, options=f"-c search_path={schema}"
-    ) as conn:
+    first, vehicles = peek(snapshot.vehicles)
+    async with schema_connection(conninfo, schema) as conn:
         if first is not None:
             cur = await conn.execute(
                 "SELECT 1 FROM vehicles WHERE vehicle_id = %s", (first.vehicle_id,)
@@ -175,9 +151,7 @@ async def copy_snapshot(
             if await cur.fetchone() is not None:
                 counts.skipped = True
                 return counts
-        async with conn.transaction():
-            # The whole snapshot is re-runnable, so skip waiting for the WAL flush.
-            await conn.execute("SET LOCAL synchronous_commit = off")
+        async with snapshot_transaction(conn):
             counts.rows["persons"] = await _copy(conn, "persons", snapshot.persons, report)
             counts.rows["vehicles"] = await _copy(conn, "vehicles", vehicles, report)
             counts.rows["licences"] = await _copy(conn, "licences", snapshot.licences, report)

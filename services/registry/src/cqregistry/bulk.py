@@ -14,19 +14,22 @@ unchanged record reports it unchanged and publishes nothing.
 from __future__ import annotations
 
 import hashlib
-import itertools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-import psycopg
-from cqcommon.db import check_schema_name
+from cqcommon.bulkcopy import (
+    Progress,
+    copy_rows,
+    no_progress,
+    peek,
+    schema_connection,
+    snapshot_transaction,
+)
 from cqtraffic.registry.v1 import registry_pb2 as reg
 
 from cqregistry.service_layer.import_records import validate_record
 
 SCHEMA = "registry"
-Progress = Callable[[str, int], None]
-PROGRESS_EVERY = 2000  # rows between progress callbacks: cheap enough, smooth enough
 
 
 @dataclass(frozen=True)
@@ -54,10 +57,6 @@ def master_row(index: int, record: reg.RegistryRecord) -> tuple[str, str, str, b
     return kind, record_id, hashlib.sha256(raw).hexdigest(), raw
 
 
-def _noop(_table: str, _rows: int) -> None:
-    return None
-
-
 async def copy_snapshot(
     conninfo: str,
     snapshot: RegistrySnapshot,
@@ -71,14 +70,10 @@ async def copy_snapshot(
     (a re-run of the same ``generate``) and nothing is written; a half-done load never
     exists because everything commits at once. Publishes no events.
     """
-    report = progress or _noop
+    report = progress or no_progress
     counts = RegistryCounts()
-    check_schema_name(schema)
-    records = iter(snapshot.records)
-    first = next(records, None)
-    async with await psycopg.AsyncConnection.connect(
-        conninfo, options=f"-c search_path={schema}"
-    ) as conn:
+    first, records = peek(snapshot.records)
+    async with schema_connection(conninfo, schema) as conn:
         if first is not None:
             kind, record_id, _, _ = master_row(0, first)
             cur = await conn.execute(
@@ -88,10 +83,7 @@ async def copy_snapshot(
             if await cur.fetchone() is not None:
                 counts.skipped = True
                 return counts
-        async with conn.transaction():
-            # A snapshot load is re-runnable as a whole, so losing the last commit on a
-            # server crash is harmless; it saves a WAL flush wait.
-            await conn.execute("SET LOCAL synchronous_commit = off")
+        async with snapshot_transaction(conn):
             for i, record in enumerate(snapshot.shared):
                 row = master_row(i, record)
                 cur = await conn.execute(
@@ -103,19 +95,16 @@ async def copy_snapshot(
             report("registry.master_records", len(snapshot.shared))
             if first is None:
                 return counts
-            async with conn.cursor().copy(
-                "COPY master_records (kind, record_id, content_hash, payload)"
-                " FROM STDIN (FORMAT BINARY)"
-            ) as copy:
-                copy.set_types(["text", "text", "text", "bytea"])
-                pending = 0
-                for i, record in enumerate(itertools.chain((first,), records)):
+
+            def counted_rows() -> Iterator[tuple[str, str, str, bytes]]:
+                for i, record in enumerate(records):
                     row = master_row(i, record)
-                    await copy.write_row(row)
                     counts.rows[row[0]] = counts.rows.get(row[0], 0) + 1
-                    pending += 1
-                    if pending >= PROGRESS_EVERY:
-                        report("registry.master_records", pending)
-                        pending = 0
-                report("registry.master_records", pending)
+                    yield row
+
+            await copy_rows(
+                conn, "master_records", ("kind", "record_id", "content_hash", "payload"),
+                ("text", "text", "text", "bytea"), counted_rows(),
+                label="registry.master_records", report=report,
+            )  # fmt: skip
     return counts
