@@ -8,6 +8,7 @@ two services never share a table even when they share a database server.
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
@@ -23,6 +24,18 @@ if TYPE_CHECKING:
 _SCHEMA_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 Conn = AsyncConnection[TupleRow]
+
+
+NIL_UUID = "00000000-0000-0000-0000-000000000000"
+
+
+def uuid_or_nil(value: str) -> str:
+    """``value`` as a canonical UUID, or the nil UUID (which matches no row): an id a
+    client guessed or mistyped is simply not found, never a database error."""
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return NIL_UUID
 
 
 def check_schema_name(schema: str) -> str:

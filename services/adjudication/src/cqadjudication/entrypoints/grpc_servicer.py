@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
+from cqcommon.db import uuid_or_nil
 from cqcommon.errors import DomainError
 from cqcommon.grpc_server import not_implemented
 from cqcommon.protomap import (
@@ -60,7 +61,9 @@ class AdjudicationServicer(pb_grpc.AdjudicationServiceServicer):
 
     async def GetViolation(self, request: pb.GetViolationRequest, context: Context) -> pb.Violation:
         async with self.ctx.db.connection() as conn:
-            violation = await PostgresViolationRepository(conn).get(_uuid(request.violation_id))
+            violation = await PostgresViolationRepository(conn).get(
+                uuid_or_nil(request.violation_id)
+            )
         if violation is None:
             raise DomainError(VIOLATION_NOT_FOUND)
         return violation_to_proto(violation)
@@ -104,16 +107,6 @@ class AdjudicationServicer(pb_grpc.AdjudicationServiceServicer):
         self, request: pb.HandleAtCounterRequest, context: Context
     ) -> pb.Handling:
         raise not_implemented("HandleAtCounter")
-
-
-def _uuid(value: str) -> str:
-    """A syntactically valid UUID or a nil one (which matches nothing) — never a DB error."""
-    import uuid
-
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        return "00000000-0000-0000-0000-000000000000"
 
 
 def register(server: grpc.aio.Server, ctx: ServiceContext) -> list[str]:

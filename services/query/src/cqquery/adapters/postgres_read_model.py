@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal
 
-from cqcommon.db import Conn
+from cqcommon.db import Conn, uuid_or_nil
 
 from cqquery.domain.access import SubjectFacts
-
-NIL_UUID = "00000000-0000-0000-0000-000000000000"
-
-
-def as_uuid(value: str) -> str:
-    """A syntactically valid UUID, or the nil UUID (matches nothing): a guessed id is a miss."""
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        return NIL_UUID
 
 
 @dataclass(frozen=True)
@@ -76,7 +65,7 @@ class PostgresReadModel:
                 " AND f.licence_id = l.licence_id AND f.follower_user_id = %s)"
                 " FROM licences l WHERE licence_id = %s"
             )
-        cur = await self.conn.execute(sql, (caller_user_id, as_uuid(subject_id)))
+        cur = await self.conn.execute(sql, (caller_user_id, uuid_or_nil(subject_id)))
         row = await cur.fetchone()
         if row is None:
             return SubjectFacts(exists=False, owner_person_id=None, followed_by_caller=False)
@@ -93,13 +82,13 @@ class PostgresReadModel:
     ) -> list[ViolationRow]:
         column = "vehicle_id" if kind == "vehicle" else "licence_id"
         clauses = [f"{column} = %s"]
-        params: list[object] = [as_uuid(subject_id)]
+        params: list[object] = [uuid_or_nil(subject_id)]
         if status:
             clauses.append("status = %s")
             params.append(status)
         if after is not None:
             clauses.append("(occurred_at, violation_id) < (%s, %s)")
-            params.extend([after[0], as_uuid(after[1])])
+            params.extend([after[0], uuid_or_nil(after[1])])
         params.append(limit)
         cur = await self.conn.execute(
             f"SELECT {_VIOLATION_COLUMNS} FROM violations WHERE {' AND '.join(clauses)}"
