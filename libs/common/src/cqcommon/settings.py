@@ -99,6 +99,15 @@ class Settings(BaseSettings):
     )
     licence_follow_limit: int = Field(5, description="R-FOL-8: followed licences at once.")
     lookup_rate_per_minute: int = Field(10, description="R-Q-1: proof lookups per user per minute.")
+    proof_grant_ttl_s: int = Field(
+        1800, description="R-Q-1: how long a successful proof lookup grants access (s)."
+    )
+    query_cache_ttl_s: int = Field(
+        300, description="Lifetime of a cached read in Redis (s); 0 turns the query cache off."
+    )
+    eligibility_timeout_s: float = Field(
+        1.0, description="R-Q-3: deadline of the online-handling question to adjudication (s)."
+    )
 
     def service_port(self, addr: str) -> int:
         """The port this process listens on for a service whose address is ``addr``."""
