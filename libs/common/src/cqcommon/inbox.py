@@ -37,15 +37,27 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer("cqcommon.inbox")
 
 
+AfterCommit = Callable[[], Awaitable[None]]
+
+
 @dataclass(frozen=True)
 class ReceivedEvent:
-    """An event as a handler sees it: the envelope and its unpacked payload."""
+    """An event as a handler sees it: the envelope and its unpacked payload.
+
+    A handler that must act once its writes are visible (e.g. invalidate a cache, so
+    that no reader can re-cache the old rows) registers that with ``after_commit``.
+    """
 
     envelope: EventEnvelope
     payload: Message
     topic: str
     partition: int
     offset: int
+    _after_commit: list[AfterCommit] = field(default_factory=list, repr=False, compare=False)
+
+    def after_commit(self, action: AfterCommit) -> None:
+        """Run ``action`` after this event's transaction commits (best effort: logged)."""
+        self._after_commit.append(action)
 
 
 Handler = Callable[[Conn, ReceivedEvent], Awaitable[None]]
@@ -202,6 +214,7 @@ class EventConsumer:
                 await sleep_or_stop(stop, self.config.backoff_base_s * attempts)
 
     async def _apply(self, handler: Handler, event: ReceivedEvent) -> None:
+        event._after_commit.clear()  # a retried attempt registers its own
         async with self.db.transaction() as conn:
             cur = await conn.execute(
                 "INSERT INTO inbox (consumer_group, event_id, event_type, topic,"
@@ -221,6 +234,15 @@ class EventConsumer:
                 return  # applied before: a redelivery changes nothing
             await handler(conn, event)
         self.applied_total += 1
+        for action in event._after_commit:
+            try:
+                await action()
+            except Exception:
+                log.exception(
+                    "consumer %s: after-commit action of %s failed",
+                    self.group_id,
+                    event.envelope.event_id,
+                )
 
     async def _dead_letter(self, record: Record, exc: BaseException) -> None:
         headers = [(k, v) for k, v in record.headers or () if v is not None]

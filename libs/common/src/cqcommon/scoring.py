@@ -31,7 +31,10 @@ LIMIT_REASONS: dict[str, tuple[str, str]] = {
     ),
     LICENCE_SUSPENDED: ("驾驶证已被暂扣。", "The licence is suspended."),
     LICENCE_REVOKED: ("驾驶证已被吊销。", "The licence is revoked."),
-    LICENCE_NOT_VALID: ("驾驶证状态异常，请到窗口办理。", "The licence is not valid; see a counter."),
+    LICENCE_NOT_VALID: (
+        "驾驶证状态异常，请到窗口办理。",
+        "The licence is not valid; see a counter.",
+    ),
 }
 
 

@@ -121,10 +121,31 @@ _TABLES: dict[str, tuple[type[tuple[Any, ...]], list[str]]] = {
 }
 
 
+# A violation's shown columns start as what was recorded (see migration 0002): the
+# ``recorded_*`` copies are appended to each violation row.
+_RECORDED_COLUMNS = (
+    ("recorded_status", "text"),
+    ("recorded_licence_id", "uuid"),
+    ("recorded_decision_no", "text"),
+    ("recorded_decision_date", "date"),
+    ("recorded_fine_fen", "int8"),
+    ("recorded_points", "int4"),
+)
+
+
+def _with_recorded(rows: Iterable[ViolationInput]) -> Iterable[tuple[Any, ...]]:
+    for r in rows:
+        yield (*r, r.status, r.licence_id, r.decision_no, r.decision_date, r.fine_fen, r.points)
+
+
 async def _copy(conn: Conn, table: str, rows: Iterable[tuple[Any, ...]], report: Progress) -> int:
     """COPY ``rows`` into ``table`` (columns = the input tuple type's fields)."""
     row_type, types = _TABLES[table]
-    columns = row_type._fields  # type: ignore[attr-defined]
+    columns = list(row_type._fields)  # type: ignore[attr-defined]
+    if table == "violations":
+        columns += [name for name, _ in _RECORDED_COLUMNS]
+        types = types + [kind for _, kind in _RECORDED_COLUMNS]
+        rows = _with_recorded(rows)  # type: ignore[arg-type]
     return await copy_rows(conn, table, columns, types, rows, label=f"query.{table}", report=report)
 
 

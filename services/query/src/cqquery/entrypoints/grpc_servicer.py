@@ -1,28 +1,46 @@
-"""QueryService gRPC servicer: decode, apply the access rule, read, encode."""
+"""QueryService gRPC servicer: decode the request, call the use case, return its view."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import grpc
 from cqcommon.errors import NOT_FOUND, DomainError
-from cqcommon.grpc_server import not_implemented
-from cqcommon.protomap import STATUS_NAMES
+from cqcommon.ratelimit import SlidingWindowLimiter
 from cqcommon.runner import ServiceContext
 from cqtraffic.query.v1 import query_pb2 as pb
 from cqtraffic.query.v1 import query_pb2_grpc as pb_grpc
 
-from cqquery.adapters.postgres_read_model import PostgresReadModel
-from cqquery.domain.access import require_access
-from cqquery.domain.cursor import decode_cursor, encode_cursor, page_size
-from cqquery.mappers import violation_to_proto
+from cqquery.adapters.cache import ReadModelCache
+from cqquery.adapters.eligibility import AdjudicationEligibility
+from cqquery.adapters.postgres_read_model import Kind, PostgresReadModel
+from cqquery.service_layer.views import QueryViews
 
 Context = grpc.aio.ServicerContext[Any, Any]
+
+
+def build_views(ctx: ServiceContext) -> QueryViews:
+    settings = ctx.settings
+    return QueryViews(
+        db=ctx.db,
+        cache=ReadModelCache(ctx.redis, ttl_s=settings.query_cache_ttl_s),
+        eligibility=AdjudicationEligibility(
+            ctx.channel(settings.adjudication_service_addr),
+            timeout_s=settings.eligibility_timeout_s,
+        ),
+        lookup_limiter=SlidingWindowLimiter(
+            ctx.redis, prefix="q:rl:lookup", limit=settings.lookup_rate_per_minute, window_s=60
+        ),
+        clock=ctx.clock,
+        points_limit=settings.points_limit,
+        proof_grant_ttl_s=settings.proof_grant_ttl_s,
+    )
 
 
 class QueryServicer(pb_grpc.QueryServiceServicer):
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
+        self.views = build_views(ctx)
 
     async def ResolveUser(
         self, request: pb.ResolveUserRequest, context: Context
@@ -31,62 +49,48 @@ class QueryServicer(pb_grpc.QueryServiceServicer):
             person_id = await PostgresReadModel(conn).person_for_user(request.alipay_user_id)
         return pb.ResolveUserResponse(person_id=person_id or "")
 
+    async def GetMe(self, request: pb.GetMeRequest, context: Context) -> pb.GetMeResponse:
+        return await self.views.get_me(request.caller)
+
     async def ListViolations(
         self, request: pb.ListViolationsRequest, context: Context
     ) -> pb.ListViolationsResponse:
         subject = request.WhichOneof("subject")
         if subject is None:
             raise DomainError(NOT_FOUND)
-        kind: Literal["vehicle", "licence"] = "vehicle" if subject == "vehicle_id" else "licence"
-        subject_id = getattr(request, subject)
-        limit = page_size(request.page.page_size)
-        after = decode_cursor(request.page.cursor) if request.page.cursor else None
-        status = STATUS_NAMES.get(request.status) if request.status else None
-        caller = request.caller
-        async with self.ctx.db.connection() as conn:
-            model = PostgresReadModel(conn)
-            facts = await model.subject_facts(kind, subject_id, caller_user_id=caller.user_id)
-            require_access(facts, caller_person_id=caller.person_id, is_staff=bool(caller.staff_id))
-            rows = await model.violations(
-                kind, subject_id, status=status, after=after, limit=limit + 1
-            )
-        next_cursor = ""
-        if len(rows) > limit:
-            rows = rows[:limit]
-            next_cursor = encode_cursor(rows[-1].occurred_at, rows[-1].violation_id)
-        return pb.ListViolationsResponse(
-            violations=[violation_to_proto(r) for r in rows], next_cursor=next_cursor
+        kind: Kind = "vehicle" if subject == "vehicle_id" else "licence"
+        return await self.views.list_violations(
+            request.caller,
+            kind,
+            getattr(request, subject),
+            status=request.status,
+            page=request.page,
         )
-
-    # -- filled in by the violation-query issue ------------------------------------------
-
-    async def GetMe(self, request: pb.GetMeRequest, context: Context) -> pb.GetMeResponse:
-        raise not_implemented("GetMe")
 
     async def LookupVehicle(
         self, request: pb.LookupVehicleRequest, context: Context
     ) -> pb.LookupResponse:
-        raise not_implemented("LookupVehicle")
+        return await self.views.lookup_vehicle(request)
 
     async def LookupLicence(
         self, request: pb.LookupLicenceRequest, context: Context
     ) -> pb.LookupResponse:
-        raise not_implemented("LookupLicence")
+        return await self.views.lookup_licence(request)
 
     async def GetViolation(
         self, request: pb.GetViolationRequest, context: Context
     ) -> pb.ViolationView:
-        raise not_implemented("GetViolation")
+        return await self.views.get_violation(request.caller, request.violation_id)
 
     async def StaffGetVehicle(
         self, request: pb.StaffGetVehicleRequest, context: Context
     ) -> pb.LookupResponse:
-        raise not_implemented("StaffGetVehicle")
+        return await self.views.staff_get_vehicle(request)
 
     async def StaffGetLicence(
         self, request: pb.StaffGetLicenceRequest, context: Context
     ) -> pb.LookupResponse:
-        raise not_implemented("StaffGetLicence")
+        return await self.views.staff_get_licence(request)
 
 
 def register(server: grpc.aio.Server, ctx: ServiceContext) -> list[str]:

@@ -1,12 +1,16 @@
 """Builds the read model from registry, adjudication, payment and follow events.
 
-Every handler is an upsert or a guarded update, so applying an event twice changes
-nothing (the inbox already drops redeliveries; this also covers re-imports).
+Each handler decodes its event into the projector's facts (``adapters.projector``:
+idempotent writes that do not need the referred row to exist yet) and invalidates the
+cache of every subject it touched, inside the transaction and again after the commit
+(``adapters.cache`` explains why both).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from typing import TypeVar
 
 from cqcommon.db import Conn
 from cqcommon.events import (
@@ -29,99 +33,242 @@ from cqcommon.protomap import (
 )
 from cqcommon.runner import ConsumerSpec, ServiceContext
 from cqtraffic.adjudication.v1 import events_pb2 as adj
+from cqtraffic.follow.v1 import events_pb2 as fol
+from cqtraffic.payment.v1 import events_pb2 as pay
 from cqtraffic.registry.v1 import registry_pb2 as reg
+from google.protobuf.message import Message
+
+from cqquery.adapters.cache import ReadModelCache
+from cqquery.adapters.projector import (
+    Follow,
+    Handling,
+    LicenceFacts,
+    PersonFacts,
+    ReadModelProjector,
+    RecordedViolation,
+    Subject,
+    VehicleFacts,
+)
+
+M = TypeVar("M", bound=Message)
+Projection = Callable[[ReadModelProjector, ReceivedEvent], Awaitable[list[Subject]]]
+
+_TARGETS = {fol.FOLLOW_TARGET_VEHICLE: "vehicle", fol.FOLLOW_TARGET_LICENCE: "licence"}
 
 
-async def on_person(conn: Conn, event: ReceivedEvent) -> None:
-    e = event.payload
-    assert isinstance(e, reg.PersonRegistered)
-    await conn.execute(
-        "INSERT INTO persons (person_id, name, id_number, phone, alipay_user_id)"
-        " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (person_id) DO UPDATE SET"
-        " name = EXCLUDED.name, id_number = EXCLUDED.id_number, phone = EXCLUDED.phone,"
-        " alipay_user_id = EXCLUDED.alipay_user_id",
-        (e.person_id, e.name, e.id_number, e.phone, e.alipay_user_id or None),
+def _occurred(event: ReceivedEvent) -> datetime:
+    at = timestamp_from_proto(event.envelope.occurred_at)
+    if at is None:
+        raise ValueError(f"event {event.envelope.event_id} has no occurred_at")
+    return at
+
+
+def _payload(event: ReceivedEvent, kind: type[M]) -> M:
+    if not isinstance(event.payload, kind):
+        raise TypeError(f"expected {kind.__name__}, got {type(event.payload).__name__}")
+    return event.payload
+
+
+# -- registry ---------------------------------------------------------------------------
+async def on_person(p: ReadModelProjector, event: ReceivedEvent) -> list[Subject]:
+    e = _payload(event, reg.PersonRegistered)
+    return await p.person(
+        PersonFacts(e.person_id, e.name, e.id_number, e.phone, e.alipay_user_id or None)
     )
 
 
-async def on_vehicle(conn: Conn, event: ReceivedEvent) -> None:
-    e = event.payload
-    assert isinstance(e, reg.VehicleRegistered)
+async def on_vehicle(p: ReadModelProjector, event: ReceivedEvent) -> list[Subject]:
+    e = _payload(event, reg.VehicleRegistered)
     plate_type = plate_type_from_proto(e.plate_type)
     if plate_type is None:
         raise ValueError(f"vehicle {e.vehicle_id} has no plate type")
-    await conn.execute(
-        "INSERT INTO vehicles (vehicle_id, plate_type, plate_number, vin, owner_person_id,"
-        " vehicle_kind) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (vehicle_id) DO UPDATE SET"
-        " plate_type = EXCLUDED.plate_type, plate_number = EXCLUDED.plate_number,"
-        " vin = EXCLUDED.vin, owner_person_id = EXCLUDED.owner_person_id,"
-        " vehicle_kind = EXCLUDED.vehicle_kind",
-        (e.vehicle_id, plate_type.value, e.plate_number, e.vin, e.owner_person_id, e.vehicle_kind),
+    return await p.vehicle(
+        VehicleFacts(
+            e.vehicle_id, plate_type.value, e.plate_number, e.vin, e.owner_person_id, e.vehicle_kind
+        )
     )
 
 
-async def on_driver(conn: Conn, event: ReceivedEvent) -> None:
-    e = event.payload
-    assert isinstance(e, reg.DriverRegistered)
-    await conn.execute(
-        "INSERT INTO licences (licence_id, person_id, licence_no, file_no, licence_class,"
-        " first_issued_on, points, status) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-        " ON CONFLICT (licence_id) DO UPDATE SET person_id = EXCLUDED.person_id,"
-        " licence_no = EXCLUDED.licence_no, file_no = EXCLUDED.file_no,"
-        " licence_class = EXCLUDED.licence_class, first_issued_on = EXCLUDED.first_issued_on,"
-        " points = EXCLUDED.points, status = EXCLUDED.status",
-        (
-            e.licence_id,
-            e.person_id,
-            e.licence_no,
-            e.file_no,
-            e.licence_class,
-            date_from_proto(e.first_issued_on),
-            e.points,
-            e.status or "valid",
-        ),
+async def on_driver(p: ReadModelProjector, event: ReceivedEvent) -> list[Subject]:
+    e = _payload(event, reg.DriverRegistered)
+    return await p.licence(
+        LicenceFacts(
+            licence_id=e.licence_id,
+            person_id=e.person_id,
+            licence_no=e.licence_no,
+            file_no=e.file_no,
+            licence_class=e.licence_class,
+            first_issued_on=date_from_proto(e.first_issued_on),
+            points=e.points,
+            status=e.status or "valid",
+        )
     )
 
 
-async def on_violation_recorded(conn: Conn, event: ReceivedEvent) -> None:
-    e = event.payload
-    assert isinstance(e, adj.ViolationRecorded)
+# -- adjudication -----------------------------------------------------------------------
+async def on_violation_recorded(p: ReadModelProjector, event: ReceivedEvent) -> list[Subject]:
+    e = _payload(event, adj.ViolationRecorded)
     plate_type = plate_type_from_proto(e.plate_type)
     if plate_type is None:
         raise ValueError(f"violation {e.violation_id} has no plate type")
-    await conn.execute(
-        "INSERT INTO violations (violation_id, vehicle_id, plate_type, plate_number, licence_id,"
-        " violation_code, description_zh, occurred_at, place, fine_fen, points, source,"
-        " procedure, status, decision_no, decision_date)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-        " ON CONFLICT (violation_id) DO NOTHING",
-        (
-            e.violation_id,
-            e.vehicle_id,
-            plate_type.value,
-            e.plate_number,
-            e.licence_id or None,
-            e.violation_code,
-            e.description_zh,
-            timestamp_from_proto(e.occurred_at),
-            e.place,
-            e.fine_fen,
-            e.points,
-            SOURCE_NAMES[e.source],
-            PROCEDURE_NAMES[e.procedure],
-            STATUS_NAMES[e.status],
-            e.decision_no or None,
-            date_from_proto(e.decision_date),
-        ),
+    return await p.violation_recorded(
+        RecordedViolation(
+            violation_id=e.violation_id,
+            vehicle_id=e.vehicle_id,
+            plate_type=plate_type.value,
+            plate_number=e.plate_number,
+            licence_id=e.licence_id or None,
+            violation_code=e.violation_code,
+            description_zh=e.description_zh,
+            occurred_at=timestamp_from_proto(e.occurred_at),
+            place=e.place,
+            fine_fen=e.fine_fen,
+            points=e.points,
+            source=SOURCE_NAMES[e.source],
+            procedure=PROCEDURE_NAMES[e.procedure],
+            status=STATUS_NAMES[e.status],
+            decision_no=e.decision_no or None,
+            decision_date=date_from_proto(e.decision_date),
+        )
     )
 
 
-def handlers(_ctx: ServiceContext) -> Mapping[str, Handler]:
+async def on_violation_handled(p: ReadModelProjector, event: ReceivedEvent) -> list[Subject]:
+    e = _payload(event, adj.ViolationHandled)
+    decision_date = date_from_proto(e.decision_date)
+    if not e.decision_no or decision_date is None:
+        raise ValueError(f"handling of {e.violation_id} carries no decision")
+    return await p.violation_handled(
+        Handling(
+            violation_id=e.violation_id,
+            handling_id=e.handling_id,
+            decision_no=e.decision_no,
+            decision_date=decision_date,
+            handler_person_id=e.handler_person_id or None,
+            handler_licence_id=e.handler_licence_id or None,
+            fine_fen=e.fine_fen,
+            points=e.points,
+            channel=e.channel,
+        )
+    )
+
+
+async def on_disputed(p: ReadModelProjector, event: ReceivedEvent) -> list[Subject]:
+    e = _payload(event, adj.ViolationDisputed)
+    return await p.dispute(e.violation_id, disputed=True, as_of=_occurred(event))
+
+
+async def on_undisputed(p: ReadModelProjector, event: ReceivedEvent) -> list[Subject]:
+    e = _payload(event, adj.ViolationUndisputed)
+    return await p.dispute(e.violation_id, disputed=False, as_of=_occurred(event))
+
+
+async def on_points_changed(p: ReadModelProjector, event: ReceivedEvent) -> list[Subject]:
+    e = _payload(event, adj.PointsChanged)
+    return await p.points_changed(
+        e.licence_id,
+        points=e.points_after,
+        cycle_start=date_from_proto(e.cycle_start),
+        cycle_end=date_from_proto(e.cycle_end),
+        channel=e.channel,
+        as_of=_occurred(event),
+    )
+
+
+# -- payment ----------------------------------------------------------------------------
+async def on_fine_paid(p: ReadModelProjector, event: ReceivedEvent) -> list[Subject]:
+    e = _payload(event, pay.FinePaid)
+    return await p.fine_paid(
+        payment_id=e.payment_id,
+        violation_id=e.violation_id,
+        decision_no=e.decision_no,
+        amount_fen=e.amount_fen,
+        paid_at=timestamp_from_proto(e.paid_at) or _occurred(event),
+        channel=e.channel,
+    )
+
+
+async def on_refunded(p: ReadModelProjector, event: ReceivedEvent) -> list[Subject]:
+    e = _payload(event, pay.PaymentRefunded)
+    return await p.payment_refunded(
+        payment_id=e.payment_id,
+        refund_id=e.refund_id,
+        violation_id=e.violation_id,
+        decision_no=e.decision_no,
+        refunded_at=timestamp_from_proto(e.refunded_at) or _occurred(event),
+    )
+
+
+# -- follow -----------------------------------------------------------------------------
+def _follow(e: fol.FollowStarted | fol.FollowEnded) -> Follow:
+    target = _TARGETS.get(e.target)
+    if target is None:
+        raise ValueError(f"follow {e.follow_id} has no target")
+    return Follow(
+        follow_id=e.follow_id,
+        follower_person_id=e.follower_person_id or None,
+        follower_user_id=e.follower_user_id or None,
+        target=target,
+        vehicle_id=e.vehicle_id or None if target == "vehicle" else None,
+        licence_id=e.licence_id or None if target == "licence" else None,
+    )
+
+
+async def on_follow_started(p: ReadModelProjector, event: ReceivedEvent) -> list[Subject]:
+    e = _payload(event, fol.FollowStarted)
+    return await p.follow_started(
+        _follow(e),
+        consent=e.consent,
+        started_at=timestamp_from_proto(e.started_at) or _occurred(event),
+        expires_at=timestamp_from_proto(e.expires_at),
+    )
+
+
+async def on_follow_ended(p: ReadModelProjector, event: ReceivedEvent) -> list[Subject]:
+    e = _payload(event, fol.FollowEnded)
+    return await p.follow_ended(
+        _follow(e),
+        reason=e.reason,
+        ended_at=timestamp_from_proto(e.ended_at) or _occurred(event),
+    )
+
+
+PROJECTIONS: dict[type[Message], Projection] = {
+    reg.PersonRegistered: on_person,
+    reg.VehicleRegistered: on_vehicle,
+    reg.DriverRegistered: on_driver,
+    adj.ViolationRecorded: on_violation_recorded,
+    adj.ViolationHandled: on_violation_handled,
+    adj.ViolationDisputed: on_disputed,
+    adj.ViolationUndisputed: on_undisputed,
+    adj.PointsChanged: on_points_changed,
+    pay.FinePaid: on_fine_paid,
+    pay.PaymentRefunded: on_refunded,
+    fol.FollowStarted: on_follow_started,
+    fol.FollowEnded: on_follow_ended,
+}
+
+
+def _handler(projection: Projection, cache: ReadModelCache) -> Handler:
+    async def handle(conn: Conn, event: ReceivedEvent) -> None:
+        subjects = await projection(ReadModelProjector(conn), event)
+        if not subjects:
+            return
+        await cache.bump(subjects)  # a Redis failure here fails (and retries) the event
+
+        async def bump_again() -> None:
+            await cache.bump(subjects)
+
+        event.after_commit(bump_again)
+
+    return handle
+
+
+def handlers(ctx: ServiceContext) -> Mapping[str, Handler]:
+    cache = ReadModelCache(ctx.redis, ttl_s=ctx.settings.query_cache_ttl_s)
     return {
-        reg.PersonRegistered.DESCRIPTOR.full_name: on_person,
-        reg.VehicleRegistered.DESCRIPTOR.full_name: on_vehicle,
-        reg.DriverRegistered.DESCRIPTOR.full_name: on_driver,
-        adj.ViolationRecorded.DESCRIPTOR.full_name: on_violation_recorded,
+        message.DESCRIPTOR.full_name: _handler(projection, cache)
+        for message, projection in PROJECTIONS.items()
     }
 
 

@@ -1,0 +1,133 @@
+"""Redis cache of hot reads, invalidated by the events that change them.
+
+Every subject (a vehicle, a licence, a violation) has a version counter
+``q:ver:<kind>:<id>``; cached values live under keys that embed the version they were
+read at, so invalidating is one ``INCR`` and never races a reader:
+
+- the read-model consumer bumps a subject's versions *inside* the event's transaction
+  (if Redis is down the event fails and is retried, so no event is applied unbumped)
+  and *again after the commit*;
+- a reader that saw the old version may store rows it read before the commit, but only
+  under the old version's key, which nobody reads after the second bump; a key of the
+  new version can only be filled by a reader that started after the commit.
+
+So a read that starts after an event was applied never sees what the event changed
+(test: apply ``FinePaid``, the next read shows ``paid``). Versions outlive cached values
+(``VERSION_TTL_S`` ≫ the value TTL), so a version key that expires cannot bring back an
+old value. Redis being down makes reads uncached, never failed.
+
+Also here: proof grants (R-Q-1) — a user who proved a vehicle or licence may read it
+for ``proof_grant_ttl_s`` — which are short-lived Redis keys by nature.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from cqcommon.inbox import TransientError
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+Subject = tuple[str, str]
+VERSION_TTL_S = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class CachedFacts:
+    """Who may see a subject, as cached: its owner and its active followers."""
+
+    exists: bool
+    owner_person_id: str | None
+    followers: tuple[tuple[str, float | None], ...]  # (user_id, expires_at epoch or None)
+
+    def to_json(self) -> str:
+        return json.dumps([self.exists, self.owner_person_id, self.followers])
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> CachedFacts:
+        exists, owner, followers = json.loads(raw)
+        return cls(bool(exists), owner, tuple((u, e) for u, e in followers))
+
+
+class ReadModelCache:
+    def __init__(self, redis: aioredis.Redis, *, ttl_s: int, prefix: str = "q") -> None:
+        self.redis = redis
+        self.ttl_s = ttl_s
+        self.prefix = prefix
+
+    @property
+    def enabled(self) -> bool:
+        return self.ttl_s > 0
+
+    def _ver(self, kind: str, subject_id: str) -> str:
+        return f"{self.prefix}:ver:{kind}:{subject_id}"
+
+    # -- invalidation (read-model consumer) ---------------------------------------------
+    async def bump(self, subjects: Iterable[Subject]) -> None:
+        """Invalidate everything cached about ``subjects``; Redis errors are transient."""
+        keys = sorted({self._ver(kind, sid) for kind, sid in subjects if sid})
+        if not keys:
+            return
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.incr(key)
+                    pipe.expire(key, VERSION_TTL_S)
+                await pipe.execute()
+        except RedisError as exc:
+            raise TransientError(f"cache invalidation failed: {exc!r}") from exc
+
+    # -- reads ----------------------------------------------------------------------------
+    async def version(self, kind: str, subject_id: str) -> str | None:
+        """The subject's current version, or None when the cache is off or unreachable."""
+        if not self.enabled:
+            return None
+        try:
+            value = await self.redis.get(self._ver(kind, subject_id))
+        except RedisError:
+            log.warning("query cache unreachable; reading uncached", exc_info=True)
+            return None
+        return value.decode() if isinstance(value, bytes) else str(value or 0)
+
+    def facts_key(self, kind: str, subject_id: str, version: str) -> str:
+        return f"{self.prefix}:facts:{kind}:{subject_id}:{version}"
+
+    def page_key(self, kind: str, subject_id: str, version: str, *parts: object) -> str:
+        tail = ":".join(str(p) for p in parts)
+        return f"{self.prefix}:page:{kind}:{subject_id}:{version}:{tail}"
+
+    async def get_many(self, keys: list[str]) -> list[bytes | None]:
+        try:
+            values = await self.redis.mget(keys)
+        except RedisError:
+            log.warning("query cache unreachable; reading uncached", exc_info=True)
+            return [None] * len(keys)
+        return [v if isinstance(v, bytes) else None for v in values]
+
+    async def put(self, key: str, value: bytes | str) -> None:
+        try:
+            await self.redis.set(key, value, ex=self.ttl_s)
+        except RedisError:
+            log.warning("query cache unreachable; not caching", exc_info=True)
+
+    # -- proof grants (R-Q-1) -----------------------------------------------------------
+    def _proof(self, user_id: str, kind: str, subject_id: str) -> str:
+        return f"{self.prefix}:proof:{user_id}:{kind}:{subject_id}"
+
+    async def grant_proof(self, user_id: str, kind: str, subject_id: str, ttl_s: int) -> None:
+        """Remember a successful proof; failing to is an error (the user would lose access)."""
+        await self.redis.set(self._proof(user_id, kind, subject_id), b"1", ex=ttl_s)
+
+    async def has_proof(self, user_id: str, kind: str, subject_id: str) -> bool:
+        if not user_id:
+            return False
+        try:
+            return bool(await self.redis.exists(self._proof(user_id, kind, subject_id)))
+        except RedisError:
+            log.warning("proof grants unreachable; treating as not proven", exc_info=True)
+            return False

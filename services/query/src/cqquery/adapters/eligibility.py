@@ -1,0 +1,56 @@
+"""R-Q-3: asks adjudication whether a caller may handle violations online.
+
+The rules are adjudication's (GetHandlingEligibility); this adapter only asks, with a
+short deadline, and turns "cannot ask" into an ``unknown`` hint with a reason code
+(``cqquery.domain.online_handling``), so a violation's detail never fails because the
+eligibility question could not be answered.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+from cqtraffic.adjudication.v1 import adjudication_pb2 as adj
+from cqtraffic.adjudication.v1 import adjudication_pb2_grpc as adj_grpc
+from cqtraffic.common.v1 import types_pb2 as common
+
+from cqquery.domain.online_handling import (
+    ELIGIBILITY_NOT_AVAILABLE,
+    ELIGIBILITY_UNAVAILABLE,
+    UnknownReason,
+)
+
+log = logging.getLogger(__name__)
+
+
+def unknown(reason: UnknownReason) -> common.OnlineHandling:
+    return common.OnlineHandling(
+        availability=common.OnlineHandling.AVAILABILITY_UNKNOWN,
+        reason_code=reason.code,
+        reason_zh=reason.zh,
+        reason_en=reason.en,
+    )
+
+
+class AdjudicationEligibility:
+    def __init__(self, channel: grpc.aio.Channel, *, timeout_s: float) -> None:
+        self.stub = adj_grpc.AdjudicationServiceStub(channel)
+        self.timeout_s = timeout_s
+
+    async def online_handling(
+        self, caller: common.Caller, violation_ids: list[str]
+    ) -> dict[str, common.OnlineHandling]:
+        """The hint per violation id; every id gets one (``unknown`` when not answered)."""
+        request = adj.GetHandlingEligibilityRequest(caller=caller, violation_ids=violation_ids)
+        try:
+            response = await self.stub.GetHandlingEligibility(request, timeout=self.timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            not_offered = exc.code() == grpc.StatusCode.UNIMPLEMENTED
+            if not not_offered:
+                log.warning("eligibility question failed: %s", exc.code())
+            hint = unknown(ELIGIBILITY_NOT_AVAILABLE if not_offered else ELIGIBILITY_UNAVAILABLE)
+            return dict.fromkeys(violation_ids, hint)
+        answers = {r.violation_id: r.online_handling for r in response.results}
+        missing = unknown(ELIGIBILITY_UNAVAILABLE)
+        return {vid: answers.get(vid, missing) for vid in violation_ids}

@@ -1,0 +1,1 @@
+"""Use cases of the query service: access, cache, masking, composed into views."""
