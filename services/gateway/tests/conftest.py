@@ -89,6 +89,24 @@ class FakeServices(
     async def ListViolations(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
         return await self._answer("ListViolations", request, context)
 
+    async def GetMe(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        return await self._answer("GetMe", request, context)
+
+    async def LookupVehicle(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        return await self._answer("LookupVehicle", request, context)
+
+    async def LookupLicence(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        return await self._answer("LookupLicence", request, context)
+
+    async def GetViolation(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        return await self._answer("GetViolation", request, context)
+
+    async def StaffGetVehicle(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        return await self._answer("StaffGetVehicle", request, context)
+
+    async def StaffGetLicence(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        return await self._answer("StaffGetLicence", request, context)
+
     # AdjudicationService
     async def RecordViolation(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
         return await self._answer("RecordViolation", request, context)

@@ -138,6 +138,9 @@ FORBIDDEN = define(
     "FORBIDDEN", ErrorKind.FORBIDDEN, "您无权执行此操作。", "You are not allowed to do this."
 )
 NOT_FOUND = define("NOT_FOUND", ErrorKind.NOT_FOUND, "未找到相关记录。", "No such record.")
+INVALID_CURSOR = define(
+    "INVALID_CURSOR", ErrorKind.INVALID, "分页游标无效。", "The page cursor is not valid."
+)
 RATE_LIMITED = define(
     "RATE_LIMITED",
     ErrorKind.RATE_LIMITED,

@@ -278,6 +278,14 @@ def is_valid_vin_proof(raw: str) -> bool:
     return is_valid_vin(given)
 
 
+def parse_vin_proof(raw: str) -> str:
+    """A VIN given as proof (R-Q-1): the full VIN (check digit verified) or its last 6
+    characters, upper case; anything else raises ``INVALID_VIN``."""
+    if not is_valid_vin_proof(raw):
+        raise _fail(INVALID_VIN, "format")
+    return normalise_vin(raw) if is_valid_vin(raw) else vin_last6(raw)
+
+
 def vin_matches(full_vin: str, given: str) -> bool:
     """Whether ``given`` (the last 6 or the full VIN, any case/spacing) matches ``full_vin``.
 

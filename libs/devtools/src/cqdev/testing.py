@@ -1,16 +1,19 @@
 """Helpers for integration tests: unique, valid registry records (so tests sharing one
-database never collide) and the gRPC calls that import them."""
+database never collide), the gRPC calls that import them, and a publisher of events
+whose producers are not built yet (they go to the broker exactly as a relay sends them)."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import random
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
+from cqcommon.events import event_type_of, new_envelope, topic_name
 from cqcommon.protomap import date_to_proto, plate_type_to_proto
 from cqregistry.generator import make_id_number, make_vin
 from cqtraffic.registry.v1 import registry_pb2 as reg
@@ -19,6 +22,8 @@ if TYPE_CHECKING:
     import httpx
     from cqcommon.runner import ServiceRuntime
     from cqcommon.settings import Settings
+    from cqtraffic.events.v1.envelope_pb2 import EventEnvelope
+    from google.protobuf.message import Message
 
 T = TypeVar("T")
 _rng = random.SystemRandom()
@@ -126,6 +131,65 @@ class Cluster:
         )
         assert r.status_code == 200, r.text
         return {"Authorization": f"Bearer {r.json()['token']}"}
+
+    async def import_records(self, records: list[reg.RegistryRecord]) -> None:
+        """Import registry records through the registry service (which publishes them)."""
+        from cqcommon.grpc_client import call, make_channel
+        from cqtraffic.registry.v1 import registry_pb2_grpc as reg_grpc
+
+        channel = make_channel(self.settings.registry_service_addr)
+        try:
+            stub = reg_grpc.RegistryServiceStub(channel)
+            request = reg.ImportRecordsRequest(records=records)
+            await call(stub.ImportRecords, request, timeout_s=10)
+        finally:
+            await channel.close(None)
+
+    async def publish(
+        self,
+        payload: Message,
+        *,
+        aggregate_id: str,
+        producer: str = "test",
+        occurred_at: dt.datetime | None = None,
+        envelope: EventEnvelope | None = None,
+    ) -> EventEnvelope:
+        """Send one event to its topic as an outbox relay would (key = aggregate id).
+
+        Pass ``envelope`` to send the very same event again (a redelivery).
+        """
+        from cqcommon.kafka import make_producer
+
+        env = envelope or new_envelope(
+            payload, aggregate_id=aggregate_id, producer=producer, occurred_at=occurred_at
+        )
+        topic = topic_name(event_type_of(payload).topic, self.settings.kafka_topic_prefix)
+
+        def send() -> None:
+            kafka = make_producer(self.settings, client_id="cqdev-test-publisher")
+            try:
+                kafka.send(
+                    topic,
+                    value=env.SerializeToString(),
+                    key=env.aggregate_id.encode(),
+                    headers=[("event_id", env.event_id.encode())],
+                ).get(timeout=10)
+            finally:
+                kafka.close(timeout=5)
+
+        await asyncio.get_running_loop().run_in_executor(None, functools.partial(send))
+        return env
+
+    async def applied(self, event_id: str, *, schema: str = "query") -> bool:
+        """Whether a consumer in ``schema`` has applied (committed) the event."""
+        import psycopg
+
+        async with await psycopg.AsyncConnection.connect(self.settings.database_url) as conn:
+            cur = await conn.execute(
+                f"SELECT 1 FROM {schema}.inbox WHERE event_id = %s",  # schema: from code
+                (event_id,),
+            )
+            return await cur.fetchone() is not None
 
     async def staff(self, username: str = "clerk01") -> dict[str, str]:
         r = await self.http.post(

@@ -19,7 +19,7 @@ from cqgateway.backends import Backends
 from cqgateway.deps import GatewayContext
 from cqgateway.errors import catalogue_markdown, install_error_handlers
 from cqgateway.limits import BodySizeLimitMiddleware
-from cqgateway.routers import auth, health, internal, violations
+from cqgateway.routers import auth, health, internal, me, violations
 from cqgateway.tokens import TokenCodec
 
 log = logging.getLogger("cqgateway")
@@ -99,6 +99,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(auth.router)
+    app.include_router(me.router)
     app.include_router(violations.router)
     app.include_router(internal.router)
     # Added last = outermost: an oversized /internal/v1 request is refused *and* audited.

@@ -118,6 +118,15 @@ def _status_of(code: str, kind: ErrorKind) -> int:
     return STATUS_BY_CODE.get(code) or STATUS_BY_KIND.get(kind, 500)
 
 
+#: OpenAPI description of the ``Retry-After`` header sent with 429 and 503 (``responses=``).
+RETRY_AFTER_HEADER: dict[str, Any] = {
+    "Retry-After": {
+        "description": "Whole seconds to wait before trying again (when a time is known).",
+        "schema": {"type": "integer"},
+    }
+}
+
+
 def _retry_after(details: Mapping[str, Any]) -> str | None:
     value = details.get("retry_after_s")
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:

@@ -11,7 +11,7 @@ Identifier formats are checked here with ``cqcommon.identifiers``, which raises
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal, cast
+from typing import Literal, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 from cqcommon import identifiers as ids
@@ -22,10 +22,20 @@ from cqtraffic.query.v1 import query_pb2 as query
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from cqgateway.schemas import (
+    LicenceOut,
+    LookupLicenceBody,
+    LookupOut,
+    LookupVehicleBody,
+    MeOut,
     OnlineHandlingOut,
+    PersonOut,
     PlateTypeCode,
+    PointsOut,
     ProcedureName,
     RecordViolationBody,
+    RelationName,
+    StaffLookupOut,
+    VehicleOut,
     ViolationListOut,
     ViolationOut,
     ViolationRecord,
@@ -44,6 +54,13 @@ _AVAILABILITY: dict[int, Availability] = {
 _SOURCE_OUT = {int(v): cast("ViolationSourceName", k) for k, v in protomap.SOURCES.items()}
 _PROCEDURE_OUT = {int(v): cast("ProcedureName", k) for k, v in protomap.PROCEDURES.items()}
 _STATUS_OUT = {int(v): cast("ViolationStatusName", k) for k, v in protomap.STATUSES.items()}
+# The proto's relation is free text with a known set of values; anything else maps to null.
+_RELATIONS: dict[str, RelationName] = {
+    "own": "own",
+    "followed": "followed",
+    "proven": "proven",
+    "staff": "staff",
+}
 
 
 # -- small conversions ------------------------------------------------------------------
@@ -75,6 +92,10 @@ def _procedure(value: int) -> ProcedureName | None:
 
 def _status(value: int) -> ViolationStatusName | None:
     return _STATUS_OUT.get(value)
+
+
+def _page(cursor: str | None, limit: int) -> common.PageRequest:
+    return common.PageRequest(page_size=limit, cursor=cursor or "")
 
 
 def status_to_proto(value: ViolationStatusName | None) -> common.ViolationStatus.ValueType:
@@ -145,7 +166,7 @@ def list_violations_request(
     request = query.ListViolationsRequest(
         caller=caller,
         status=status_to_proto(status),
-        page=common.PageRequest(page_size=limit, cursor=cursor or ""),
+        page=_page(cursor, limit),
     )
     if vehicle_id is not None:
         request.vehicle_id = vehicle_id
@@ -201,3 +222,151 @@ def violation_list_out(response: query.ListViolationsResponse) -> ViolationListO
         violations=[violation_out(v) for v in response.violations],
         next_cursor=_opt(response.next_cursor),
     )
+
+
+# -- people, vehicles, licences -----------------------------------------------------------
+def person_out(p: query.PersonView) -> PersonOut:
+    """The person as the query service sent it (already masked where R-Q-4 says so)."""
+    return PersonOut(
+        person_id=p.person_id,
+        name=_opt(p.name),
+        id_number=_opt(p.id_number),
+        phone=_opt(p.phone),
+    )
+
+
+def points_out(p: query.PointsDashboard) -> PointsOut:
+    return PointsOut(
+        points=p.points,
+        points_limit=p.points_limit,
+        cycle_start=_date(p.cycle_start),
+        cycle_end=_date(p.cycle_end),
+        may_drive=p.may_drive,
+        licence_status=_opt(p.licence_status),
+        limit_reason=_opt(p.limit_reason),
+        limit_reason_zh=_opt(p.limit_reason_zh),
+        limit_reason_en=_opt(p.limit_reason_en),
+    )
+
+
+def vehicle_out(v: query.VehicleView) -> VehicleOut:
+    return VehicleOut(
+        vehicle_id=v.vehicle_id,
+        plate_type=_plate_type(v.plate_type),
+        plate_number=v.plate_number,
+        vin=_opt(v.vin),
+        owner=person_out(v.owner) if v.HasField("owner") else None,
+        relation=_RELATIONS.get(v.relation),
+        unhandled_count=v.unhandled_count,
+        unpaid_count=v.unpaid_count,
+    )
+
+
+def licence_out(v: query.LicenceView) -> LicenceOut:
+    return LicenceOut(
+        licence_id=v.licence_id,
+        licence_no=v.licence_no,
+        file_no=_opt(v.file_no),
+        licence_class=_opt(v.licence_class),
+        first_issued_on=_date(v.first_issued_on),
+        holder=person_out(v.holder) if v.HasField("holder") else None,
+        relation=_RELATIONS.get(v.relation),
+        points=points_out(v.points) if v.HasField("points") else None,
+    )
+
+
+# -- GET /api/v1/me ---------------------------------------------------------------------
+def me_request(caller: common.Caller) -> query.GetMeRequest:
+    return query.GetMeRequest(caller=caller)
+
+
+def me_out(user_id: str, r: query.GetMeResponse) -> MeOut:
+    return MeOut(
+        user_id=user_id,
+        person=person_out(r.person) if r.HasField("person") else None,
+        vehicles=[vehicle_out(v) for v in r.vehicles],
+        licence=licence_out(r.licence) if r.HasField("licence") else None,
+        followed_vehicles=[vehicle_out(v) for v in r.followed_vehicles],
+        followed_licences=[licence_out(v) for v in r.followed_licences],
+    )
+
+
+# -- POST /api/v1/violations/lookup/{vehicle,licence} -----------------------------------------
+def lookup_vehicle_request(
+    body: LookupVehicleBody, caller: common.Caller
+) -> query.LookupVehicleRequest:
+    """Validate the plate and VIN proof and build the query request."""
+    plate_type, plate_number = ids.parse_plate(body.plate_type, body.plate_number)
+    return query.LookupVehicleRequest(
+        caller=caller,
+        plate_type=protomap.plate_type_to_proto(plate_type),
+        plate_number=plate_number,
+        vin=ids.parse_vin_proof(body.vin),
+    )
+
+
+def lookup_licence_request(
+    body: LookupLicenceBody, caller: common.Caller
+) -> query.LookupLicenceRequest:
+    """Validate the licence and file numbers and build the query request."""
+    return query.LookupLicenceRequest(
+        caller=caller,
+        name=body.name,
+        licence_no=ids.parse_id_number(body.licence_no),
+        file_no=ids.parse_file_no(body.file_no),
+    )
+
+
+_Lookup = TypeVar("_Lookup", bound=LookupOut)
+
+
+def _lookup(model: type[_Lookup], r: query.LookupResponse) -> _Lookup:
+    return model(
+        vehicle=vehicle_out(r.vehicle) if r.HasField("vehicle") else None,
+        licence=licence_out(r.licence) if r.HasField("licence") else None,
+        violations=[violation_out(v) for v in r.violations],
+        next_cursor=_opt(r.next_cursor),
+    )
+
+
+def lookup_out(r: query.LookupResponse) -> LookupOut:
+    return _lookup(LookupOut, r)
+
+
+# -- GET /api/v1/violations/{violation_id} -------------------------------------------------
+def get_violation_request(caller: common.Caller, violation_id: str) -> query.GetViolationRequest:
+    return query.GetViolationRequest(caller=caller, violation_id=violation_id)
+
+
+# -- GET /internal/v1/vehicles, /internal/v1/licences ----------------------------------------
+def staff_vehicle_request(
+    caller: common.Caller,
+    *,
+    plate_type: PlateTypeCode,
+    plate_number: str,
+    cursor: str | None,
+    limit: int,
+) -> query.StaffGetVehicleRequest:
+    """Validate the plate and build the query request (plate number in canonical form)."""
+    ptype, plate = ids.parse_plate(plate_type, plate_number)
+    return query.StaffGetVehicleRequest(
+        caller=caller,
+        plate_type=protomap.plate_type_to_proto(ptype),
+        plate_number=plate,
+        page=_page(cursor, limit),
+    )
+
+
+def staff_licence_request(
+    caller: common.Caller, *, licence_no: str, cursor: str | None, limit: int
+) -> query.StaffGetLicenceRequest:
+    """Validate the licence number and build the query request."""
+    return query.StaffGetLicenceRequest(
+        caller=caller,
+        licence_no=ids.parse_id_number(licence_no),
+        page=_page(cursor, limit),
+    )
+
+
+def staff_lookup_out(r: query.LookupResponse) -> StaffLookupOut:
+    return _lookup(StaffLookupOut, r)

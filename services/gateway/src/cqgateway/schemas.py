@@ -20,6 +20,7 @@ ViolationSourceName = Literal["non_site", "on_site"]
 ProcedureName = Literal["simple", "general"]
 ViolationStatusName = Literal["unhandled", "handled_unpaid", "paid"]
 StaffRoleName = Literal["clerk", "supervisor"]
+RelationName = Literal["own", "followed", "proven", "staff"]
 
 Str = Annotated[str, Field(strict=True)]
 
@@ -122,7 +123,7 @@ class ViolationRecord(BaseModel):
     disputed: bool
 
 
-# -- violations (mini-program: list) ------------------------------------------------------
+# -- violations (mini-program: list and detail) -------------------------------------------
 class OnlineHandlingOut(BaseModel):
     """R-Q-3: may this caller handle the violation online, and if not, why."""
 
@@ -135,7 +136,7 @@ class OnlineHandlingOut(BaseModel):
 
 
 class ViolationOut(BaseModel):
-    """A violation as the caller may see it (R-Q-3)."""
+    """A violation as the caller may see it (R-Q-3); also the body of the detail endpoint."""
 
     violation_id: str
     vehicle_id: str | None
@@ -165,6 +166,138 @@ class ViolationListOut(BaseModel):
     next_cursor: str | None = Field(
         description="Pass as `cursor` for the next page; null at the end."
     )
+
+
+# -- people, vehicles, licences (mini-program: me, lookups; counter: staff lookups) ----------
+class PersonOut(BaseModel):
+    """A person as the caller may see them: masked unless it is the caller (R-Q-4) or staff."""
+
+    person_id: str
+    name: str | None = Field(description="`张*` unless it is the caller's own record.")
+    id_number: str | None = Field(description="`5001**********1234` unless the caller's own.")
+    phone: str | None = Field(description="`139****5678` unless the caller's own.")
+
+
+class VehicleOut(BaseModel):
+    """A vehicle with the caller's relation to it and its open violation counts."""
+
+    vehicle_id: str
+    plate_type: PlateTypeCode | None = Field(description="National plate-type code, e.g. `02`.")
+    plate_number: str
+    vin: str | None = Field(
+        description="The full VIN for the owner and staff, otherwise its last 6 characters."
+    )
+    owner: PersonOut | None
+    relation: RelationName | None = Field(
+        description="`own`, `followed`, `proven` (a proof lookup), `staff` (counter reads)."
+    )
+    unhandled_count: int
+    unpaid_count: int
+
+
+class PointsOut(BaseModel):
+    """R-X-1: the points dashboard of a licence in its current scoring cycle."""
+
+    points: int = Field(description="Points recorded in the current scoring cycle.")
+    points_limit: int = Field(description="The limit of a cycle (12 by default).")
+    cycle_start: date | None
+    cycle_end: date | None = Field(
+        description="The cycle's last day: points below the limit with every fine paid clear after it."
+    )
+    may_drive: bool = Field(description="Whether the licence allows driving.")
+    licence_status: str | None = Field(description="`valid`, `suspended`, `revoked` …")
+    limit_reason: str | None = Field(
+        description=(
+            "Why not, when `may_drive` is false: `POINTS_LIMIT_REACHED`, `LICENCE_SUSPENDED`, "
+            "`LICENCE_REVOKED`, `LICENCE_NOT_VALID`; null otherwise."
+        )
+    )
+    limit_reason_zh: str | None
+    limit_reason_en: str | None
+
+
+class LicenceOut(BaseModel):
+    """A driver licence with the caller's relation to it and its points dashboard."""
+
+    licence_id: str
+    licence_no: str = Field(description="The holder's ID number; masked unless the caller's own.")
+    file_no: str | None
+    licence_class: str | None = Field(description="e.g. `C1`, `A2`, `C1E`.")
+    first_issued_on: date | None
+    holder: PersonOut | None
+    relation: RelationName | None = Field(
+        description="`own`, `followed`, `proven` (a proof lookup), `staff` (counter reads)."
+    )
+    points: PointsOut | None
+
+
+class MeOut(BaseModel):
+    """The caller: registry person (null if none, R-USR-1), own and followed vehicles/licences."""
+
+    user_id: str = Field(description="The Alipay user id of the caller.")
+    person: PersonOut | None
+    vehicles: list[VehicleOut]
+    licence: LicenceOut | None
+    followed_vehicles: list[VehicleOut]
+    followed_licences: list[LicenceOut]
+
+
+class LookupVehicleBody(StrictRequest):
+    """R-Q-1 proof of a vehicle: plate type + plate number + VIN (last 6 or all 17)."""
+
+    plate_type: PlateTypeCode
+    plate_number: Str = Field(min_length=1, max_length=16, description="e.g. 渝A12345, 渝AD12345")
+    vin: Str = Field(
+        min_length=1,
+        max_length=64,
+        description="The last 6 characters of the VIN, or the full 17-character VIN.",
+    )
+
+
+class LookupLicenceBody(StrictRequest):
+    """R-Q-1 proof of a driver licence: name + licence number + file number."""
+
+    name: Str = Field(min_length=1, max_length=64, description="The holder's name, e.g. 张伟.")
+    licence_no: Str = Field(
+        min_length=1, max_length=32, description="The licence number (18-char ID number)."
+    )
+    file_no: Str = Field(min_length=1, max_length=32, description="The file number (12 digits).")
+
+
+class LookupOut(BaseModel):
+    """A vehicle or a licence (the other is null) with the first page of its violations."""
+
+    vehicle: VehicleOut | None
+    licence: LicenceOut | None
+    violations: list[ViolationOut] = Field(description="Newest first.")
+    next_cursor: str | None = Field(
+        description=(
+            "Continue with `GET /api/v1/violations?vehicle_id=…|licence_id=…&cursor=…` "
+            "(the proof grants access for a while); null at the end."
+        )
+    )
+
+
+class StaffLookupOut(LookupOut):
+    """A counter read: the same shape as ``LookupOut``, unmasked, ``relation`` = ``staff``."""
+
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` to the same endpoint for the next page; null at the end."
+    )
+
+
+# -- errors (documentation of the error body in /openapi.json) -----------------------------
+class ErrorDetailOut(BaseModel):
+    code: str = Field(description="A stable UPPER_SNAKE code (listed in the API description).")
+    message_zh: str
+    message_en: str
+    details: dict[str, Any]
+
+
+class ErrorOut(BaseModel):
+    """Every non-2xx body."""
+
+    error: ErrorDetailOut
 
 
 # -- audit ------------------------------------------------------------------------------

@@ -1,1 +1,2 @@
-"""HTTP routers, one per area: health, auth, violations (mini-program), internal (counter)."""
+"""HTTP routers, one per area: health, auth, me and violations (mini-program), internal
+(counter)."""

@@ -1,24 +1,61 @@
-"""Counter API (``/internal/v1``): staff only, every call audited (cqgateway.audit)."""
+"""Counter API (``/internal/v1``): staff only, every call audited (cqgateway.audit).
+
+Routes record in the audit context which subjects a call concerns (``plate:``,
+``licence_no:``, ``vehicle:``, ``licence:``, ``person:``, ``violation:``), so a supervisor
+can find every read of a person's data (R-USR-2) with ``GET /internal/v1/audit?subject=``.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from cqcommon.errors import SERVICE_UNAVAILABLE, DomainError
 from cqcommon.grpc_client import call
+from cqtraffic.query.v1 import query_pb2
 from fastapi import APIRouter, Query, Request, Response
 
 from cqgateway import mappers
-from cqgateway.audit import audit_context
+from cqgateway.audit import AuditContext, audit_context
 from cqgateway.deps import Context, JsonBody, StaffUser, SupervisorUser
 from cqgateway.schemas import (
     AuditEntryOut,
     AuditListOut,
+    ErrorOut,
+    PlateTypeCode,
     RecordViolationBody,
+    StaffLookupOut,
     ViolationRecord,
 )
 
 router = APIRouter(prefix="/internal/v1", tags=["counter"])
+
+Cursor = Annotated[str | None, Query(max_length=512, description="`next_cursor` of a page.")]
+Limit = Annotated[int, Query(ge=1, le=100, description="Violations per page.")]
+
+_STAFF_LOOKUP_ERRORS = (
+    "401 `UNAUTHENTICATED`, `TOKEN_INVALID` (also for a mini-program token); 404 `NOT_FOUND` "
+    "when no record matches; 422 `VALIDATION_FAILED` (missing parameter, `limit` outside "
+    "1..100); 400 `INVALID_CURSOR` for a cursor not from this endpoint; 503 "
+    "`AUDIT_UNAVAILABLE` when the audit row cannot be written (nothing is shown unaudited)."
+)
+_STAFF_LOOKUP_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "A malformed identifier (see the codes above)."},
+    404: {"model": ErrorOut, "description": "`NOT_FOUND`: no such record."},
+}
+
+
+def _audit_answer(audit: AuditContext | None, answer: query_pb2.LookupResponse) -> None:
+    """R-USR-2: whose data the answer shows: the vehicle or licence, its owner or holder, and
+    the vehicles and licences its violations name (unset ids are skipped)."""
+    if audit is None:
+        return
+    audit.add_subject("vehicle", answer.vehicle.vehicle_id)
+    audit.add_subject("licence", answer.licence.licence_id)
+    audit.add_subject("person", answer.vehicle.owner.person_id)
+    audit.add_subject("person", answer.licence.holder.person_id)
+    for violation in answer.violations:
+        audit.add_subject("vehicle", violation.vehicle_id)
+        audit.add_subject("licence", violation.licence_id)
 
 
 @router.post(
@@ -65,13 +102,88 @@ async def record_violation(
 
 
 @router.get(
+    "/vehicles",
+    response_model=StaffLookupOut,
+    summary="A vehicle by plate, unmasked, with its violations (audited)",
+    description=(
+        "Any staff role. The full record (owner unmasked, full VIN) and one page of its "
+        "violations, newest first. Audited (R-USR-2) with subjects `plate:<type>:<plate>` "
+        "(canonical plate, e.g. `plate:02:渝A12345`), then `vehicle:<id>`, "
+        "`person:<owner id>` and the licences its violations name. Errors: 400 "
+        "`INVALID_PLATE_NUMBER`; 422 `VALIDATION_FAILED` also for a `plate_type` other than "
+        "01 02 07 51 52; " + _STAFF_LOOKUP_ERRORS
+    ),
+    responses=_STAFF_LOOKUP_RESPONSES,
+)
+async def staff_get_vehicle(
+    staff: StaffUser,
+    request: Request,
+    ctx: Context,
+    plate_type: Annotated[PlateTypeCode, Query(description="National plate-type code.")],
+    plate_number: Annotated[str, Query(min_length=1, max_length=16, description="e.g. 渝A12345")],
+    cursor: Cursor = None,
+    limit: Limit = 20,
+) -> StaffLookupOut:
+    grpc_request = mappers.staff_vehicle_request(
+        staff.caller, plate_type=plate_type, plate_number=plate_number, cursor=cursor, limit=limit
+    )
+    audit = audit_context(request)
+    if audit is not None:
+        audit.add_subject("plate", f"{plate_type}:{grpc_request.plate_number}")
+    answer = await call(
+        ctx.require_backends().query.StaffGetVehicle,
+        grpc_request,
+        timeout_s=ctx.settings.grpc_deadline_s,
+    )
+    _audit_answer(audit, answer)
+    return mappers.staff_lookup_out(answer)
+
+
+@router.get(
+    "/licences",
+    response_model=StaffLookupOut,
+    summary="A driver licence by licence number, unmasked, with its violations (audited)",
+    description=(
+        "Any staff role. The full record (holder unmasked, points dashboard) and one page of "
+        "its violations, newest first. Audited (R-USR-2) with subjects `licence_no:<no>`, then "
+        "`licence:<id>`, `person:<holder id>` and the vehicles its violations name. Errors: "
+        "400 `INVALID_ID_NUMBER` (licence_no); " + _STAFF_LOOKUP_ERRORS
+    ),
+    responses=_STAFF_LOOKUP_RESPONSES,
+)
+async def staff_get_licence(
+    staff: StaffUser,
+    request: Request,
+    ctx: Context,
+    licence_no: Annotated[
+        str, Query(min_length=1, max_length=32, description="18-char ID number.")
+    ],
+    cursor: Cursor = None,
+    limit: Limit = 20,
+) -> StaffLookupOut:
+    grpc_request = mappers.staff_licence_request(
+        staff.caller, licence_no=licence_no, cursor=cursor, limit=limit
+    )
+    audit = audit_context(request)
+    if audit is not None:
+        audit.add_subject("licence_no", grpc_request.licence_no)
+    answer = await call(
+        ctx.require_backends().query.StaffGetLicence,
+        grpc_request,
+        timeout_s=ctx.settings.grpc_deadline_s,
+    )
+    _audit_answer(audit, answer)
+    return mappers.staff_lookup_out(answer)
+
+
+@router.get(
     "/audit",
     response_model=AuditListOut,
     summary="The audit trail (supervisor)",
     description=(
         "Newest first. `subject` matches one recorded subject exactly, e.g. "
-        "`vehicle:<vehicle_id>`, `licence:<licence_id>`, `plate:02:渝A12345`, "
-        "`licence_no:<no>`, `violation:<id>`, `staff:<username>`."
+        "`vehicle:<vehicle_id>`, `licence:<licence_id>`, `person:<person_id>`, "
+        "`plate:02:渝A12345`, `licence_no:<no>`, `violation:<id>`, `staff:<username>`."
     ),
 )
 async def list_audit(

@@ -1,20 +1,46 @@
-"""Mini-program violation queries (R-Q-1: only what the caller may see; 404 otherwise)."""
+"""Mini-program violation queries (R-Q-1: only what the caller may see; 404 otherwise):
+the list of a vehicle's or licence's violations, proof-based lookups, and one violation's
+detail with whether the caller may handle it online (R-Q-3)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from cqcommon.errors import VALIDATION_FAILED, DomainError
 from cqcommon.grpc_client import call
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from cqgateway import mappers
-from cqgateway.deps import Context, CurrentUser
-from cqgateway.schemas import ViolationListOut, ViolationStatusName
+from cqgateway.deps import Context, CurrentUser, JsonBody
+from cqgateway.errors import RETRY_AFTER_HEADER
+from cqgateway.schemas import (
+    ErrorOut,
+    LookupLicenceBody,
+    LookupOut,
+    LookupVehicleBody,
+    ViolationListOut,
+    ViolationOut,
+    ViolationStatusName,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["violations"])
 
-Id = Annotated[str | None, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+ID_PATTERN = r"^[A-Za-z0-9_-]+$"
+Id = Annotated[str | None, Query(min_length=1, max_length=64, pattern=ID_PATTERN)]
+PathId = Annotated[str, Path(min_length=1, max_length=64, pattern=ID_PATTERN)]
+
+_LOOKUP_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "An identifier is malformed (see the codes above)."},
+    404: {
+        "model": ErrorOut,
+        "description": "`NOT_FOUND`: no such record, or the proof does not match (R-Q-1).",
+    },
+    429: {
+        "model": ErrorOut,
+        "description": "Too many lookups by this user (`RATE_LIMITED`); see `Retry-After`.",
+        "headers": RETRY_AFTER_HEADER,
+    },
+}
 
 
 @router.get(
@@ -60,3 +86,75 @@ async def list_violations(
         ctx.require_backends().query.ListViolations, request, timeout_s=ctx.settings.grpc_deadline_s
     )
     return mappers.violation_list_out(response)
+
+
+@router.post(
+    "/violations/lookup/vehicle",
+    response_model=LookupOut,
+    dependencies=[JsonBody],
+    summary="Look up a vehicle's violations by proof (plate + VIN)",
+    description=(
+        "R-Q-1: plate type, plate number and the VIN's last 6 characters (or the full 17) prove "
+        "the caller may see the vehicle; the answer is the vehicle (masked, R-Q-4) with the "
+        "first page of its violations, and `next_cursor` continues with "
+        "`GET /api/v1/violations?vehicle_id=…`. Errors: 400 `INVALID_PLATE_NUMBER`, "
+        "`INVALID_VIN`; 422 `VALIDATION_FAILED` (missing or unknown fields, unknown "
+        "`plate_type`); 415 `UNSUPPORTED_MEDIA_TYPE`; 404 `NOT_FOUND` when no vehicle matches "
+        "the proof (a wrong VIN answers the same); 429 `RATE_LIMITED` past the per-user limit, "
+        "with `Retry-After`."
+    ),
+    responses=_LOOKUP_RESPONSES,
+)
+async def lookup_vehicle(body: LookupVehicleBody, user: CurrentUser, ctx: Context) -> LookupOut:
+    request = mappers.lookup_vehicle_request(body, user.caller)
+    response = await call(
+        ctx.require_backends().query.LookupVehicle, request, timeout_s=ctx.settings.grpc_deadline_s
+    )
+    return mappers.lookup_out(response)
+
+
+@router.post(
+    "/violations/lookup/licence",
+    response_model=LookupOut,
+    dependencies=[JsonBody],
+    summary="Look up a licence's violations by proof (name + licence no + file no)",
+    description=(
+        "R-Q-1: the holder's name, the licence number (18-char ID number) and the 12-digit "
+        "file number prove the caller may see the licence; the answer is the licence (masked, "
+        "R-Q-4, with its points, R-X-1) and the first page of its violations; `next_cursor` "
+        "continues with `GET /api/v1/violations?licence_id=…`. Errors: 400 "
+        "`INVALID_ID_NUMBER` (licence_no), `INVALID_FILE_NO`; 422 `VALIDATION_FAILED`; "
+        "415 `UNSUPPORTED_MEDIA_TYPE`; 404 `NOT_FOUND` when nothing matches (a wrong name or "
+        "file number answers the same); 429 `RATE_LIMITED` past the per-user limit, with "
+        "`Retry-After`."
+    ),
+    responses=_LOOKUP_RESPONSES,
+)
+async def lookup_licence(body: LookupLicenceBody, user: CurrentUser, ctx: Context) -> LookupOut:
+    request = mappers.lookup_licence_request(body, user.caller)
+    response = await call(
+        ctx.require_backends().query.LookupLicence, request, timeout_s=ctx.settings.grpc_deadline_s
+    )
+    return mappers.lookup_out(response)
+
+
+@router.get(
+    "/violations/{violation_id}",
+    response_model=ViolationOut,
+    summary="One violation, with the amount due and whether it can be handled online",
+    description=(
+        "R-Q-3: time, place, code, fine, points, status, decision number once decided, "
+        "`amount_due_fen` (fine + late fee, today in Asia/Shanghai) and `online_handling`: "
+        "`availability` `allowed` / `refused` (with `reason_code` and the reason in Chinese and "
+        "English, and the `route` to take) / `unknown` (eligibility could not be determined "
+        "right now; `allowed` is null). Errors: 404 `NOT_FOUND` for an unknown violation or "
+        "one the caller may not see (R-Q-1); 422 `VALIDATION_FAILED` for a malformed id."
+    ),
+    responses={404: {"model": ErrorOut, "description": "`NOT_FOUND` (R-Q-1)."}},
+)
+async def get_violation(violation_id: PathId, user: CurrentUser, ctx: Context) -> ViolationOut:
+    request = mappers.get_violation_request(user.caller, violation_id)
+    response = await call(
+        ctx.require_backends().query.GetViolation, request, timeout_s=ctx.settings.grpc_deadline_s
+    )
+    return mappers.violation_out(response)

@@ -2,19 +2,24 @@
 
 Every subject (a vehicle, a licence, a violation) has a version counter
 ``q:ver:<kind>:<id>``; cached values live under keys that embed the version they were
-read at, so invalidating is one ``INCR`` and never races a reader:
+read at, so invalidating is one ``INCR``. An event that changes a subject brackets its
+transaction (``begin`` / ``end``):
 
-- the read-model consumer bumps a subject's versions *inside* the event's transaction
-  (if Redis is down the event fails and is retried, so no event is applied unbumped)
-  and *again after the commit*;
-- a reader that saw the old version may store rows it read before the commit, but only
-  under the old version's key, which nobody reads after the second bump; a key of the
-  new version can only be filled by a reader that started after the commit.
+- ``begin``, inside the transaction: bump the version and raise the subject's "changing"
+  counter ``q:dirty:<kind>:<id>``; if Redis is down the event fails and is retried, so
+  no event is ever applied without invalidating;
+- while the counter is above zero, readers neither read nor fill the cache: they read
+  PostgreSQL, which shows the old rows before the commit and the new ones after;
+- ``end``, after the commit: bump the version again and lower the counter.
 
-So a read that starts after an event was applied never sees what the event changed
-(test: apply ``FinePaid``, the next read shows ``paid``). Versions outlive cached values
-(``VERSION_TTL_S`` ≫ the value TTL), so a version key that expires cannot bring back an
-old value. Redis being down makes reads uncached, never failed.
+So a reader can only cache rows it read while no change was in flight, under the
+version current then, and every change moves the version on: a read that starts after
+an event was applied never sees what the event changed (test: apply ``FinePaid``, the
+next read shows ``paid``). If ``end`` never runs (a crash, a retried transaction), the
+counter expires after ``DIRTY_TTL_S`` and caching of that subject resumes, with rows
+that are committed by then. Versions outlive cached values (``VERSION_TTL_S`` ≫ the
+value TTL), so a version key that expires cannot bring back an old value. Redis being
+down makes reads uncached, never failed.
 
 Also here: proof grants (R-Q-1) — a user who proved a vehicle or licence may read it
 for ``proof_grant_ttl_s`` — which are short-lived Redis keys by nature.
@@ -35,6 +40,7 @@ log = logging.getLogger(__name__)
 
 Subject = tuple[str, str]
 VERSION_TTL_S = 7 * 24 * 3600
+DIRTY_TTL_S = 60
 
 
 @dataclass(frozen=True)
@@ -67,32 +73,49 @@ class ReadModelCache:
     def _ver(self, kind: str, subject_id: str) -> str:
         return f"{self.prefix}:ver:{kind}:{subject_id}"
 
+    def _dirty(self, kind: str, subject_id: str) -> str:
+        return f"{self.prefix}:dirty:{kind}:{subject_id}"
+
     # -- invalidation (read-model consumer) ---------------------------------------------
-    async def bump(self, subjects: Iterable[Subject]) -> None:
-        """Invalidate everything cached about ``subjects``; Redis errors are transient."""
-        keys = sorted({self._ver(kind, sid) for kind, sid in subjects if sid})
-        if not keys:
+    async def begin_change(self, subjects: Iterable[Subject]) -> None:
+        """Inside the event's transaction; Redis errors are transient (the event retries)."""
+        await self._bracket(subjects, +1)
+
+    async def end_change(self, subjects: Iterable[Subject]) -> None:
+        """After the commit."""
+        await self._bracket(subjects, -1)
+
+    async def _bracket(self, subjects: Iterable[Subject], step: int) -> None:
+        pairs = sorted({(kind, sid) for kind, sid in subjects if sid})
+        if not pairs:
             return
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for key in keys:
-                    pipe.incr(key)
-                    pipe.expire(key, VERSION_TTL_S)
+            async with self.redis.pipeline(transaction=True) as pipe:
+                for kind, sid in pairs:
+                    pipe.incr(self._ver(kind, sid))
+                    pipe.expire(self._ver(kind, sid), VERSION_TTL_S)
+                    pipe.incrby(self._dirty(kind, sid), step)
+                    pipe.expire(self._dirty(kind, sid), DIRTY_TTL_S)
                 await pipe.execute()
         except RedisError as exc:
             raise TransientError(f"cache invalidation failed: {exc!r}") from exc
 
     # -- reads ----------------------------------------------------------------------------
     async def version(self, kind: str, subject_id: str) -> str | None:
-        """The subject's current version, or None when the cache is off or unreachable."""
+        """The subject's current version, or None when reads must bypass the cache (cache
+        off or unreachable, or a change to the subject in flight)."""
         if not self.enabled:
             return None
         try:
-            value = await self.redis.get(self._ver(kind, subject_id))
+            version, dirty = await self.redis.mget(
+                [self._ver(kind, subject_id), self._dirty(kind, subject_id)]
+            )
         except RedisError:
             log.warning("query cache unreachable; reading uncached", exc_info=True)
             return None
-        return value.decode() if isinstance(value, bytes) else str(value or 0)
+        if dirty is not None and int(dirty) > 0:
+            return None
+        return version.decode() if isinstance(version, bytes) else "0"
 
     def facts_key(self, kind: str, subject_id: str, version: str) -> str:
         return f"{self.prefix}:facts:{kind}:{subject_id}:{version}"

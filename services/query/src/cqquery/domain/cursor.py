@@ -6,11 +6,8 @@ import base64
 import json
 from datetime import datetime
 
-from cqcommon.errors import DomainError, ErrorKind, define
+from cqcommon.errors import INVALID_CURSOR, DomainError
 
-INVALID_CURSOR = define(
-    "INVALID_CURSOR", ErrorKind.INVALID, "分页游标无效。", "The page cursor is not valid."
-)
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 

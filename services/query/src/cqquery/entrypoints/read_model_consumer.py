@@ -2,8 +2,8 @@
 
 Each handler decodes its event into the projector's facts (``adapters.projector``:
 idempotent writes that do not need the referred row to exist yet) and invalidates the
-cache of every subject it touched, inside the transaction and again after the commit
-(``adapters.cache`` explains why both).
+cache of every subject it touched, with a bracket opened inside the transaction and
+closed after the commit (``adapters.cache`` explains why).
 """
 
 from __future__ import annotations
@@ -254,12 +254,12 @@ def _handler(projection: Projection, cache: ReadModelCache) -> Handler:
         subjects = await projection(ReadModelProjector(conn), event)
         if not subjects:
             return
-        await cache.bump(subjects)  # a Redis failure here fails (and retries) the event
+        await cache.begin_change(subjects)  # a Redis failure fails (and retries) the event
 
-        async def bump_again() -> None:
-            await cache.bump(subjects)
+        async def end_change() -> None:
+            await cache.end_change(subjects)
 
-        event.after_commit(bump_again)
+        event.after_commit(end_change)
 
     return handle
 

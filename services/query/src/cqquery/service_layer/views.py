@@ -248,8 +248,7 @@ class QueryViews:
         plate_type, plate_number = ids.parse_plate(
             plate.value if plate else "", request.plate_number
         )
-        if not ids.is_valid_vin_proof(request.vin):
-            raise DomainError(ids.INVALID_VIN, details={"reason": "format"})
+        ids.parse_vin_proof(request.vin)
         await self._count_lookup(caller)
         async with self.db.connection() as conn:
             row = await PostgresReadModel(conn).vehicle_by_plate(plate_type.value, plate_number)
