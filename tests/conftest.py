@@ -16,6 +16,7 @@ import httpx
 import pytest
 from cqcommon.runner import ServiceRuntime
 from cqcommon.settings import Settings
+from cqdev.stack import free_port
 from cqdev.testing import Cluster
 
 
@@ -29,14 +30,17 @@ async def cluster(test_settings: Settings, migrated_database: Any) -> AsyncItera
     from cqregistry.wiring import SPEC as REGISTRY
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
+    specs = (REGISTRY, ADJUDICATION, QUERY, PAYMENT, FOLLOW)
+    # services call each other (query asks adjudication), so every address is known first
+    ports = {spec.name: free_port() for spec in specs}
+    addrs = {f"{name}_service_addr": f"127.0.0.1:{port}" for name, port in ports.items()}
+    settings = test_settings.model_copy(update=addrs)
     runtimes: dict[str, ServiceRuntime] = {}
     try:
-        for spec in (REGISTRY, ADJUDICATION, QUERY, PAYMENT, FOLLOW):
-            runtime = ServiceRuntime(spec, test_settings, port=0)
+        for spec in specs:
+            runtime = ServiceRuntime(spec, settings, port=ports[spec.name])
             await runtime.start()
             runtimes[spec.name] = runtime
-        addrs = {f"{name}_service_addr": f"127.0.0.1:{rt.port}" for name, rt in runtimes.items()}
-        settings = test_settings.model_copy(update=addrs)
         app = create_app(settings)
         # as `python -m cqgateway serve` does: server spans for every request
         FastAPIInstrumentor.instrument_app(app)

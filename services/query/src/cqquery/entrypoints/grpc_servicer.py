@@ -50,7 +50,7 @@ class QueryServicer(pb_grpc.QueryServiceServicer):
         return pb.ResolveUserResponse(person_id=person_id or "")
 
     async def GetMe(self, request: pb.GetMeRequest, context: Context) -> pb.GetMeResponse:
-        return await self.views.get_me(request.caller)
+        return await self.views.get_me(await self.views.with_person(request.caller))
 
     async def ListViolations(
         self, request: pb.ListViolationsRequest, context: Context
@@ -60,7 +60,7 @@ class QueryServicer(pb_grpc.QueryServiceServicer):
             raise DomainError(NOT_FOUND)
         kind: Kind = "vehicle" if subject == "vehicle_id" else "licence"
         return await self.views.list_violations(
-            request.caller,
+            await self.views.with_person(request.caller),
             kind,
             getattr(request, subject),
             status=request.status,
@@ -80,7 +80,8 @@ class QueryServicer(pb_grpc.QueryServiceServicer):
     async def GetViolation(
         self, request: pb.GetViolationRequest, context: Context
     ) -> pb.ViolationView:
-        return await self.views.get_violation(request.caller, request.violation_id)
+        caller = await self.views.with_person(request.caller)
+        return await self.views.get_violation(caller, request.violation_id)
 
     async def StaffGetVehicle(
         self, request: pb.StaffGetVehicleRequest, context: Context

@@ -45,6 +45,20 @@ class QueryViews:
     proof_grant_ttl_s: int
 
     # -- access -------------------------------------------------------------------------
+    async def with_person(self, caller: common.Caller) -> common.Caller:
+        """The caller with their person id, when the token was issued before the registry
+        record reached the read model (R-USR-1: the token then carries none)."""
+        if caller.person_id or not caller.user_id or caller.staff_id:
+            return caller
+        async with self.db.connection() as conn:
+            person_id = await PostgresReadModel(conn).person_for_user(caller.user_id)
+        if not person_id:
+            return caller
+        resolved = common.Caller()
+        resolved.CopyFrom(caller)
+        resolved.person_id = person_id
+        return resolved
+
     async def _facts(self, model: PostgresReadModel | None, kind: Kind, sid: str) -> CachedFacts:
         """Owner and followers of a subject, from the cache when it has them."""
         version = await self.cache.version(kind, sid)
