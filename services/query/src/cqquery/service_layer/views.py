@@ -59,7 +59,7 @@ class QueryViews:
         resolved.person_id = person_id
         return resolved
 
-    async def _facts(self, model: PostgresReadModel | None, kind: Kind, sid: str) -> CachedFacts:
+    async def _facts(self, kind: Kind, sid: str) -> CachedFacts:
         """Owner and followers of a subject, from the cache when it has them."""
         version = await self.cache.version(kind, sid)
         key = self.cache.facts_key(kind, sid, version) if version is not None else None
@@ -67,11 +67,11 @@ class QueryViews:
             (raw,) = await self.cache.get_many([key])
             if raw is not None:
                 return CachedFacts.from_json(raw)
-        if model is None:
-            async with self.db.connection() as conn:
-                facts = await PostgresReadModel(conn).subject_facts(kind, sid)
-        else:
-            facts = await model.subject_facts(kind, sid)
+        return await self._load_facts(kind, sid, key)
+
+    async def _load_facts(self, kind: Kind, sid: str, key: str | None) -> CachedFacts:
+        async with self.db.connection() as conn:
+            facts = await PostgresReadModel(conn).subject_facts(kind, sid)
         if key is not None:
             await self.cache.put(key, facts.to_json())
         return facts
@@ -97,13 +97,6 @@ class QueryViews:
             relation = "proven"
         return relation
 
-    async def _require(self, caller: common.Caller, kind: Kind, sid: str) -> Relation:
-        facts = await self._facts(None, kind, sid)
-        relation = await self._relation(caller, kind, sid, facts)
-        if relation is None:
-            raise DomainError(NOT_FOUND)
-        return relation
-
     # -- R-Q-1 lists ----------------------------------------------------------------------
     async def list_violations(
         self,
@@ -117,32 +110,62 @@ class QueryViews:
         limit = page_size(page.page_size)
         after = decode_cursor(page.cursor) if page.cursor else None
         status_name = STATUS_NAMES.get(status) if status else None
-        await self._require(caller, kind, sid)
-        return await self._page(kind, sid, status_name, after, page.cursor, limit)
+        today = today_in_shanghai(self.clock)
+        # the hot path: one round trip for the version, one for access facts + page
+        version = await self.cache.version(kind, sid)
+        facts_key = page_key = None
+        facts_raw = page_raw = None
+        if version is not None:
+            facts_key = self.cache.facts_key(kind, sid, version)
+            page_key = self._page_key(kind, sid, version, status_name, limit, today, page.cursor)
+            facts_raw, page_raw = await self.cache.get_many([facts_key, page_key])
+        facts = (
+            CachedFacts.from_json(facts_raw)
+            if facts_raw is not None
+            else await self._load_facts(kind, sid, facts_key)
+        )
+        if await self._relation(caller, kind, sid, facts) is None:
+            raise DomainError(NOT_FOUND)
+        if page_raw is not None:
+            return pb.ListViolationsResponse.FromString(page_raw)
+        return await self._load_page(kind, sid, status_name, after, limit, today, page_key)
 
-    async def _page(
+    def _page_key(
+        self,
+        kind: Kind,
+        sid: str,
+        version: str,
+        status: str | None,
+        limit: int,
+        today: date,
+        cursor: str,
+    ) -> str:
+        # pages hold no personal data, so one page serves every caller who may see the
+        # subject; amounts due change at midnight (Asia/Shanghai), hence the day
+        return self.cache.page_key(kind, sid, version, status or "*", limit, today, cursor)
+
+    async def _first_page(self, kind: Kind, sid: str) -> pb.ListViolationsResponse:
+        """The newest violations of a subject whose access is already established."""
+        today = today_in_shanghai(self.clock)
+        version = await self.cache.version(kind, sid)
+        key = None
+        if version is not None:
+            key = self._page_key(kind, sid, version, None, LOOKUP_PAGE_SIZE, today, "")
+            (raw,) = await self.cache.get_many([key])
+            if raw is not None:
+                return pb.ListViolationsResponse.FromString(raw)
+        return await self._load_page(kind, sid, None, None, LOOKUP_PAGE_SIZE, today, key)
+
+    async def _load_page(
         self,
         kind: Kind,
         sid: str,
         status: str | None,
         after: tuple[datetime, str] | None,
-        cursor: str,
         limit: int,
+        today: date,
+        key: str | None,
     ) -> pb.ListViolationsResponse:
-        """One page of a subject's violations; the caller's access is already checked.
-
-        Pages are the same for every caller who may see the subject (they hold no
-        personal data), so they are cached per subject version and per day (amounts
-        due change at midnight, Asia/Shanghai).
-        """
-        today = today_in_shanghai(self.clock)
-        version = await self.cache.version(kind, sid)
-        key = None
-        if version is not None:
-            key = self.cache.page_key(kind, sid, version, status or "*", limit, today, cursor)
-            (raw,) = await self.cache.get_many([key])
-            if raw is not None:
-                return pb.ListViolationsResponse.FromString(raw)
         async with self.db.connection() as conn:
             rows = await PostgresReadModel(conn).violations(
                 kind, sid, status=status, after=after, limit=limit + 1
@@ -175,7 +198,7 @@ class QueryViews:
         if row.licence_id:
             subjects.append(("licence", row.licence_id))
         for kind, sid in subjects:
-            relation = await self._relation(caller, kind, sid, await self._facts(None, kind, sid))
+            relation = await self._relation(caller, kind, sid, await self._facts(kind, sid))
             if relation is not None:
                 return relation
         return None
@@ -273,7 +296,7 @@ class QueryViews:
         facts = CachedFacts(True, row.owner_person_id, ())
         relation = await self._relation(caller, "vehicle", row.vehicle_id, facts) or "proven"
         await self._grant(caller, "vehicle", row.vehicle_id)
-        page = await self._page("vehicle", row.vehicle_id, None, None, "", LOOKUP_PAGE_SIZE)
+        page = await self._first_page("vehicle", row.vehicle_id)
         return pb.LookupResponse(
             vehicle=vehicle_to_proto(
                 row, relation=relation, caller_person_id=caller.person_id, is_staff=False
@@ -299,7 +322,7 @@ class QueryViews:
         facts = CachedFacts(True, row.person_id, ())
         relation = await self._relation(caller, "licence", row.licence_id, facts) or "proven"
         await self._grant(caller, "licence", row.licence_id)
-        page = await self._page("licence", row.licence_id, None, None, "", LOOKUP_PAGE_SIZE)
+        page = await self._first_page("licence", row.licence_id)
         return pb.LookupResponse(
             licence=licence_to_proto(
                 row,
