@@ -611,3 +611,25 @@ async def test_counter_reads_are_unmasked_and_audited(cluster: Cluster) -> None:
     assert audit.status_code == 200, audit.text
     paths = sorted(e["path"] for e in audit.json()["entries"] if e["staff_id"])
     assert "/internal/v1/licences" in paths and "/internal/v1/vehicles" in paths
+
+
+async def test_dispute_and_undispute_latest_wins(cluster: Cluster) -> None:
+    """R-ADJ-9: disputed then cleared shows not disputed; a stale dispute arriving late
+    (an older event) does not dispute it again."""
+    owner = new_owner()
+    await registered(cluster, owner)
+    camera = await record(cluster, owner, "dispute")
+    headers = await cluster.login(owner.alipay_user_id)
+    await visible(cluster, headers, vehicle_id=owner.vehicle_id)
+    vid = camera["violation_id"]
+    t0 = datetime.now(UTC)
+    disputed = adj.ViolationDisputed(violation_id=vid, staff_id="clerk01", reason="有异议")
+    await publish(cluster, disputed, vid, occurred_at=t0)
+    detail = await cluster.http.get(f"/api/v1/violations/{vid}", headers=headers)
+    assert detail.json()["disputed"] is True
+    cleared = adj.ViolationUndisputed(violation_id=vid, staff_id="clerk01")
+    await publish(cluster, cleared, vid, occurred_at=t0 + timedelta(minutes=5))
+    stale = adj.ViolationDisputed(violation_id=vid, staff_id="clerk02", reason="旧的")
+    await publish(cluster, stale, vid, occurred_at=t0 + timedelta(minutes=1))
+    detail = await cluster.http.get(f"/api/v1/violations/{vid}", headers=headers)
+    assert detail.json()["disputed"] is False
