@@ -23,14 +23,12 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -38,83 +36,10 @@ import httpx
 from cqdev.stack import free_port
 from cqregistry.roster import sandbox_roster
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-@dataclass(frozen=True)
-class LoadResult:
-    requests: int
-    errors: int
-    seconds: float
-    latencies_ms: list[float]
-
-    @property
-    def rate(self) -> float:
-        return self.requests / self.seconds
-
-    def pct(self, p: float) -> float:
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, int(len(ordered) * p))] if ordered else 0.0
-
-
-async def load(
-    url: str, headers: dict[str, str], *, seconds: float, concurrency: int
-) -> LoadResult:
-    latencies: list[float] = []
-    errors = 0
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=10) as client:
-        for _ in range(20):  # warm up connections and caches
-            await client.get(url, headers=headers)
-        stop_at = time.perf_counter() + seconds
-
-        async def worker() -> None:
-            nonlocal errors
-            while time.perf_counter() < stop_at:
-                t0 = time.perf_counter()
-                r = await client.get(url, headers=headers)
-                latencies.append((time.perf_counter() - t0) * 1000)
-                if r.status_code != 200:
-                    errors += 1
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    return LoadResult(len(latencies), errors, elapsed, latencies)
-
-
-_UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
-
-def _ms(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
-    return float(value) * _UNIT_MS[unit]
-
-
-def load_with_wrk(
-    url: str, headers: dict[str, str], *, seconds: float, concurrency: int
-) -> LoadResult:
-    """Drive ``url`` with wrk; latencies are wrk's percentiles (50, 75, 90, 99)."""
-    argv = ["wrk", "-t1", f"-c{concurrency}", f"-d{int(seconds)}s", "--latency"]
-    for key, value in headers.items():
-        argv += ["-H", f"{key}: {value}"]
-    out = subprocess.run(
-        [*argv, url], capture_output=True, text=True, timeout=seconds + 30, check=True
-    ).stdout
-    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    pcts = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)$", out, flags=re.M))
-    # a stand-in distribution that reproduces wrk's reported percentiles
-    latencies = [_ms(pcts["50"])] * 50 + [_ms(pcts["75"])] * 25 + [_ms(pcts["90"])] * 15
-    latencies += [_ms(pcts["99"])] * 10
-    return LoadResult(requests, int(errors.group(1)) if errors else 0, seconds, latencies)
-
-
-def report(name: str, r: LoadResult) -> None:
-    print(
-        f"{name:<28} {r.rate:8.0f} req/s  p50 {r.pct(0.50):6.1f} ms  p99 {r.pct(0.99):6.1f} ms"
-        f"  errors {r.errors}/{r.requests}"
-    )
+# `python bench/cluster_slice.py` puts bench/ on sys.path, not the repo root; mypy (run from
+# the root) resolves `bench.benchlib` as it is written here
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.benchlib import ROOT, load, load_with_wrk, report
 
 
 async def measure(gateway: str, seconds: float, concurrency: int) -> None:
