@@ -13,20 +13,19 @@ import grpc
 
 from cqcommon.errors import DomainError
 from cqcommon.grpc_errors import domain_error_from_rpc
+from cqcommon.telemetry import tracing_active
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 
 
 def make_channel(addr: str) -> grpc.aio.Channel:
-    """An insecure aio channel (loopback / in-cluster) with OpenTelemetry client spans."""
+    """An insecure aio channel (loopback / in-cluster), with client spans when tracing."""
     interceptors: list[grpc.aio.ClientInterceptor] = []
-    try:
+    if tracing_active():
         from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
         interceptors.extend(aio_client_interceptors())  # type: ignore[no-untyped-call]
-    except ImportError:  # pragma: no cover - instrumentation is a declared dependency
-        pass
     return grpc.aio.insecure_channel(
         addr,
         interceptors=interceptors,

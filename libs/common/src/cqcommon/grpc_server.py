@@ -17,6 +17,7 @@ from grpc_reflection.v1alpha import reflection
 from cqcommon.asyncutil import sleep_or_stop
 from cqcommon.errors import INTERNAL_ERROR, DomainError
 from cqcommon.grpc_errors import ERROR_METADATA_KEY, status_for
+from cqcommon.telemetry import tracing_active
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +76,10 @@ class GrpcServer:
         check_interval_s: float = 2.0,
     ) -> None:
         interceptors: list[Any] = []
-        try:
+        if tracing_active():
             from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
             interceptors.append(aio_server_interceptor())  # type: ignore[no-untyped-call]
-        except ImportError:  # pragma: no cover - a declared dependency
-            pass
         interceptors.append(DomainErrorInterceptor())
         self.server = grpc.aio.server(interceptors=interceptors)
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]

@@ -26,11 +26,19 @@ from cqcommon.settings import Settings
 
 _lock = threading.Lock()
 _memory_exporter: InMemorySpanExporter | None = None
+_tracing = False
+
+
+def tracing_active() -> bool:
+    """Whether spans go anywhere. With ``OTEL_EXPORTER=none`` the HTTP and gRPC
+    instrumentation is left out entirely: it would cost a tenth of every request's CPU
+    for spans nobody receives (and logs then carry no trace id)."""
+    return _tracing
 
 
 def setup_telemetry(service_name: str, settings: Settings) -> TracerProvider:
     """Install (once) and return the process's tracer provider."""
-    global _memory_exporter
+    global _memory_exporter, _tracing
     with _lock:
         current = trace.get_tracer_provider()
         if isinstance(current, TracerProvider):
@@ -54,6 +62,7 @@ def setup_telemetry(service_name: str, settings: Settings) -> TracerProvider:
         elif exporter == "memory":
             _memory_exporter = InMemorySpanExporter()
             provider.add_span_processor(SimpleSpanProcessor(_memory_exporter))
+        _tracing = exporter != "none"
         trace.set_tracer_provider(provider)
         return provider
 

@@ -32,7 +32,8 @@ def _instrument(app: object, settings: Settings) -> None:
         log.warning("telemetry unavailable: serving without tracing")
         return
     telemetry.setup_telemetry("gateway", settings)
-    FastAPIInstrumentor.instrument_app(app)  # type: ignore[arg-type]
+    if telemetry.tracing_active():  # no exporter: no per-request span work
+        FastAPIInstrumentor.instrument_app(app)  # type: ignore[arg-type]
 
 
 def serve(settings: Settings) -> None:

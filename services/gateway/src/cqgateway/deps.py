@@ -66,7 +66,8 @@ class GatewayContext:
         return self.backends
 
 
-def get_context(request: Request) -> GatewayContext:
+async def get_context(request: Request) -> GatewayContext:
+    # async: FastAPI runs a plain ``def`` dependency in a worker thread, a hand-off per call
     ctx = request.app.state.gateway
     assert isinstance(ctx, GatewayContext)
     return ctx
@@ -111,7 +112,7 @@ class AuthenticatedStaff:
     caller: Caller
 
 
-def current_user(
+async def current_user(
     request: Request,
     ctx: Context,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_user_bearer)],
@@ -124,7 +125,7 @@ def current_user(
     )
 
 
-def current_staff(
+async def current_staff(
     request: Request,
     ctx: Context,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_staff_bearer)],

@@ -8,11 +8,12 @@ from typing import Annotated, Any
 
 from cqcommon.errors import VALIDATION_FAILED, DomainError
 from cqcommon.grpc_client import call
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 
 from cqgateway import mappers
 from cqgateway.deps import Context, CurrentUser, JsonBody
 from cqgateway.errors import RETRY_AFTER_HEADER
+from cqgateway.responses import json_of
 from cqgateway.schemas import (
     ErrorOut,
     LookupLicenceBody,
@@ -60,7 +61,7 @@ async def list_violations(
     status: Annotated[ViolationStatusName | None, Query()] = None,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-) -> ViolationListOut:
+) -> Response:
     if (vehicle_id is None) == (licence_id is None):
         raise DomainError(
             VALIDATION_FAILED,
@@ -85,7 +86,7 @@ async def list_violations(
     response = await call(
         ctx.require_backends().query.ListViolations, request, timeout_s=ctx.settings.grpc_deadline_s
     )
-    return mappers.violation_list_out(response)
+    return json_of(mappers.violation_list_out(response))
 
 
 @router.post(
@@ -152,9 +153,9 @@ async def lookup_licence(body: LookupLicenceBody, user: CurrentUser, ctx: Contex
     ),
     responses={404: {"model": ErrorOut, "description": "`NOT_FOUND` (R-Q-1)."}},
 )
-async def get_violation(violation_id: PathId, user: CurrentUser, ctx: Context) -> ViolationOut:
+async def get_violation(violation_id: PathId, user: CurrentUser, ctx: Context) -> Response:
     request = mappers.get_violation_request(user.caller, violation_id)
     response = await call(
         ctx.require_backends().query.GetViolation, request, timeout_s=ctx.settings.grpc_deadline_s
     )
-    return mappers.violation_out(response)
+    return json_of(mappers.violation_out(response))

@@ -42,6 +42,19 @@ Subject = tuple[str, str]
 VERSION_TTL_S = 7 * 24 * 3600
 DIRTY_TTL_S = 60
 
+# One round trip for the hot read: KEYS = version, changing-counter; ARGV = the facts and
+# page key prefixes and the page key's tail. The value keys embed the version read here,
+# so they are built inside the script (fine on one Redis; not cluster-slot safe).
+# Returns {} while a change is in flight, else {version, facts or false, page or false}.
+_READ_SCRIPT = """
+local dirty = redis.call('GET', KEYS[2])
+if dirty and tonumber(dirty) > 0 then return {} end
+local version = redis.call('GET', KEYS[1]) or '0'
+local facts = redis.call('GET', ARGV[1] .. version)
+local page = redis.call('GET', ARGV[2] .. version .. ARGV[3])
+return {version, facts, page}
+"""
+
 
 @dataclass(frozen=True)
 class CachedFacts:
@@ -65,6 +78,7 @@ class ReadModelCache:
         self.redis = redis
         self.ttl_s = ttl_s
         self.prefix = prefix
+        self._read_script = redis.register_script(_READ_SCRIPT)
 
     @property
     def enabled(self) -> bool:
@@ -117,12 +131,43 @@ class ReadModelCache:
             return None
         return version.decode() if isinstance(version, bytes) else "0"
 
+    async def read_facts_and_page(
+        self, kind: str, subject_id: str, *page_parts: object
+    ) -> tuple[str | None, bytes | None, bytes | None]:
+        """(version, cached facts, cached page) in one round trip; version None = bypass."""
+        if not self.enabled:
+            return None, None, None
+        try:
+            result = await self._read_script(
+                keys=[self._ver(kind, subject_id), self._dirty(kind, subject_id)],
+                args=[
+                    self.facts_key(kind, subject_id, ""),
+                    self.page_key(kind, subject_id, ""),
+                    self._page_tail(page_parts),
+                ],
+            )
+        except RedisError:
+            log.warning("query cache unreachable; reading uncached", exc_info=True)
+            return None, None, None
+        if not result:
+            return None, None, None
+        version, facts, page = result
+        return (
+            version.decode() if isinstance(version, bytes) else str(version),
+            facts if isinstance(facts, bytes) else None,
+            page if isinstance(page, bytes) else None,
+        )
+
     def facts_key(self, kind: str, subject_id: str, version: str) -> str:
         return f"{self.prefix}:facts:{kind}:{subject_id}:{version}"
 
     def page_key(self, kind: str, subject_id: str, version: str, *parts: object) -> str:
-        tail = ":".join(str(p) for p in parts)
-        return f"{self.prefix}:page:{kind}:{subject_id}:{version}:{tail}"
+        base = f"{self.prefix}:page:{kind}:{subject_id}:{version}"
+        return base + self._page_tail(parts) if parts else base
+
+    @staticmethod
+    def _page_tail(parts: tuple[object, ...]) -> str:
+        return ":" + ":".join(str(p) for p in parts)
 
     async def get_many(self, keys: list[str]) -> list[bytes | None]:
         try:

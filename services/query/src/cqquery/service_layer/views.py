@@ -111,38 +111,37 @@ class QueryViews:
         after = decode_cursor(page.cursor) if page.cursor else None
         status_name = STATUS_NAMES.get(status) if status else None
         today = today_in_shanghai(self.clock)
-        # the hot path: one round trip for the version, one for access facts + page
-        version = await self.cache.version(kind, sid)
+        # the hot path: version, access facts and the page in one Redis round trip
+        page_parts = _page_parts(status_name, limit, today, page.cursor)
+        version, facts_raw, page_raw = await self.cache.read_facts_and_page(kind, sid, *page_parts)
         facts_key = page_key = None
-        facts_raw = page_raw = None
         if version is not None:
             facts_key = self.cache.facts_key(kind, sid, version)
-            page_key = self._page_key(kind, sid, version, status_name, limit, today, page.cursor)
-            facts_raw, page_raw = await self.cache.get_many([facts_key, page_key])
-        facts = (
-            CachedFacts.from_json(facts_raw)
-            if facts_raw is not None
-            else await self._load_facts(kind, sid, facts_key)
-        )
-        if await self._relation(caller, kind, sid, facts) is None:
-            raise DomainError(NOT_FOUND)
-        if page_raw is not None:
+            page_key = self.cache.page_key(kind, sid, version, *page_parts)
+        if facts_raw is not None and page_raw is not None:
+            if await self._relation(caller, kind, sid, CachedFacts.from_json(facts_raw)) is None:
+                raise DomainError(NOT_FOUND)
             return pb.ListViolationsResponse.FromString(page_raw)
-        return await self._load_page(kind, sid, status_name, after, limit, today, page_key)
-
-    def _page_key(
-        self,
-        kind: Kind,
-        sid: str,
-        version: str,
-        status: str | None,
-        limit: int,
-        today: date,
-        cursor: str,
-    ) -> str:
-        # pages hold no personal data, so one page serves every caller who may see the
-        # subject; amounts due change at midnight (Asia/Shanghai), hence the day
-        return self.cache.page_key(kind, sid, version, status or "*", limit, today, cursor)
+        # a miss: facts and page from one pooled connection
+        async with self.db.connection() as conn:
+            model = PostgresReadModel(conn)
+            if facts_raw is not None:
+                facts = CachedFacts.from_json(facts_raw)
+            else:
+                facts = await model.subject_facts(kind, sid)
+                if facts_key is not None:
+                    await self.cache.put(facts_key, facts.to_json())
+            if await self._relation(caller, kind, sid, facts) is None:
+                raise DomainError(NOT_FOUND)
+            if page_raw is not None:
+                return pb.ListViolationsResponse.FromString(page_raw)
+            rows = await model.violations(
+                kind, sid, status=status_name, after=after, limit=limit + 1
+            )
+        response = _page_response(rows, limit, today=today)
+        if page_key is not None:
+            await self.cache.put(page_key, response.SerializeToString())
+        return response
 
     async def _first_page(self, kind: Kind, sid: str) -> pb.ListViolationsResponse:
         """The newest violations of a subject whose access is already established."""
@@ -150,7 +149,9 @@ class QueryViews:
         version = await self.cache.version(kind, sid)
         key = None
         if version is not None:
-            key = self._page_key(kind, sid, version, None, LOOKUP_PAGE_SIZE, today, "")
+            key = self.cache.page_key(
+                kind, sid, version, *_page_parts(None, LOOKUP_PAGE_SIZE, today, "")
+            )
             (raw,) = await self.cache.get_many([key])
             if raw is not None:
                 return pb.ListViolationsResponse.FromString(raw)
@@ -392,6 +393,12 @@ class QueryViews:
             violations=page.violations,
             next_cursor=page.next_cursor,
         )
+
+
+def _page_parts(status: str | None, limit: int, today: date, cursor: str) -> tuple[object, ...]:
+    # pages hold no personal data, so one page serves every caller who may see the
+    # subject; amounts due change at midnight (Asia/Shanghai), hence the day
+    return (status or "*", limit, today, cursor)
 
 
 def _require_staff(caller: common.Caller) -> common.Caller:
