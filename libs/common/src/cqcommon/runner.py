@@ -23,6 +23,7 @@ from typing import Any
 import grpc
 import redis.asyncio as redis_async
 
+from cqcommon.asyncutil import settle_heap
 from cqcommon.clock import Clock, SystemClock
 from cqcommon.db import Database
 from cqcommon.grpc_client import make_channel
@@ -190,6 +191,7 @@ async def _run_until_signal(runtime: ServiceRuntime) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await runtime.start()
+    settle_heap()
     await stop.wait()
     await runtime.stop()
 

@@ -39,7 +39,7 @@ def _instrument(app: object, settings: Settings) -> None:
 def serve(settings: Settings) -> None:
     import uvicorn
 
-    app = create_app(settings)
+    app = create_app(settings, settle_heap_on_start=True)
     _instrument(app, settings)
     uvicorn.run(
         app,

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from cqcommon.asyncutil import settle_heap
 from cqcommon.migrations import apply_migrations
 from cqcommon.settings import Settings
 from fastapi import FastAPI
@@ -54,9 +55,12 @@ def create_app(
     backends: Backends | None = None,
     *,
     migrate_on_start: bool = True,
+    settle_heap_on_start: bool = False,
 ) -> FastAPI:
     """The gateway app. ``backends`` (default: built from ``settings`` at start) are opened
-    by the lifespan and closed when it ends: the app owns what it is given."""
+    by the lifespan and closed when it ends: the app owns what it is given.
+    ``settle_heap_on_start`` is for the server process (``cqcommon.asyncutil.settle_heap``),
+    not for tests that build many apps in one process."""
     ctx = GatewayContext(
         settings=settings,
         tokens=TokenCodec(
@@ -84,6 +88,8 @@ def create_app(
                     settings.sandbox_staff_password
                 )
             ctx.attach(active)
+            if settle_heap_on_start:
+                settle_heap()
             yield
         finally:
             ctx.detach()
