@@ -363,6 +363,18 @@ async def test_proof_lookups_are_rate_limited_per_user(cluster: Cluster) -> None
     assert r.json()["vehicle"]["relation"] == "proven"
 
 
+async def test_violations_anywhere_in_china_are_shown(cluster: Cluster) -> None:
+    """R-Q-2: a Chongqing vehicle's violation committed in another province is listed."""
+    owner = new_owner()
+    await registered(cluster, owner)
+    away = await record(cluster, owner, "away", place="北京市朝阳区建国路")
+    headers = await cluster.login(owner.alipay_user_id)
+    listed = await visible(cluster, headers, vehicle_id=owner.vehicle_id)
+    assert [(v["violation_id"], v["place"]) for v in listed] == [
+        (away["violation_id"], "北京市朝阳区建国路")
+    ]
+
+
 # -- R-Q-3 / R-Q-5 / R-PAY-2 ------------------------------------------------------------------
 async def test_detail_shows_amount_due_and_an_unknown_online_hint(cluster: Cluster) -> None:
     """R-Q-3 and R-PAY-2: a decision 35 days old owes fine + 20 days x 3 %; the online

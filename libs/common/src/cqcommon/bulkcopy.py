@@ -30,6 +30,18 @@ def peek(rows: Iterable[_R]) -> tuple[_R | None, Iterator[_R]]:
     return first, (it if first is None else itertools.chain((first,), it))
 
 
+async def loaded_before(conn: Conn, first: _R | None, sql: str, params: tuple[Any, ...]) -> bool:
+    """Whether a snapshot was loaded already: its first row (``first``) is there.
+
+    Snapshots are all-or-nothing, so the first row stands for all of them; ``sql``
+    selects it by key with ``params``. An empty snapshot was never loaded.
+    """
+    if first is None:
+        return False
+    cur = await conn.execute(sql, params)
+    return await cur.fetchone() is not None
+
+
 @asynccontextmanager
 async def schema_connection(conninfo: str, schema: str) -> AsyncIterator[Conn]:
     """A connection of its own whose search path is ``schema`` (no pool: one long load)."""

@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 from cqcommon.bulkcopy import (
     Progress,
     copy_rows,
+    loaded_before,
     no_progress,
     peek,
     schema_connection,
@@ -209,13 +210,10 @@ async def copy_snapshot(
     counts = AdjudicationCounts()
     first, vehicles = peek(snapshot.vehicles)
     async with schema_connection(conninfo, schema) as conn:
-        if first is not None:
-            cur = await conn.execute(
-                "SELECT 1 FROM vehicles WHERE vehicle_id = %s", (first.vehicle_id,)
-            )
-            if await cur.fetchone() is not None:
-                counts.skipped = True
-                return counts
+        probe = (first.vehicle_id,) if first else ()
+        if await loaded_before(conn, first, "SELECT 1 FROM vehicles WHERE vehicle_id = %s", probe):
+            counts.skipped = True
+            return counts
         async with snapshot_transaction(conn):
             codes = list(snapshot.violation_codes)
             inserted = 0

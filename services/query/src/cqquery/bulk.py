@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -21,6 +21,7 @@ from cqcommon.bulkcopy import (
     Conn,
     Progress,
     copy_rows,
+    loaded_before,
     no_progress,
     peek,
     schema_connection,
@@ -93,60 +94,61 @@ class QueryCounts:
     skipped: bool = False
 
 
-_TABLES: dict[str, tuple[type[tuple[Any, ...]], list[str]]] = {
-    "persons": (PersonInput, ["uuid", "text", "text", "text", "text"]),
-    "vehicles": (VehicleInput, ["uuid", "text", "text", "text", "uuid", "text"]),
-    "licences": (LicenceInput, ["uuid", "uuid", "text", "text", "text", "date", "int4", "text"]),
-    "violations": (
-        ViolationInput,
-        [
-            "uuid",
-            "uuid",
-            "text",
-            "text",
-            "uuid",
-            "text",
-            "text",
-            "timestamptz",
-            "text",
-            "int8",
-            "int4",
-            "text",
-            "text",
-            "text",
-            "text",
-            "date",
-        ],
-    ),
-}
-
-
-# A violation's shown columns start as what was recorded (see migration 0002): the
-# ``recorded_*`` copies are appended to each violation row.
-_RECORDED_COLUMNS = (
-    ("recorded_status", "text"),
-    ("recorded_licence_id", "uuid"),
-    ("recorded_decision_no", "text"),
-    ("recorded_decision_date", "date"),
-    ("recorded_fine_fen", "int8"),
-    ("recorded_points", "int4"),
-)
+def _as_is(rows: Iterable[Any]) -> Iterable[tuple[Any, ...]]:
+    return rows
 
 
 def _with_recorded(rows: Iterable[ViolationInput]) -> Iterable[tuple[Any, ...]]:
+    # a violation's shown columns start as what was recorded (migration 0002)
     for r in rows:
         yield (*r, r.status, r.licence_id, r.decision_no, r.decision_date, r.fine_fen, r.points)
 
 
-async def _copy(conn: Conn, table: str, rows: Iterable[tuple[Any, ...]], report: Progress) -> int:
-    """COPY ``rows`` into ``table`` (columns = the input tuple type's fields)."""
-    row_type, types = _TABLES[table]
-    columns = list(row_type._fields)  # type: ignore[attr-defined]
-    if table == "violations":
-        columns += [name for name, _ in _RECORDED_COLUMNS]
-        types = types + [kind for _, kind in _RECORDED_COLUMNS]
-        rows = _with_recorded(rows)  # type: ignore[arg-type]
-    return await copy_rows(conn, table, columns, types, rows, label=f"query.{table}", report=report)
+@dataclass(frozen=True)
+class _Table:
+    columns: tuple[str, ...]
+    types: tuple[str, ...]
+    rows: Callable[[Iterable[Any]], Iterable[tuple[Any, ...]]] = _as_is
+
+
+_TABLES: dict[str, _Table] = {
+    "persons": _Table(PersonInput._fields, ("uuid", "text", "text", "text", "text")),
+    "vehicles": _Table(VehicleInput._fields, ("uuid", "text", "text", "text", "uuid", "text")),
+    "licences": _Table(
+        LicenceInput._fields, ("uuid", "uuid", "text", "text", "text", "date", "int4", "text")
+    ),
+    "violations": _Table(
+        (
+            *ViolationInput._fields,
+            "recorded_status",
+            "recorded_licence_id",
+            "recorded_decision_no",
+            "recorded_decision_date",
+            "recorded_fine_fen",
+            "recorded_points",
+        ),
+        (
+            *("uuid", "uuid", "text", "text", "uuid", "text", "text", "timestamptz", "text"),
+            *("int8", "int4", "text", "text", "text", "text", "date"),
+            *("text", "uuid", "text", "date", "int8", "int4"),
+        ),
+        _with_recorded,
+    ),
+}
+
+
+async def _copy(conn: Conn, table: str, rows: Iterable[Any], report: Progress) -> int:
+    """COPY ``rows`` into ``table`` as its ``_TABLES`` spec says."""
+    spec = _TABLES[table]
+    return await copy_rows(
+        conn,
+        table,
+        spec.columns,
+        spec.types,
+        spec.rows(rows),
+        label=f"query.{table}",
+        report=report,
+    )
 
 
 async def copy_snapshot(
@@ -165,13 +167,10 @@ async def copy_snapshot(
     counts = QueryCounts()
     first, vehicles = peek(snapshot.vehicles)
     async with schema_connection(conninfo, schema) as conn:
-        if first is not None:
-            cur = await conn.execute(
-                "SELECT 1 FROM vehicles WHERE vehicle_id = %s", (first.vehicle_id,)
-            )
-            if await cur.fetchone() is not None:
-                counts.skipped = True
-                return counts
+        probe = (first.vehicle_id,) if first else ()
+        if await loaded_before(conn, first, "SELECT 1 FROM vehicles WHERE vehicle_id = %s", probe):
+            counts.skipped = True
+            return counts
         async with snapshot_transaction(conn):
             counts.rows["persons"] = await _copy(conn, "persons", snapshot.persons, report)
             counts.rows["vehicles"] = await _copy(conn, "vehicles", vehicles, report)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 from cqcommon.errors import DomainError
-from cqquery.domain.access import SubjectFacts, relation_of, require_access
+from cqquery.domain.access import SubjectFacts, relation_of, require_visible
 from cqquery.domain.cursor import MAX_PAGE_SIZE, decode_cursor, encode_cursor, page_size
 
 OWNER, OTHER = "owner-person", "other-person"
@@ -46,7 +46,7 @@ def test_foreign_and_missing_subjects_answer_the_same_not_found() -> None:
     errors = []
     for subject in (facts(), facts(exists=False, owner_person_id=None)):
         with pytest.raises(DomainError) as err:
-            require_access(subject, caller_person_id=OTHER, is_staff=False)
+            require_visible(relation_of(subject, caller_person_id=OTHER, is_staff=False))
         errors.append(err.value.to_payload())
     assert errors[0] == errors[1]
     assert errors[0]["code"] == "NOT_FOUND"

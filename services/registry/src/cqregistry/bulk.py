@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from cqcommon.bulkcopy import (
     Progress,
     copy_rows,
+    loaded_before,
     no_progress,
     peek,
     schema_connection,
@@ -74,15 +75,11 @@ async def copy_snapshot(
     counts = RegistryCounts()
     first, records = peek(snapshot.records)
     async with schema_connection(conninfo, schema) as conn:
-        if first is not None:
-            kind, record_id, _, _ = master_row(0, first)
-            cur = await conn.execute(
-                "SELECT 1 FROM master_records WHERE kind = %s AND record_id = %s",
-                (kind, record_id),
-            )
-            if await cur.fetchone() is not None:
-                counts.skipped = True
-                return counts
+        probe = master_row(0, first)[:2] if first is not None else ()
+        sql = "SELECT 1 FROM master_records WHERE kind = %s AND record_id = %s"
+        if await loaded_before(conn, first, sql, probe):
+            counts.skipped = True
+            return counts
         async with snapshot_transaction(conn):
             for i, record in enumerate(snapshot.shared):
                 row = master_row(i, record)

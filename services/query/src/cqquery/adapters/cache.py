@@ -38,7 +38,7 @@ from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 
-Subject = tuple[str, str]
+Subject = tuple[str, str]  # ("vehicle" | "licence" | "violation", id)
 VERSION_TTL_S = 7 * 24 * 3600
 DIRTY_TTL_S = 60
 

@@ -14,7 +14,7 @@ from datetime import date, datetime
 
 from cqcommon.db import Conn
 
-Subject = tuple[str, str]  # ("vehicle" | "licence" | "violation", id)
+from cqquery.adapters.cache import Subject
 
 
 @dataclass(frozen=True)

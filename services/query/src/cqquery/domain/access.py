@@ -40,9 +40,8 @@ def relation_of(facts: SubjectFacts, *, caller_person_id: str, is_staff: bool) -
     return None
 
 
-def require_access(facts: SubjectFacts, *, caller_person_id: str, is_staff: bool) -> Relation:
+def require_visible(relation: Relation | None) -> Relation:
     """The relation, or the same NOT_FOUND a missing record gets (never 403, R-Q-1)."""
-    relation = relation_of(facts, caller_person_id=caller_person_id, is_staff=is_staff)
     if relation is None:
         raise DomainError(NOT_FOUND)
     return relation

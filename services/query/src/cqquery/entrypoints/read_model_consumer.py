@@ -38,7 +38,7 @@ from cqtraffic.payment.v1 import events_pb2 as pay
 from cqtraffic.registry.v1 import registry_pb2 as reg
 from google.protobuf.message import Message
 
-from cqquery.adapters.cache import ReadModelCache
+from cqquery.adapters.cache import ReadModelCache, Subject
 from cqquery.adapters.projector import (
     Follow,
     Handling,
@@ -46,7 +46,6 @@ from cqquery.adapters.projector import (
     PersonFacts,
     ReadModelProjector,
     RecordedViolation,
-    Subject,
     VehicleFacts,
 )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 from cqcommon import identifiers as ids
@@ -25,7 +25,7 @@ from redis.exceptions import RedisError
 from cqquery.adapters.cache import CachedFacts, ReadModelCache
 from cqquery.adapters.eligibility import AdjudicationEligibility
 from cqquery.adapters.postgres_read_model import Kind, PostgresReadModel, ViolationRow
-from cqquery.domain.access import Relation, SubjectFacts, relation_of
+from cqquery.domain.access import Relation, SubjectFacts, relation_of, require_visible
 from cqquery.domain.cursor import decode_cursor, encode_cursor, page_size
 from cqquery.mappers import licence_to_proto, vehicle_to_proto, violation_to_proto
 
@@ -87,14 +87,11 @@ class QueryViews:
         subject = SubjectFacts(facts.exists, facts.owner_person_id, followed)
         is_staff = bool(caller.staff_id)
         relation = relation_of(subject, caller_person_id=caller.person_id, is_staff=is_staff)
-        # proof grants are checked last: one more round trip, for the few who proved
-        if (
-            relation is None
-            and facts.exists
-            and caller.user_id
-            and await self.cache.has_proof(caller.user_id, kind, sid)
-        ):
-            relation = "proven"
+        # proof grants are asked for last: one more round trip, for the few who proved
+        if relation is None and facts.exists and caller.user_id:
+            proven = await self.cache.has_proof(caller.user_id, kind, sid)
+            subject = replace(subject, proven_by_caller=proven)
+            relation = relation_of(subject, caller_person_id=caller.person_id, is_staff=is_staff)
         return relation
 
     # -- R-Q-1 lists ----------------------------------------------------------------------
@@ -119,8 +116,9 @@ class QueryViews:
             facts_key = self.cache.facts_key(kind, sid, version)
             page_key = self.cache.page_key(kind, sid, version, *page_parts)
         if facts_raw is not None and page_raw is not None:
-            if await self._relation(caller, kind, sid, CachedFacts.from_json(facts_raw)) is None:
-                raise DomainError(NOT_FOUND)
+            require_visible(
+                await self._relation(caller, kind, sid, CachedFacts.from_json(facts_raw))
+            )
             return pb.ListViolationsResponse.FromString(page_raw)
         # a miss: facts and page from one pooled connection
         async with self.db.connection() as conn:
@@ -131,8 +129,7 @@ class QueryViews:
                 facts = await model.subject_facts(kind, sid)
                 if facts_key is not None:
                     await self.cache.put(facts_key, facts.to_json())
-            if await self._relation(caller, kind, sid, facts) is None:
-                raise DomainError(NOT_FOUND)
+            require_visible(await self._relation(caller, kind, sid, facts))
             if page_raw is not None:
                 return pb.ListViolationsResponse.FromString(page_raw)
             rows = await model.violations(
@@ -182,9 +179,7 @@ class QueryViews:
             row = await PostgresReadModel(conn).violation(violation_id)
         if row is None:
             raise DomainError(NOT_FOUND)
-        relation = await self._violation_relation(caller, row)
-        if relation is None:
-            raise DomainError(NOT_FOUND)
+        require_visible(await self._violation_relation(caller, row))
         view = violation_to_proto(row, today=today_in_shanghai(self.clock))
         if not caller.staff_id:
             hints = await self.eligibility.online_handling(caller, [row.violation_id])
