@@ -7,10 +7,14 @@ README's settings table is generated from the field descriptions here
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Shortest signing secret accepted outside sandbox mode.
+MIN_SECRET_BYTES = 32
 
 
 class Settings(BaseSettings):
@@ -60,8 +64,17 @@ class Settings(BaseSettings):
         "dev-only-change-me-0123456789abcdef",
         description="HMAC secret that signs user and staff tokens (set in production).",
     )
+    cursor_secret: str = Field(
+        "dev-only-cursor-key-0123456789abcdef",
+        description="HMAC key that signs page cursors (query service; set in production).",
+    )
     token_ttl_s: int = Field(7200, description="Lifetime of a user token (s).")
     staff_token_ttl_s: int = Field(28800, description="Lifetime of a staff token (s).")
+    staff_account_check_ttl_s: float = Field(
+        5.0,
+        description="How long the gateway trusts that a staff account is active (s): "
+        "disabling an account takes effect within this time.",
+    )
     max_body_bytes: int = Field(65536, description="Largest request body the gateway accepts.")
     sandbox_mode: bool = Field(
         True, description="Sandbox mode (R-SBX-1): sandbox face/payment adapters, recording SMS."
@@ -105,9 +118,30 @@ class Settings(BaseSettings):
     query_cache_ttl_s: int = Field(
         300, description="Lifetime of a cached read in Redis (s); 0 turns the query cache off."
     )
+    record_clock_skew_s: int = Field(
+        300,
+        description="Recorded violations: how far in the future occurred_at may lie (clock skew, s).",
+    )
+    violation_floor_date: date = Field(
+        date(2000, 1, 1),
+        description="Recorded violations: the earliest occurred_at accepted (YYYY-MM-DD).",
+    )
     eligibility_timeout_s: float = Field(
         1.0, description="R-Q-3: deadline of the online-handling question to adjudication (s)."
     )
+
+    def insecure_secrets(self) -> list[str]:
+        """Names of secrets that are the built-in development value or shorter than 32 bytes.
+
+        Outside sandbox mode a process that signs anything refuses to start with one of them.
+        """
+        weak: list[str] = []
+        for name in ("token_secret", "cursor_secret"):
+            value = getattr(self, name)
+            field = type(self).model_fields[name]
+            if value == field.default or len(value.encode()) < MIN_SECRET_BYTES:
+                weak.append(name.upper())
+        return weak
 
     def service_port(self, addr: str) -> int:
         """The port this process listens on for a service whose address is ``addr``."""
