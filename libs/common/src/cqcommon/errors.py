@@ -91,77 +91,200 @@ class DomainError(Exception):
         )
 
 
+#: The one error-code table: every code any service or the gateway can answer, defined
+#: below and nowhere else, so the gateway (which imports no service package) lists them all
+#: in its OpenAPI description. Add a code here, in its section, when a use case needs one.
 CATALOGUE: dict[str, ErrorSpec] = {}
 
 
-def define(code: str, kind: ErrorKind, message_zh: str, message_en: str) -> ErrorSpec:
-    """Register a stable error code once (codes are listed in the OpenAPI description)."""
+def _define(code: str, kind: ErrorKind, message_zh: str, message_en: str) -> ErrorSpec:
+    """Add a stable error code to the table (only this module does: the table is complete)."""
     if code in CATALOGUE:
-        existing = CATALOGUE[code]
-        if existing.kind is not kind:
-            raise ValueError(f"error code {code} defined twice with different kinds")
-        return existing
+        raise ValueError(f"error code {code} defined twice")
     spec = ErrorSpec(code, kind, message_zh, message_en)
     CATALOGUE[code] = spec
     return spec
 
 
 # -- codes every layer uses ------------------------------------------------------------
-VALIDATION_FAILED = define(
+VALIDATION_FAILED = _define(
     "VALIDATION_FAILED", ErrorKind.INVALID, "请求参数不正确。", "The request is not valid."
 )
-MALFORMED_JSON = define(
+MALFORMED_JSON = _define(
     "MALFORMED_JSON",
     ErrorKind.INVALID,
     "请求体不是有效的 JSON。",
     "The request body is not valid JSON.",
 )
-BODY_TOO_LARGE = define(
+BODY_TOO_LARGE = _define(
     "BODY_TOO_LARGE", ErrorKind.INVALID, "请求体过大。", "The request body is too large."
 )
-UNSUPPORTED_MEDIA_TYPE = define(
+UNSUPPORTED_MEDIA_TYPE = _define(
     "UNSUPPORTED_MEDIA_TYPE",
     ErrorKind.INVALID,
     "请求的内容类型不受支持。",
     "The request content type is not supported.",
 )
-UNAUTHENTICATED = define(
+UNAUTHENTICATED = _define(
     "UNAUTHENTICATED", ErrorKind.UNAUTHENTICATED, "请先登录。", "Authentication is required."
 )
-TOKEN_INVALID = define(
+TOKEN_INVALID = _define(
     "TOKEN_INVALID",
     ErrorKind.UNAUTHENTICATED,
     "登录凭证无效或已过期，请重新登录。",
     "The token is invalid or has expired; please log in again.",
 )
-FORBIDDEN = define(
+FORBIDDEN = _define(
     "FORBIDDEN", ErrorKind.FORBIDDEN, "您无权执行此操作。", "You are not allowed to do this."
 )
-NOT_FOUND = define("NOT_FOUND", ErrorKind.NOT_FOUND, "未找到相关记录。", "No such record.")
-INVALID_CURSOR = define(
+NOT_FOUND = _define("NOT_FOUND", ErrorKind.NOT_FOUND, "未找到相关记录。", "No such record.")
+INVALID_CURSOR = _define(
     "INVALID_CURSOR", ErrorKind.INVALID, "分页游标无效。", "The page cursor is not valid."
 )
-RATE_LIMITED = define(
+RATE_LIMITED = _define(
     "RATE_LIMITED",
     ErrorKind.RATE_LIMITED,
     "操作过于频繁，请稍后再试。",
     "Too many requests; try again later.",
 )
-SERVICE_UNAVAILABLE = define(
+SERVICE_UNAVAILABLE = _define(
     "SERVICE_UNAVAILABLE",
     ErrorKind.UNAVAILABLE,
     "服务暂时不可用，请稍后再试。",
     "The service is temporarily unavailable; try again later.",
 )
-NOT_IMPLEMENTED = define(
+NOT_IMPLEMENTED = _define(
     "NOT_IMPLEMENTED",
     ErrorKind.NOT_IMPLEMENTED,
     "该功能尚未开放。",
     "This function is not available yet.",
 )
-INTERNAL_ERROR = define(
+INTERNAL_ERROR = _define(
     "INTERNAL_ERROR",
     ErrorKind.INTERNAL,
     "系统内部错误，请稍后再试。",
     "Internal error; try again later.",
+)
+
+# -- identifiers (cqcommon.identifiers) ----------------------------------------
+INVALID_PLATE_NUMBER = _define(
+    "INVALID_PLATE_NUMBER",
+    ErrorKind.INVALID,
+    "号牌号码格式不正确。",
+    "The plate number is not valid.",
+)
+INVALID_PLATE_TYPE = _define(
+    "INVALID_PLATE_TYPE",
+    ErrorKind.INVALID,
+    "号牌种类不正确（应为 01、02、07、51 或 52）。",
+    "The plate type is not valid (expected 01, 02, 07, 51 or 52).",
+)
+INVALID_VIN = _define(
+    "INVALID_VIN", ErrorKind.INVALID, "车辆识别代号（车架号）不正确。", "The VIN is not valid."
+)
+INVALID_ID_NUMBER = _define(
+    "INVALID_ID_NUMBER", ErrorKind.INVALID, "身份证号码不正确。", "The ID number is not valid."
+)
+INVALID_FILE_NO = _define(
+    "INVALID_FILE_NO",
+    ErrorKind.INVALID,
+    "驾驶证档案编号应为 12 位数字。",
+    "The licence file number must be 12 digits.",
+)
+INVALID_DECISION_NO = _define(
+    "INVALID_DECISION_NO",
+    ErrorKind.INVALID,
+    "处罚决定书编号应为 16 位数字。",
+    "The penalty decision number must be 16 digits.",
+)
+INVALID_VIOLATION_CODE = _define(
+    "INVALID_VIOLATION_CODE",
+    ErrorKind.INVALID,
+    "违法代码应为 4 位或 5 位数字。",
+    "The violation code must be 4 or 5 digits.",
+)
+INVALID_LICENCE_CLASS = _define(
+    "INVALID_LICENCE_CLASS",
+    ErrorKind.INVALID,
+    "准驾车型不正确。",
+    "The licence class is not valid.",
+)
+
+# -- incoming strings (cqcommon.text) ------------------------------------------
+INVALID_CHARACTERS = _define(
+    "INVALID_CHARACTERS",
+    ErrorKind.INVALID,
+    "输入包含不允许的字符（控制字符、双向控制符或零宽字符）。",
+    "The input contains characters that are not allowed (control, bidirectional or "
+    "zero-width characters).",
+)
+
+# -- adjudication --------------------------------------------------------------
+DECISION_REQUIRED = _define(
+    "DECISION_REQUIRED",
+    ErrorKind.INVALID,
+    "现场处罚和一般程序的违法记录必须附带处罚决定书编号和日期。",
+    "On-site and general-procedure records must carry a decision number and date.",
+)
+INVALID_FINE = _define(
+    "INVALID_FINE", ErrorKind.INVALID, "罚款金额不正确。", "The fine amount is not valid."
+)
+INVALID_VIOLATION_RECORD = _define(
+    "INVALID_VIOLATION_RECORD",
+    ErrorKind.INVALID,
+    "违法记录内容不完整或不正确。",
+    "The violation record is incomplete or not valid.",
+)
+SOURCE_RECORD_CONFLICT = _define(
+    "SOURCE_RECORD_CONFLICT",
+    ErrorKind.CONFLICT,
+    "该来源记录已以不同内容登记。",
+    "This source record was already recorded with different content.",
+)
+VEHICLE_NOT_FOUND = _define(
+    "VEHICLE_NOT_FOUND", ErrorKind.NOT_FOUND, "未找到该机动车。", "No such vehicle."
+)
+LICENCE_NOT_FOUND = _define(
+    "LICENCE_NOT_FOUND", ErrorKind.NOT_FOUND, "未找到该驾驶证。", "No such driving licence."
+)
+UNKNOWN_VIOLATION_CODE = _define(
+    "UNKNOWN_VIOLATION_CODE",
+    ErrorKind.INVALID,
+    "违法代码不在违法代码表中。",
+    "The violation code is not in the catalogue.",
+)
+VIOLATION_NOT_FOUND = _define(
+    "VIOLATION_NOT_FOUND", ErrorKind.NOT_FOUND, "未找到该违法记录。", "No such violation."
+)
+
+# -- gateway -------------------------------------------------------------------
+METHOD_NOT_ALLOWED = _define(
+    "METHOD_NOT_ALLOWED",
+    ErrorKind.INVALID,
+    "不支持该请求方法。",
+    "The HTTP method is not allowed for this path.",
+)
+AUTH_CODE_INVALID = _define(
+    "AUTH_CODE_INVALID",
+    ErrorKind.UNAUTHENTICATED,
+    "支付宝授权码无效或已过期，请重新授权。",
+    "The Alipay authorisation code is invalid or has expired.",
+)
+ALIPAY_UNAVAILABLE = _define(
+    "ALIPAY_UNAVAILABLE",
+    ErrorKind.UNAVAILABLE,
+    "支付宝服务暂时不可用，请稍后再试。",
+    "Alipay is temporarily unavailable; try again later.",
+)
+STAFF_LOGIN_FAILED = _define(
+    "STAFF_LOGIN_FAILED",
+    ErrorKind.UNAUTHENTICATED,
+    "用户名或密码错误。",
+    "Wrong username or password.",
+)
+AUDIT_UNAVAILABLE = _define(
+    "AUDIT_UNAVAILABLE",
+    ErrorKind.UNAVAILABLE,
+    "审计记录暂时无法写入，请求未执行完成，请稍后再试。",
+    "The audit trail cannot be written right now; try again later.",
 )

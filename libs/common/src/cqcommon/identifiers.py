@@ -20,51 +20,20 @@ import hmac
 import re
 import unicodedata
 
-from cqcommon.errors import DomainError, ErrorKind, ErrorSpec, define
+from cqcommon.errors import (
+    INVALID_DECISION_NO,
+    INVALID_FILE_NO,
+    INVALID_ID_NUMBER,
+    INVALID_LICENCE_CLASS,
+    INVALID_PLATE_NUMBER,
+    INVALID_PLATE_TYPE,
+    INVALID_VIN,
+    INVALID_VIOLATION_CODE,
+    DomainError,
+    ErrorSpec,
+)
 
 # -- error codes ------------------------------------------------------------------------
-INVALID_PLATE_NUMBER = define(
-    "INVALID_PLATE_NUMBER",
-    ErrorKind.INVALID,
-    "号牌号码格式不正确。",
-    "The plate number is not valid.",
-)
-INVALID_PLATE_TYPE = define(
-    "INVALID_PLATE_TYPE",
-    ErrorKind.INVALID,
-    "号牌种类不正确（应为 01、02、07、51 或 52）。",
-    "The plate type is not valid (expected 01, 02, 07, 51 or 52).",
-)
-INVALID_VIN = define(
-    "INVALID_VIN", ErrorKind.INVALID, "车辆识别代号（车架号）不正确。", "The VIN is not valid."
-)
-INVALID_ID_NUMBER = define(
-    "INVALID_ID_NUMBER", ErrorKind.INVALID, "身份证号码不正确。", "The ID number is not valid."
-)
-INVALID_FILE_NO = define(
-    "INVALID_FILE_NO",
-    ErrorKind.INVALID,
-    "驾驶证档案编号应为 12 位数字。",
-    "The licence file number must be 12 digits.",
-)
-INVALID_DECISION_NO = define(
-    "INVALID_DECISION_NO",
-    ErrorKind.INVALID,
-    "处罚决定书编号应为 16 位数字。",
-    "The penalty decision number must be 16 digits.",
-)
-INVALID_VIOLATION_CODE = define(
-    "INVALID_VIOLATION_CODE",
-    ErrorKind.INVALID,
-    "违法代码应为 4 位或 5 位数字。",
-    "The violation code must be 4 or 5 digits.",
-)
-INVALID_LICENCE_CLASS = define(
-    "INVALID_LICENCE_CLASS",
-    ErrorKind.INVALID,
-    "准驾车型不正确。",
-    "The licence class is not valid.",
-)
 
 
 def _fail(spec: ErrorSpec, reason: str) -> DomainError:

@@ -19,15 +19,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from cqcommon.errors import DomainError, ErrorKind, define
-
-INVALID_CHARACTERS = define(
-    "INVALID_CHARACTERS",
-    ErrorKind.INVALID,
-    "输入包含不允许的字符（控制字符、双向控制符或零宽字符）。",
-    "The input contains characters that are not allowed (control, bidirectional or "
-    "zero-width characters).",
-)
+from cqcommon.errors import INVALID_CHARACTERS, DomainError
 
 _COMMON = (
     "\u007f-\u009f"  # DEL and C1 controls

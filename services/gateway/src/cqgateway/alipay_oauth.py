@@ -12,9 +12,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Protocol
 
-from cqcommon.errors import DomainError
-
-from cqgateway.errors import ALIPAY_UNAVAILABLE, AUTH_CODE_INVALID
+from cqcommon.errors import ALIPAY_UNAVAILABLE, AUTH_CODE_INVALID, DomainError
 
 if TYPE_CHECKING:
     import httpx

@@ -22,10 +22,11 @@ from datetime import datetime
 from typing import Any
 
 from cqcommon.db import Database
+from cqcommon.errors import AUDIT_UNAVAILABLE
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cqgateway.errors import AUDIT_UNAVAILABLE, error_body
+from cqgateway.errors import error_body
 
 log = logging.getLogger("cqgateway.audit")
 

@@ -20,6 +20,7 @@ from cqcommon.errors import (
     FORBIDDEN,
     INTERNAL_ERROR,
     MALFORMED_JSON,
+    METHOD_NOT_ALLOWED,
     NOT_FOUND,
     RATE_LIMITED,
     SERVICE_UNAVAILABLE,
@@ -29,7 +30,6 @@ from cqcommon.errors import (
     DomainError,
     ErrorKind,
     ErrorSpec,
-    define,
 )
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -38,37 +38,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("cqgateway.errors")
 
-# -- codes the gateway adds to the shared catalogue ----------------------------------------
-METHOD_NOT_ALLOWED = define(
-    "METHOD_NOT_ALLOWED",
-    ErrorKind.INVALID,
-    "不支持该请求方法。",
-    "The HTTP method is not allowed for this path.",
-)
-AUTH_CODE_INVALID = define(
-    "AUTH_CODE_INVALID",
-    ErrorKind.UNAUTHENTICATED,
-    "支付宝授权码无效或已过期，请重新授权。",
-    "The Alipay authorisation code is invalid or has expired.",
-)
-ALIPAY_UNAVAILABLE = define(
-    "ALIPAY_UNAVAILABLE",
-    ErrorKind.UNAVAILABLE,
-    "支付宝服务暂时不可用，请稍后再试。",
-    "Alipay is temporarily unavailable; try again later.",
-)
-STAFF_LOGIN_FAILED = define(
-    "STAFF_LOGIN_FAILED",
-    ErrorKind.UNAUTHENTICATED,
-    "用户名或密码错误。",
-    "Wrong username or password.",
-)
-AUDIT_UNAVAILABLE = define(
-    "AUDIT_UNAVAILABLE",
-    ErrorKind.UNAVAILABLE,
-    "审计记录暂时无法写入，请求未执行完成，请稍后再试。",
-    "The audit trail cannot be written right now; try again later.",
-)
 
 # -- the one table ----------------------------------------------------------------------
 STATUS_BY_KIND: dict[ErrorKind, int] = {

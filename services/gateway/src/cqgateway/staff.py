@@ -16,9 +16,8 @@ import secrets
 from dataclasses import dataclass
 
 from cqcommon.db import Database
-from cqcommon.errors import DomainError
+from cqcommon.errors import STAFF_LOGIN_FAILED, DomainError
 
-from cqgateway.errors import STAFF_LOGIN_FAILED
 from cqgateway.tokens import STAFF_ROLES, StaffRole
 
 # scrypt cost: ~50 ms and 16 MiB per check on a laptop; runs in a worker thread.

@@ -9,7 +9,12 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Literal
 
-from cqcommon.errors import DomainError, ErrorKind, define
+from cqcommon.errors import (
+    DECISION_REQUIRED,
+    INVALID_FINE,
+    INVALID_VIOLATION_RECORD,
+    DomainError,
+)
 from cqcommon.identifiers import (
     PlateType,
     parse_decision_no,
@@ -22,44 +27,16 @@ Source = Literal["non_site", "on_site"]
 Procedure = Literal["simple", "general"]
 Status = Literal["unhandled", "handled_unpaid", "paid"]
 
-DECISION_REQUIRED = define(
-    "DECISION_REQUIRED",
-    ErrorKind.INVALID,
-    "现场处罚和一般程序的违法记录必须附带处罚决定书编号和日期。",
-    "On-site and general-procedure records must carry a decision number and date.",
-)
-INVALID_FINE = define(
-    "INVALID_FINE", ErrorKind.INVALID, "罚款金额不正确。", "The fine amount is not valid."
-)
-INVALID_VIOLATION_RECORD = define(
-    "INVALID_VIOLATION_RECORD",
-    ErrorKind.INVALID,
-    "违法记录内容不完整或不正确。",
-    "The violation record is incomplete or not valid.",
-)
-SOURCE_RECORD_CONFLICT = define(
-    "SOURCE_RECORD_CONFLICT",
-    ErrorKind.CONFLICT,
-    "该来源记录已以不同内容登记。",
-    "This source record was already recorded with different content.",
-)
-VEHICLE_NOT_FOUND = define(
-    "VEHICLE_NOT_FOUND", ErrorKind.NOT_FOUND, "未找到该机动车。", "No such vehicle."
-)
-LICENCE_NOT_FOUND = define(
-    "LICENCE_NOT_FOUND", ErrorKind.NOT_FOUND, "未找到该驾驶证。", "No such driving licence."
-)
-UNKNOWN_VIOLATION_CODE = define(
-    "UNKNOWN_VIOLATION_CODE",
-    ErrorKind.INVALID,
-    "违法代码不在违法代码表中。",
-    "The violation code is not in the catalogue.",
-)
-VIOLATION_NOT_FOUND = define(
-    "VIOLATION_NOT_FOUND", ErrorKind.NOT_FOUND, "未找到该违法记录。", "No such violation."
-)
 
 MAX_FINE_FEN = 20_000_000  # 200,000 yuan: far above any traffic fine; catches unit mistakes
+
+
+def violation_status(*, decided: bool, paid: bool) -> Status:
+    """R-Q-3: ``paid`` once paid, else ``handled_unpaid`` once a decision exists, else
+    ``unhandled`` (the one status rule; bulk data generators take it from here)."""
+    if paid:
+        return "paid"
+    return "handled_unpaid" if decided else "unhandled"
 
 
 @dataclass(frozen=True)
@@ -86,8 +63,8 @@ class ViolationReport:
 
     @property
     def initial_status(self) -> Status:
-        """Decided records (on-site, general procedure) start handled; camera ones unhandled."""
-        return "handled_unpaid" if self.decision_no else "unhandled"
+        """A record that arrives with a decision starts handled; one without, unhandled."""
+        return violation_status(decided=self.decision_no is not None, paid=False)
 
     def fingerprint(self) -> str:
         """Identifies the content, to tell a replay from a conflicting resend."""
