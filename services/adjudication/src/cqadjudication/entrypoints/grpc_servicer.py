@@ -7,7 +7,7 @@ from typing import Any
 
 import grpc
 from cqcommon.db import uuid_or_nil
-from cqcommon.errors import DomainError
+from cqcommon.errors import VIOLATION_NOT_FOUND, DomainError
 from cqcommon.grpc_server import not_implemented
 from cqcommon.protomap import (
     PROCEDURE_NAMES,
@@ -21,7 +21,7 @@ from cqtraffic.adjudication.v1 import adjudication_pb2 as pb
 from cqtraffic.adjudication.v1 import adjudication_pb2_grpc as pb_grpc
 
 from cqadjudication.adapters.postgres_violations import PostgresViolationRepository
-from cqadjudication.domain.violations import VIOLATION_NOT_FOUND, validate_report
+from cqadjudication.domain.violations import validate_report
 from cqadjudication.mappers import violation_to_proto
 from cqadjudication.service_layer.record_violation import record_violation
 

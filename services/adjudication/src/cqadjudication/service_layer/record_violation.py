@@ -7,17 +7,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from cqcommon.db import Conn, UnitOfWork
-from cqcommon.errors import DomainError
-from cqcommon.events import new_envelope
-
-from cqadjudication.domain.violations import (
+from cqcommon.errors import (
     LICENCE_NOT_FOUND,
     SOURCE_RECORD_CONFLICT,
     UNKNOWN_VIOLATION_CODE,
     VEHICLE_NOT_FOUND,
-    Violation,
-    ViolationReport,
+    DomainError,
 )
+from cqcommon.events import new_envelope
+
+from cqadjudication.domain.violations import Violation, ViolationReport
 from cqadjudication.mappers import violation_recorded
 from cqadjudication.ports import ViolationRepository
 
