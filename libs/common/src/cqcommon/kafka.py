@@ -99,19 +99,36 @@ def ensure_topics(
         admin.close()
 
 
-def kafka_reachable(settings: Settings) -> bool:
-    """True when the bootstrap servers answer a metadata request (health checks)."""
+def broker_answers(bootstrap_servers: str, *, timeout_s: float = 2.0, client_id: str) -> str | None:
+    """The one Kafka reachability probe (service health, gateway /readyz, the dev stack).
+
+    Blocking: bootstraps from ``bootstrap_servers`` and asks for the topic list. Returns
+    None when the broker answered, else a short reason (never raises).
+    """
+    timeout_ms = max(100, int(timeout_s * 1000))
     try:
-        admin = make_admin(settings, client_id="cqtraffic-health", bootstrap_timeout_ms=2000)
-    except (KafkaError, OSError, ValueError):
-        return False
+        admin = KafkaAdminClient(
+            bootstrap_servers=[s.strip() for s in bootstrap_servers.split(",") if s.strip()],
+            client_id=client_id,
+            request_timeout_ms=timeout_ms,
+            bootstrap_timeout_ms=timeout_ms,
+            reconnect_backoff_max_ms=2000,
+        )
+    except (KafkaError, OSError, ValueError) as exc:
+        return str(exc) or type(exc).__name__
     try:
         admin.list_topics()
-        return True
-    except (KafkaError, OSError):
-        return False
+        return None
+    except (KafkaError, OSError) as exc:
+        return str(exc) or type(exc).__name__
     finally:
-        admin.close()
+        with contextlib.suppress(Exception):  # closing a probe must not change its answer
+            admin.close()
+
+
+def kafka_reachable(settings: Settings) -> bool:
+    """True when the bootstrap servers answer a metadata request (service health checks)."""
+    return broker_answers(settings.kafka_bootstrap_servers, client_id="cqtraffic-health") is None
 
 
 def header_value(headers: Sequence[tuple[str, bytes | None]] | None, key: str) -> str | None:
