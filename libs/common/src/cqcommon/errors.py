@@ -223,8 +223,56 @@ INVALID_CHARACTERS = _define(
 DECISION_REQUIRED = _define(
     "DECISION_REQUIRED",
     ErrorKind.INVALID,
-    "现场处罚和一般程序的违法记录必须附带处罚决定书编号和日期。",
-    "On-site and general-procedure records must carry a decision number and date.",
+    "现场处罚的违法记录必须附带处罚决定书编号和日期。",
+    "An on-site record must carry its penalty decision number and date.",
+)
+DECISION_INCOMPLETE = _define(
+    "DECISION_INCOMPLETE",
+    ErrorKind.INVALID,
+    "处罚决定书编号和决定日期须同时提供或同时不提供。",
+    "A penalty decision number and its date come together, or neither is given.",
+)
+INVALID_DECISION_DATE = _define(
+    "INVALID_DECISION_DATE",
+    ErrorKind.INVALID,
+    "处罚决定日期不是有效的日期。",
+    "The penalty decision date is not a valid calendar date.",
+)
+DECISION_DATE_BEFORE_VIOLATION = _define(
+    "DECISION_DATE_BEFORE_VIOLATION",
+    ErrorKind.INVALID,
+    "处罚决定日期不能早于违法日期。",
+    "The penalty decision date cannot be before the date of the violation.",
+)
+DECISION_DATE_IN_FUTURE = _define(
+    "DECISION_DATE_IN_FUTURE",
+    ErrorKind.INVALID,
+    "处罚决定日期不能晚于今天。",
+    "The penalty decision date cannot be later than today.",
+)
+DECISION_NO_CONFLICT = _define(
+    "DECISION_NO_CONFLICT",
+    ErrorKind.CONFLICT,
+    "该处罚决定书编号已用于另一条违法记录。",
+    "This penalty decision number is already used by another violation.",
+)
+OCCURRED_AT_IN_FUTURE = _define(
+    "OCCURRED_AT_IN_FUTURE",
+    ErrorKind.INVALID,
+    "违法时间不能晚于当前时间。",
+    "The time of the violation cannot be in the future.",
+)
+OCCURRED_AT_TOO_EARLY = _define(
+    "OCCURRED_AT_TOO_EARLY",
+    ErrorKind.INVALID,
+    "违法时间早于系统受理的最早日期。",
+    "The time of the violation is before the earliest date this system accepts.",
+)
+TOO_MANY_VIOLATION_IDS = _define(
+    "TOO_MANY_VIOLATION_IDS",
+    ErrorKind.INVALID,
+    "一次查询的违法记录过多。",
+    "Too many violations asked about in one request.",
 )
 INVALID_FINE = _define(
     "INVALID_FINE", ErrorKind.INVALID, "罚款金额不正确。", "The fine amount is not valid."
