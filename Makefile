@@ -13,13 +13,14 @@ PROTO_STAMP := $(PROTO_OUT)/cqtraffic/.generated
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install proto run test test-unit lint typecheck check migrate generate bench clean help
+.PHONY: install proto run test test-unit lint typecheck typecheck-tests check-imports check migrate generate bench clean help
 
 help:
 	@echo "make run        set up and run the whole cluster (gateway on 127.0.0.1:8000)"
 	@echo "make test       set up and run the whole test suite"
 	@echo "make proto      regenerate protobuf/gRPC stubs from proto/"
-	@echo "make lint       ruff;  make typecheck: mypy --strict"
+	@echo "make check      ruff (lint + format), mypy --strict, import-linter layer contracts"
+	@echo "make lint       ruff;  make typecheck: mypy --strict;  make check-imports: lint-imports"
 	@echo "make migrate    apply every service's migrations"
 	@echo "make generate   load the sandbox roster (+ VEHICLES=N synthetic vehicles)"
 	@echo "make bench      run the benchmarks under bench/"
@@ -56,7 +57,16 @@ lint: install
 typecheck: proto
 	$(VENV)/bin/mypy libs/common/src libs/devtools/src services/*/src
 
-check: lint typecheck
+# Not part of `check` yet: the tests do not all pass mypy --strict (see the report).
+typecheck-tests: proto
+	$(VENV)/bin/mypy libs/*/tests services/*/tests tests
+
+# The layer contracts in pyproject.toml ([tool.importlinter]). The generated stubs must
+# exist: cqtraffic is one of the analysed packages. No cache: it takes 0.2 s anyway.
+check-imports: proto
+	$(VENV)/bin/lint-imports --no-cache
+
+check: lint typecheck check-imports
 
 migrate: proto
 	$(PY) -m cqdev migrate
