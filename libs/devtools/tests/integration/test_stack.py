@@ -13,6 +13,7 @@ from cqdev.stack import (
     StackError,
     ensure_port_free,
     free_port,
+    project_root,
     start_own_kafka,
     start_own_postgres,
     start_own_redis,
@@ -157,29 +158,17 @@ def test_plugin_fixtures_give_a_fresh_database_and_redis_db(
     assert test_settings.kafka_topic_prefix.startswith("cqtest-")
 
 
-def test_apply_all_migrations_calls_the_assumed_api(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+def test_every_migrations_folder_reaches_the_test_database(
+    migrated_database: dict[str, list[str]],
 ) -> None:
-    """Until cqcommon.migrations exists, pin the signature the plugin assumes."""
-    import sys
-    import types
-
+    """Each services/*/migrations folder is applied, to its own schema, by migrated_database."""
     from cqdev import pytest_plugin
 
-    calls: list[tuple[str, str, Path]] = []
-
-    async def apply_migrations(conninfo: str, schema: str, migrations_dir: Path) -> list[str]:
-        calls.append((conninfo, schema, migrations_dir))
-        return [f"0001_create_{schema}.sql"]
-
-    fake = types.ModuleType("cqcommon.migrations")
-    fake.apply_migrations = apply_migrations  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "cqcommon.migrations", fake)
-    targets = [("registry", tmp_path / "r"), ("gateway", tmp_path / "g")]
-    monkeypatch.setattr(pytest_plugin, "migration_targets", lambda: targets)
-    applied = pytest_plugin.apply_all_migrations("postgresql://h/db")
-    assert applied == {
-        "registry": ["0001_create_registry.sql"],
-        "gateway": ["0001_create_gateway.sql"],
-    }
-    assert calls == [("postgresql://h/db", s, d) for s, d in targets]
+    on_disk = {p.resolve() for p in (project_root() / "services").glob("*/migrations")}
+    targets = pytest_plugin.migration_targets()
+    assert {folder.resolve() for _, folder in targets} == on_disk
+    assert len({schema for schema, _ in targets}) == len(targets), "one schema per service"
+    # a fresh database: every target's files were applied just now, none skipped
+    for schema, folder in targets:
+        expected = {f"{schema}:service/{p.stem}" for p in folder.glob("*.sql")}
+        assert expected and expected <= set(migrated_database[schema]), schema
