@@ -1,10 +1,15 @@
-"""PostgreSQL repository of violations and of adjudication's registry copy."""
+"""PostgreSQL repository of violations (and the registry-copy lookups a recording needs).
+
+Works inside the caller's transaction; the unit of work (``adapters.unit_of_work``) turns
+a constraint the database enforces (a decision number used twice) into its stable error.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from cqcommon.db import Conn
+from cqcommon.db import Conn, uuid_or_nil
 from cqcommon.identifiers import PlateType
 
 from cqadjudication.domain.violations import Violation, ViolationReport
@@ -119,7 +124,19 @@ class PostgresViolationRepository:
         cur = await self.conn.execute(
             f"SELECT {_COLUMNS} FROM violations JOIN vehicles v USING (vehicle_id)"
             " WHERE violation_id = %s",
-            (violation_id,),
+            (uuid_or_nil(violation_id),),
         )
         row = await cur.fetchone()
         return _violation(row) if row else None
+
+    async def get_many(self, violation_ids: Sequence[str]) -> list[Violation]:
+        # A malformed id becomes the nil UUID, which matches no row (never a cast error).
+        ids = list({uuid_or_nil(vid) for vid in violation_ids})
+        if not ids:
+            return []
+        cur = await self.conn.execute(
+            f"SELECT {_COLUMNS} FROM violations JOIN vehicles v USING (vehicle_id)"
+            " WHERE violation_id = ANY(%s::uuid[])",
+            (ids,),
+        )
+        return [_violation(row) for row in await cur.fetchall()]

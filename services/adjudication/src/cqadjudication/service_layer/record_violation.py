@@ -6,7 +6,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cqcommon.db import Conn, UnitOfWork
 from cqcommon.errors import (
     LICENCE_NOT_FOUND,
     SOURCE_RECORD_CONFLICT,
@@ -14,13 +13,10 @@ from cqcommon.errors import (
     VEHICLE_NOT_FOUND,
     DomainError,
 )
-from cqcommon.events import new_envelope
 
+from cqadjudication.domain.events import ViolationRecorded
 from cqadjudication.domain.violations import Violation, ViolationReport
-from cqadjudication.mappers import violation_recorded
-from cqadjudication.ports import ViolationRepository
-
-PRODUCER = "adjudication"
+from cqadjudication.ports import UnitOfWork
 
 
 @dataclass(frozen=True)
@@ -29,18 +25,23 @@ class RecordResult:
     created: bool
 
 
+def new_violation_id() -> str:
+    """A random id: it leaves the system, so nothing about the record or person is in it."""
+    return str(uuid.uuid4())
+
+
 async def record_violation(
     *,
     uow: UnitOfWork,
-    repositories: Callable[[Conn], ViolationRepository],
     report: ViolationReport,
+    new_id: Callable[[], str] = new_violation_id,
 ) -> RecordResult:
-    """Store the violation and publish ``ViolationRecorded`` in one transaction.
+    """Store the violation and record ``ViolationRecorded`` in one transaction.
 
-    The same source record sent again returns the first result (``created=False``);
-    the same source record id with different content is a conflict.
+    The same source record sent again returns the first result (``created=False``, no
+    second event); the same source record id with different content is a conflict.
     """
-    repo = repositories(uow.conn)
+    repo = uow.violations
     vehicle_id = await repo.find_vehicle(report.plate_type.value, report.plate_number)
     if vehicle_id is None:
         raise DomainError(VEHICLE_NOT_FOUND, details={"plate_number": report.plate_number})
@@ -52,7 +53,7 @@ async def record_violation(
     description = await repo.code_description(report.violation_code)
     if description is None:
         raise DomainError(UNKNOWN_VIOLATION_CODE, details={"code": report.violation_code})
-    violation_id = str(uuid.uuid4())
+    violation_id = new_id()
     if not await repo.add(violation_id, report, vehicle_id, licence_id, description):
         existing, fingerprint = await repo.by_source(report.source_system, report.source_record_id)
         if fingerprint != report.fingerprint():
@@ -62,8 +63,6 @@ async def record_violation(
         return RecordResult(existing, created=False)
     violation = await repo.get(violation_id)
     assert violation is not None  # inserted just above, same transaction
-    uow.record(
-        new_envelope(violation_recorded(violation), aggregate_id=violation_id, producer=PRODUCER)
-    )
+    uow.record(ViolationRecorded(violation))
     await uow.commit()
     return RecordResult(violation, created=True)
