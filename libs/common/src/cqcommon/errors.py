@@ -305,6 +305,14 @@ VIOLATION_NOT_FOUND = _define(
     "VIOLATION_NOT_FOUND", ErrorKind.NOT_FOUND, "未找到该违法记录。", "No such violation."
 )
 
+# -- registry ------------------------------------------------------------------
+REGISTRY_ID_CONFLICT = _define(
+    "REGISTRY_ID_CONFLICT",
+    ErrorKind.CONFLICT,
+    "固定编号与登记库已分配的编号不一致，本批记录均未导入。",
+    "A pinned id disagrees with the id the registry already holds; nothing was imported.",
+)
+
 # -- gateway -------------------------------------------------------------------
 METHOD_NOT_ALLOWED = _define(
     "METHOD_NOT_ALLOWED",

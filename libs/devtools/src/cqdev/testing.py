@@ -1,10 +1,16 @@
 """Helpers for integration tests: unique, valid registry records (so tests sharing one
 database never collide), the gRPC calls that import them, and a publisher of events
-whose producers are not built yet (they go to the broker exactly as a relay sends them)."""
+whose producers are not built yet (they go to the broker exactly as a relay sends them).
+
+Registry records are keyed by natural keys (ID number, VIN, licence number); an
+:class:`Owner`'s records pin its random uuid4 ids, so a test knows them before the import.
+:meth:`Cluster.import_unpinned` leaves the ids to the registry and learns them from its answer.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import functools
 import random
@@ -15,8 +21,9 @@ from typing import TYPE_CHECKING, TypeVar
 
 from cqcommon.events import event_type_of, new_envelope, topic_name
 from cqcommon.protomap import date_to_proto, plate_type_to_proto
-from cqregistry.generator import make_id_number, make_vin
 from cqtraffic.registry.v1 import registry_pb2 as reg
+
+from cqdev.datagen.identifiers import make_id_number, make_vin
 
 if TYPE_CHECKING:
     import httpx
@@ -45,37 +52,39 @@ class Owner:
     plate_number: str
     vin: str
 
-    def records(self) -> list[reg.RegistryRecord]:
+    def records(self, *, pinned: bool = True) -> list[reg.RegistryRecord]:
+        """Person, vehicle and licence import records; ``pinned`` pins this owner's ids
+        (otherwise the registry assigns them and the import's answer returns them)."""
         return [
             reg.RegistryRecord(
-                person=reg.PersonRegistered(
-                    person_id=self.person_id,
-                    name=self.name,
+                person=reg.PersonRecord(
                     id_number=self.id_number,
+                    name=self.name,
                     phone=self.phone,
                     alipay_user_id=self.alipay_user_id,
+                    pinned_id=self.person_id if pinned else "",
                 )
             ),
             reg.RegistryRecord(
-                vehicle=reg.VehicleRegistered(
-                    vehicle_id=self.vehicle_id,
+                vehicle=reg.VehicleRecord(
+                    vin=self.vin,
                     plate_type=plate_type_to_proto("02"),
                     plate_number=self.plate_number,
-                    vin=self.vin,
-                    owner_person_id=self.person_id,
+                    owner_id_number=self.id_number,
                     vehicle_kind="personal_small_car",
+                    pinned_id=self.vehicle_id if pinned else "",
                 )
             ),
             reg.RegistryRecord(
-                driver=reg.DriverRegistered(
-                    licence_id=self.licence_id,
-                    person_id=self.person_id,
+                driver=reg.DriverRecord(
                     licence_no=self.id_number,
+                    holder_id_number=self.id_number,
                     file_no=self.file_no,
                     licence_class="C1",
                     first_issued_on=date_to_proto(dt.date(2015, 3, 1)),
                     points=0,
                     status="valid",
+                    pinned_id=self.licence_id if pinned else "",
                 )
             ),
         ]
@@ -132,8 +141,9 @@ class Cluster:
         assert r.status_code == 200, r.text
         return {"Authorization": f"Bearer {r.json()['token']}"}
 
-    async def import_records(self, records: list[reg.RegistryRecord]) -> None:
-        """Import registry records through the registry service (which publishes them)."""
+    async def import_records(self, records: list[reg.RegistryRecord]) -> reg.ImportRecordsResponse:
+        """Import registry records through the registry service (which publishes them);
+        the answer carries the id of each record, in order."""
         from cqcommon.grpc_client import call, make_channel
         from cqtraffic.registry.v1 import registry_pb2_grpc as reg_grpc
 
@@ -141,9 +151,20 @@ class Cluster:
         try:
             stub = reg_grpc.RegistryServiceStub(channel)
             request = reg.ImportRecordsRequest(records=records)
-            await call(stub.ImportRecords, request, timeout_s=10)
+            response: reg.ImportRecordsResponse = await call(
+                stub.ImportRecords, request, timeout_s=10
+            )
         finally:
             await channel.close(None)
+        return response
+
+    async def import_unpinned(self, owner: Owner) -> Owner:
+        """Import ``owner``'s records without ids; ``owner`` with the ids the registry chose."""
+        response = await self.import_records(owner.records(pinned=False))
+        person_id, vehicle_id, licence_id = response.ids
+        return dataclasses.replace(
+            owner, person_id=person_id, vehicle_id=vehicle_id, licence_id=licence_id
+        )
 
     async def publish(
         self,

@@ -1,4 +1,4 @@
-"""``python -m cqregistry migrate|serve|relay|consume|run|load-sandbox|generate``."""
+"""``python -m cqregistry migrate|serve|relay|consume|run|load-sandbox``."""
 
 import sys
 

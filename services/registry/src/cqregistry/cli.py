@@ -1,5 +1,6 @@
 """Command line of the registry service: the common service commands plus the sandbox
-roster loader and the bulk generator."""
+roster loader (the bulk generator of synthetic data is dev tooling: ``python -m cqdev
+generate``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from cqregistry.wiring import SPEC
 
 
 def main(argv: Sequence[str]) -> int:
-    if argv and argv[0] in ("load-sandbox", "generate"):
+    if argv and argv[0] == "load-sandbox":
         from cqregistry import loader
 
         return loader.main(argv)

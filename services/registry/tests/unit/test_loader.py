@@ -7,7 +7,8 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from cqadjudication.domain.violations import validate_report
+from cqadjudication.domain.violations import RecordingWindow, validate_report
+from cqcommon.clock import SHANGHAI, FixedClock
 from cqcommon.errors import DomainError, ErrorKind, ErrorSpec
 from cqcommon.identifiers import is_valid_vin, points_of_code
 from cqcommon.protomap import (
@@ -18,8 +19,9 @@ from cqcommon.protomap import (
     timestamp_from_proto,
 )
 from cqregistry import loader
+from cqregistry.domain.imports import LICENCE_STATE, MAX_BATCH
+from cqregistry.mappers import entry_from_proto
 from cqregistry.roster import roster_vin_table, sandbox_roster
-from cqregistry.service_layer.import_records import MAX_BATCH, validate_record
 from cqtraffic.adjudication.v1 import adjudication_pb2 as adj
 from cqtraffic.registry.v1 import registry_pb2 as reg
 
@@ -41,9 +43,9 @@ def _by_kind(kind: str) -> list[Any]:
     return [getattr(r, kind) for r in RECORDS if r.WhichOneof("record") == kind]
 
 
-def _driver_of(name: str) -> reg.DriverRegistered:
+def _driver_of(name: str) -> reg.DriverRecord:
     person = next(p for p in _by_kind("person") if p.name == name)
-    return next(d for d in _by_kind("driver") if d.person_id == person.person_id)
+    return next(d for d in _by_kind("driver") if d.holder_id_number == person.id_number)
 
 
 def _requests(prefix: str) -> list[adj.RecordViolationRequest]:
@@ -57,7 +59,21 @@ def test_record_counts_and_all_valid_for_the_import() -> None:
     assert kinds.count("vehicle") == 6
     assert kinds.count("driver") == 8
     for i, record in enumerate(RECORDS):
-        validate_record(i, record)  # raises on anything the import would reject
+        entry_from_proto(i, record)  # raises on anything the import would reject
+
+
+def test_roster_records_pin_the_listed_ids_and_name_people_by_id_number() -> None:
+    """The import keys records by natural keys; the roster pins its listed ids."""
+    people = {p.id_number: p for p in _by_kind("person")}
+    assert {p.pinned_id for p in people.values()} == {str(p.person_id) for p in ROSTER.people}
+    for v in _by_kind("vehicle"):
+        roster_vehicle = ROSTER.vehicle(v.plate_number)
+        assert v.pinned_id == str(roster_vehicle.vehicle_id)
+        owner = people[v.owner_id_number]
+        assert owner.pinned_id == str(roster_vehicle.owner_person_id)
+    for d in _by_kind("driver"):
+        assert d.holder_id_number == d.licence_no and d.holder_id_number in people
+        assert d.pinned_id in {str(lic.licence_id) for lic in ROSTER.licences}
 
 
 def test_sandbox_plates_and_vins() -> None:
@@ -118,7 +134,21 @@ def test_requests_are_stable_and_decided_ones_carry_a_decision() -> None:
     assert [p.request.source_record_id for p in notes] == ["SBX-ZW-05"]  # the paid one
 
 
-def test_requests_pass_adjudication_validation_except_known_conflict() -> None:
+def test_zw_03_is_sent_without_a_decision() -> None:
+    """DOMAIN.md: SBX-ZW-03 (non-site, over 200 yuan) is general procedure without a
+    decision; the loader sends neither decision number nor date for it."""
+    (zw03,) = [p.request for p in PLANNED if p.request.source_record_id == "SBX-ZW-03"]
+    assert (SOURCE_NAMES[zw03.source], PROCEDURE_NAMES[zw03.procedure]) == ("non_site", "general")
+    assert zw03.fine_fen > 20000
+    assert zw03.decision_no == "" and not zw03.HasField("decision_date")
+    assert zw03.licence_no == ""
+
+
+def test_requests_pass_adjudication_validation() -> None:
+    """Every roster violation is a record adjudication accepts, SBX-ZW-03 (a non-site
+    general-procedure record without a decision, DOMAIN.md) included."""
+    clock = FixedClock(dt.datetime.combine(TODAY, dt.time(12), tzinfo=SHANGHAI))
+    window = RecordingWindow(clock_skew=dt.timedelta(minutes=5), floor_date=dt.date(2000, 1, 1))
     refused = []
     for p in PLANNED:
         r = p.request
@@ -138,12 +168,12 @@ def test_requests_pass_adjudication_validation_except_known_conflict() -> None:
                 procedure=PROCEDURE_NAMES[r.procedure],
                 decision_no=r.decision_no or None,
                 decision_date=date_from_proto(r.decision_date),
+                clock=clock,
+                window=window,
             )
         except DomainError as exc:
             refused.append((r.source_record_id, exc.code))
-    # SANDBOX.md's undecided non-site record over 200 yuan (general procedure) is refused
-    # by adjudication's current recording rule; the loader reports it and goes on.
-    assert refused == [("SBX-ZW-03", "DECISION_REQUIRED")]
+    assert refused == []
 
 
 def test_batches_at_most_max_batch() -> None:
@@ -220,4 +250,4 @@ async def test_other_errors_fail_at_once_and_decision_required_is_reported() -> 
 
 
 def test_licence_status_uses_the_registry_protocol_words() -> None:
-    assert set(loader.LICENCE_STATUS.values()) <= {"valid", "suspended", "revoked"}
+    assert set(LICENCE_STATE.values()) <= {"valid", "suspended", "revoked"}

@@ -1,14 +1,18 @@
-"""RegistryService gRPC servicer."""
+"""RegistryService gRPC servicer: decode the request, run the import, encode the answer."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import grpc
+from cqcommon.errors import VALIDATION_FAILED, DomainError
 from cqcommon.runner import ServiceContext
 from cqtraffic.registry.v1 import registry_pb2 as pb
 from cqtraffic.registry.v1 import registry_pb2_grpc as pb_grpc
 
+from cqregistry.adapters.postgres_master_records import PostgresRegistryUnitOfWork
+from cqregistry.domain.imports import MAX_BATCH
+from cqregistry.mappers import entry_from_proto
 from cqregistry.service_layer.import_records import import_records
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -21,9 +25,14 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
     async def ImportRecords(
         self, request: pb.ImportRecordsRequest, context: Context
     ) -> pb.ImportRecordsResponse:
-        async with self.ctx.db.unit_of_work() as uow:
-            result = await import_records(uow=uow, records=list(request.records))
-        return pb.ImportRecordsResponse(changed=result.changed, unchanged=result.unchanged)
+        if len(request.records) > MAX_BATCH:  # before decoding a huge batch
+            raise DomainError(VALIDATION_FAILED, details={"records": f"at most {MAX_BATCH}"})
+        entries = [entry_from_proto(i, r) for i, r in enumerate(request.records)]
+        async with self.ctx.db.unit_of_work() as db_uow:
+            result = await import_records(uow=PostgresRegistryUnitOfWork(db_uow), entries=entries)
+        return pb.ImportRecordsResponse(
+            changed=result.changed, unchanged=result.unchanged, ids=list(result.ids)
+        )
 
 
 def register(server: grpc.aio.Server, ctx: ServiceContext) -> list[str]:

@@ -1,94 +1,94 @@
-"""Use case: import police master data; each changed record publishes its registry event
-in the same transaction (outbox), unchanged ones publish nothing."""
+"""Use case: import police master data keyed by natural keys.
+
+Each record gets its id from the registry (the one already assigned to its natural key,
+else its pin, else a fresh random one, :func:`cqregistry.domain.imports.resolve_id`);
+each changed record publishes its registry event in the same transaction (outbox) and an
+unchanged one publishes nothing. All or nothing: one bad record, an unknown owner or
+holder, or a pin that disagrees rejects the batch and nothing is written (R-ERR-1).
+"""
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from cqcommon.db import UnitOfWork
-from cqcommon.errors import VALIDATION_FAILED, DomainError
+from cqcommon.errors import REGISTRY_ID_CONFLICT, VALIDATION_FAILED, DomainError
 from cqcommon.events import new_envelope
-from cqcommon.identifiers import (
-    parse_file_no,
-    parse_id_number,
-    parse_licence_class,
-    parse_plate,
-    parse_violation_code,
-    points_of_code,
+
+from cqregistry.domain.imports import (
+    KIND_ORDER,
+    MAX_BATCH,
+    DriverEntry,
+    Entry,
+    VehicleEntry,
+    invalid,
+    new_record_id,
+    resolve_id,
 )
-from cqcommon.protomap import plate_type_from_proto
-from cqtraffic.registry.v1 import registry_pb2 as reg
-from google.protobuf.message import Message
+from cqregistry.mappers import event_of, stored_form
+from cqregistry.ports import RegistryUnitOfWork
 
 PRODUCER = "registry"
-MAX_BATCH = 5000
 
 
 @dataclass(frozen=True)
 class ImportResult:
     changed: int
     unchanged: int
+    ids: tuple[str, ...]  # the id of each entry, in the order given
 
 
-def _invalid(index: int, field: str) -> DomainError:
-    return DomainError(VALIDATION_FAILED, details={"record": index, "field": field})
+async def _person_id(uow: RegistryUnitOfWork, index: int, entry: Entry) -> str | None:
+    """The id of the person a vehicle or licence names by ID number (must be known)."""
+    if isinstance(entry, VehicleEntry):
+        field, id_number = "owner_id_number", entry.owner_id_number
+    elif isinstance(entry, DriverEntry):
+        field, id_number = "holder_id_number", entry.holder_id_number
+    else:
+        return None
+    person = await uow.records.find("person", id_number)
+    if person is None:
+        raise invalid(index, field, reason="no such person in the registry or this batch")
+    return person.record_id
 
 
-def validate_record(index: int, record: reg.RegistryRecord) -> tuple[str, str, Message]:
-    """(kind, id, payload) of a well-formed record; raises naming the bad field."""
-    kind = record.WhichOneof("record")
-    if kind == "person":
-        p = record.person
-        if not p.person_id or not p.name.strip():
-            raise _invalid(index, "person")
-        parse_id_number(p.id_number)
-        return "person", p.person_id, p
-    if kind == "vehicle":
-        v = record.vehicle
-        ptype = plate_type_from_proto(v.plate_type)
-        if not v.vehicle_id or not v.owner_person_id or ptype is None:
-            raise _invalid(index, "vehicle")
-        parse_plate(ptype, v.plate_number)
-        return "vehicle", v.vehicle_id, v
-    if kind == "driver":
-        d = record.driver
-        if not d.licence_id or not d.person_id or d.first_issued_on.year == 0:
-            raise _invalid(index, "driver")
-        parse_id_number(d.licence_no)
-        parse_file_no(d.file_no)
-        parse_licence_class(d.licence_class.split("/")[0] if d.licence_class else "")
-        return "driver", d.licence_id, d
-    if kind == "violation_code":
-        c = record.violation_code
-        code = parse_violation_code(c.code)
-        if c.points != points_of_code(code) or not 0 < c.fine_min_fen <= c.fine_max_fen:
-            raise _invalid(index, "violation_code")
-        return "violation_code", code, c
-    raise _invalid(index, "record")
-
-
-async def import_records(*, uow: UnitOfWork, records: Sequence[reg.RegistryRecord]) -> ImportResult:
-    """All or nothing: one bad record rejects the batch (no partial write, R-ERR-1)."""
-    if len(records) > MAX_BATCH:
+async def import_records(
+    *,
+    uow: RegistryUnitOfWork,
+    entries: Sequence[Entry],
+    new_id: Callable[[], str] = new_record_id,
+) -> ImportResult:
+    """Store ``entries`` and queue their events; commits only when every entry is good."""
+    if len(entries) > MAX_BATCH:
         raise DomainError(VALIDATION_FAILED, details={"records": f"at most {MAX_BATCH}"})
-    validated = [validate_record(i, r) for i, r in enumerate(records)]
+    ids = [""] * len(entries)
     changed = unchanged = 0
-    for kind, record_id, payload in validated:
-        raw = payload.SerializeToString(deterministic=True)
-        digest = hashlib.sha256(raw).hexdigest()
-        cur = await uow.conn.execute(
-            "INSERT INTO master_records (kind, record_id, content_hash, payload)"
-            " VALUES (%s, %s, %s, %s) ON CONFLICT (kind, record_id) DO UPDATE SET"
-            " content_hash = EXCLUDED.content_hash, payload = EXCLUDED.payload,"
-            " imported_at = now() WHERE master_records.content_hash <> EXCLUDED.content_hash",
-            (kind, record_id, digest, raw),
+    # people first, so a vehicle or licence may name a person later in the same batch
+    for index in sorted(range(len(entries)), key=lambda i: KIND_ORDER[entries[i].kind]):
+        entry = entries[index]
+        stored = await uow.records.find(entry.kind, entry.natural_key)
+        pin_holder = None
+        if entry.pinned_id is not None and (stored is None or stored.record_id != entry.pinned_id):
+            pin_holder = await uow.records.natural_key_of(entry.kind, entry.pinned_id)
+        record_id = resolve_id(
+            entry, index=index, stored=stored, pin_holder=pin_holder, new_id=new_id
         )
-        if cur.rowcount == 0:
+        payload = event_of(entry, record_id, await _person_id(uow, index, entry))
+        digest, raw = stored_form(payload)
+        ids[index] = record_id
+        if stored is not None and stored.content_hash == digest:
             unchanged += 1
             continue
+        if stored is None:
+            if not await uow.records.add(entry.kind, entry.natural_key, record_id, digest, raw):
+                # another import took this natural key (or id) since we looked: retryable
+                raise DomainError(
+                    REGISTRY_ID_CONFLICT,
+                    details={"record": index, "kind": entry.kind, "reason": "concurrent import"},
+                )
+        else:
+            await uow.records.update(entry.kind, record_id, digest, raw)
         changed += 1
         uow.record(new_envelope(payload, aggregate_id=record_id, producer=PRODUCER))
     await uow.commit()
-    return ImportResult(changed, unchanged)
+    return ImportResult(changed, unchanged, tuple(ids))

@@ -1,0 +1,1 @@
+"""Adapters: the registry's PostgreSQL repository and unit of work (all its SQL)."""
