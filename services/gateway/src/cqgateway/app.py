@@ -1,6 +1,10 @@
 """``create_app``: the gateway's FastAPI application, built from settings and (optionally)
 injected backends. Nothing connects here; the lifespan applies the gateway's migrations,
 opens the backends, ensures the sandbox staff accounts and closes everything on exit.
+
+``create_app`` refuses to build a gateway outside sandbox mode whose ``TOKEN_SECRET`` is the
+built-in development value or shorter than 32 bytes: anyone who has read this repository
+could otherwise sign a supervisor token.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from cqcommon.asyncutil import settle_heap
 from cqcommon.migrations import apply_migrations
@@ -19,8 +24,11 @@ from cqgateway.audit import AuditMiddleware
 from cqgateway.backends import Backends
 from cqgateway.deps import GatewayContext
 from cqgateway.errors import catalogue_markdown, install_error_handlers
+from cqgateway.guards import SecurityHeadersMiddleware, StringCheckMiddleware
 from cqgateway.limits import BodySizeLimitMiddleware
-from cqgateway.routers import auth, health, internal, me, violations
+from cqgateway.openapi import document_errors
+from cqgateway.routers import auth, health, internal, me, not_built, violations
+from cqgateway.staff import StaffRepository
 from cqgateway.tokens import TokenCodec
 
 log = logging.getLogger("cqgateway")
@@ -38,11 +46,36 @@ HTTP edge of the Chongqing traffic-violation system: the Alipay mini-program API
 Every non-2xx body is
 `{"error": {"code": "…", "message_zh": "…", "message_en": "…", "details": {…}}}`.
 422 `VALIDATION_FAILED` lists the offending fields in `details.fields`;
-413 `BODY_TOO_LARGE` is sent for bodies over the size limit; 415
-`UNSUPPORTED_MEDIA_TYPE` for a JSON endpoint called with another content type;
-429 and 503 carry `Retry-After` when a time is known. The stable codes:
+400 `INVALID_CHARACTERS` refuses control, bidirectional and zero-width characters in any
+path, query or body string (`details.field` names where); 413 `BODY_TOO_LARGE` is sent for
+bodies over the size limit; 415 `UNSUPPORTED_MEDIA_TYPE` for a JSON endpoint called with
+another content type; 429 and 503 carry `Retry-After` when a time is known; endpoints of
+the contract that are not built yet answer 501 `NOT_IMPLEMENTED` (after authentication).
+Each operation lists the codes it can answer in `x-error-codes`. The stable codes:
 
 """
+
+
+class InsecureSecretError(RuntimeError):
+    """The gateway would sign tokens with a secret anyone can know."""
+
+
+class GatewayApp(FastAPI):
+    """FastAPI whose /openapi.json documents every error answer (``cqgateway.openapi``)."""
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            self.openapi_schema = document_errors(self, super().openapi())
+        return self.openapi_schema
+
+
+def check_secrets(settings: Settings) -> None:
+    """Outside sandbox mode, refuse the development ``TOKEN_SECRET`` or one under 32 bytes."""
+    if not settings.sandbox_mode and "TOKEN_SECRET" in settings.insecure_secrets():
+        raise InsecureSecretError(
+            "TOKEN_SECRET is the built-in development value or shorter than 32 bytes: "
+            "set a random secret of at least 32 bytes outside sandbox mode"
+        )
 
 
 async def migrate(conninfo: str) -> list[str]:
@@ -61,6 +94,7 @@ def create_app(
     by the lifespan and closed when it ends: the app owns what it is given.
     ``settle_heap_on_start`` is for the server process (``cqcommon.asyncutil.settle_heap``),
     not for tests that build many apps in one process."""
+    check_secrets(settings)
     ctx = GatewayContext(
         settings=settings,
         tokens=TokenCodec(
@@ -82,8 +116,6 @@ def create_app(
                     log.info("applied migration %s", name)
             await active.open()
             if settings.sandbox_mode:
-                from cqgateway.staff import StaffRepository
-
                 await StaffRepository(active.db).ensure_sandbox_accounts(
                     settings.sandbox_staff_password
                 )
@@ -95,11 +127,14 @@ def create_app(
             ctx.detach()
             await active.close()
 
-    app = FastAPI(
+    app = GatewayApp(
         title="cq-traffic gateway",
         version="1.0.0",
         description=_DESCRIPTION + catalogue_markdown(),
         lifespan=lifespan,
+        # No 307 to a Location built from the Host header (and before authentication):
+        # a path with a trailing slash is simply unknown, 404 NOT_FOUND.
+        redirect_slashes=False,
     )
     app.state.gateway = ctx
     install_error_handlers(app)
@@ -108,7 +143,12 @@ def create_app(
     app.include_router(me.router)
     app.include_router(violations.router)
     app.include_router(internal.router)
-    # Added last = outermost: an oversized /internal/v1 request is refused *and* audited.
+    app.include_router(not_built.router)
+    # Added later = further out. Order of a request: security headers, audit, body size,
+    # string check, routes; so an oversized or refused /internal/v1 request is audited, and
+    # every answer (the middlewares' own too) gets the security headers.
+    app.add_middleware(StringCheckMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AuditMiddleware, repository=ctx.audit_repository)
+    app.add_middleware(SecurityHeadersMiddleware)
     return app

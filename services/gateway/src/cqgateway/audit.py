@@ -20,13 +20,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
+from cqcommon import telemetry
 from cqcommon.db import Database
-from cqcommon.errors import AUDIT_UNAVAILABLE
+from cqcommon.errors import AUDIT_UNAVAILABLE, DomainError
+from cqcommon.text import forbidden_position
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cqgateway.errors import error_body
+from cqgateway.errors import send_error
 
 log = logging.getLogger("cqgateway.audit")
 
@@ -142,14 +145,9 @@ class AuditRepository:
 
 def current_trace_id(scope: Scope) -> str | None:
     """The OpenTelemetry trace id of this request, else the one in its ``traceparent``."""
-    try:
-        from opentelemetry import trace
-
-        span_ctx = trace.get_current_span().get_span_context()
-        if span_ctx.is_valid:
-            return f"{span_ctx.trace_id:032x}"
-    except ImportError:  # pragma: no cover - opentelemetry-api is a dependency of cqcommon
-        pass
+    traced = telemetry.current_trace_id()
+    if traced is not None:
+        return traced
     for key, value in scope.get("headers", ()):
         if key == b"traceparent":
             match = _TRACEPARENT_RE.match(value.decode("latin-1").strip())
@@ -158,19 +156,13 @@ def current_trace_id(scope: Scope) -> str | None:
     return None
 
 
-async def _send_replacement(send: Send, status: int, body: bytes) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"retry-after", b"5"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+def storable(value: str) -> str:
+    """``value``, percent-encoded when it holds a character the string check refuses.
+
+    A request refused for such a character (``INVALID_CHARACTERS``) is still audited; its
+    path must not make the audit write itself fail (PostgreSQL refuses NUL in text).
+    """
+    return value if forbidden_position(value) is None else quote(value, safe="/?&=")
 
 
 class AuditMiddleware:
@@ -198,8 +190,8 @@ class AuditMiddleware:
                     staff_id=ctx.staff_id,
                     role=ctx.role,
                     method=str(scope.get("method", "")),
-                    path=str(scope.get("path", "")),
-                    query=bytes(scope.get("query_string", b"")).decode("latin-1"),
+                    path=storable(str(scope.get("path", ""))),
+                    query=storable(bytes(scope.get("query_string", b"")).decode("latin-1")),
                     subjects=list(ctx.subjects),
                     status_code=status,
                     trace_id=current_trace_id(scope),
@@ -221,7 +213,9 @@ class AuditMiddleware:
                 if not ok and status < 400:
                     # R-USR-2: an unaudited read must not reach the caller.
                     state["suppressed"] = True
-                    await _send_replacement(send, 503, error_body(AUDIT_UNAVAILABLE))
+                    await send_error(
+                        send, DomainError(AUDIT_UNAVAILABLE, details={"retry_after_s": 5})
+                    )
                     return
             await send(message)
 

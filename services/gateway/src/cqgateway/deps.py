@@ -3,9 +3,14 @@
 ``CurrentUser`` (mini-program, ``typ=user`` tokens on /api/v1) and ``StaffUser`` /
 ``SupervisorUser`` (counter, ``typ=staff`` tokens on /internal/v1) are ``Annotated``
 aliases in the full-stack-fastapi-template style; each carries the
-``cqtraffic.common.v1.Caller`` that every gRPC request needs. Staff dependencies also
-record who is calling in the request's audit context, so denied calls are audited
+``cqtraffic.common.v1.Caller`` that every gRPC request needs. A staff token counts only
+while its account exists and is active, and with the account's current role (checked
+through ``StaffAccountCache``), not the role written in the token. Staff dependencies
+also record who is calling in the request's audit context, so denied calls are audited
 with the caller's identity.
+
+``cqgateway.openapi`` reads which of these a route depends on (``AUTH_DEPENDENCIES``,
+``RoleCheck``, ``require_json``) to document its 401, 403 and 415 answers.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from cqgateway.audit import AuditRepository, audit_context
 from cqgateway.backends import Backends
 from cqgateway.health import ReadinessChecker
-from cqgateway.staff import StaffRepository
+from cqgateway.staff import StaffAccountCache, StaffRepository
 from cqgateway.tokens import StaffRole, TokenCodec
 
 
@@ -44,16 +49,21 @@ class GatewayContext:
     backends: Backends | None = None
     readiness: ReadinessChecker | None = None
     staff: StaffRepository | None = None
+    staff_accounts: StaffAccountCache | None = None
     audit: AuditRepository | None = field(default=None)
 
     def attach(self, backends: Backends) -> None:
         self.backends = backends
         self.readiness = ReadinessChecker(backends)
         self.staff = StaffRepository(backends.db)
+        self.staff_accounts = StaffAccountCache(
+            self.staff, ttl_s=self.settings.staff_account_check_ttl_s
+        )
         self.audit = AuditRepository(backends.db)
 
     def detach(self) -> None:
         self.backends = self.readiness = self.staff = self.audit = None
+        self.staff_accounts = None
 
     def audit_repository(self) -> AuditRepository | None:
         return self.audit
@@ -134,27 +144,47 @@ async def current_staff(
     audit = audit_context(request)
     if audit is not None:
         audit.staff_id = claims.staff_id
-        audit.role = claims.role
+    if ctx.staff_accounts is None:
+        raise DomainError(SERVICE_UNAVAILABLE, details={"reason": "starting"})
+    # A forged-role or old token of a deleted or disabled account is refused here; the
+    # role that counts is the account's current one (a demoted supervisor is a clerk now).
+    account = await ctx.staff_accounts.active_account(claims.staff_id)
+    if account is None:
+        raise DomainError(TOKEN_INVALID, details={"reason": "account_not_active"})
+    if audit is not None:
+        audit.role = account.role
     return AuthenticatedStaff(
-        claims.staff_id, claims.role, Caller(staff_id=claims.staff_id, staff_role=claims.role)
+        account.staff_id,
+        account.role,
+        Caller(staff_id=account.staff_id, staff_role=account.role),
     )
 
 
 CurrentUser = Annotated[AuthenticatedUser, Depends(current_user)]
 StaffUser = Annotated[AuthenticatedStaff, Depends(current_staff)]
 
+#: The dependencies that authenticate a caller (401 when they refuse).
+AUTH_DEPENDENCIES: tuple[Callable[..., Awaitable[object]], ...] = (current_user, current_staff)
 
-def require_role(
-    *roles: StaffRole,
-) -> Callable[[AuthenticatedStaff], Awaitable[AuthenticatedStaff]]:
-    """A dependency admitting only staff with one of ``roles`` (403 ``FORBIDDEN`` otherwise)."""
 
-    async def dependency(staff: StaffUser) -> AuthenticatedStaff:
-        if staff.role not in roles:
-            raise DomainError(FORBIDDEN, details={"required_role": list(roles)})
+class RoleCheck:
+    """A dependency admitting only staff with one of ``roles`` (403 ``FORBIDDEN`` otherwise).
+
+    A class rather than a closure so that the OpenAPI builder can see that a route checks a
+    role and document its 403."""
+
+    def __init__(self, *roles: StaffRole) -> None:
+        self.roles = roles
+
+    async def __call__(self, staff: StaffUser) -> AuthenticatedStaff:
+        if staff.role not in self.roles:
+            raise DomainError(FORBIDDEN, details={"required_role": list(self.roles)})
         return staff
 
-    return dependency
+
+def require_role(*roles: StaffRole) -> RoleCheck:
+    """``Depends(require_role("supervisor"))``: staff with one of ``roles`` only."""
+    return RoleCheck(*roles)
 
 
 SupervisorUser = Annotated[AuthenticatedStaff, Depends(require_role("supervisor"))]

@@ -6,6 +6,15 @@ Services raise ``DomainError`` (it crosses gRPC in ``error-bin`` trailing metada
 exceptions for bad input, unknown routes and wrong methods. Each is turned into
 ``{"error": {"code", "message_zh", "message_en", "details"}}`` here and nowhere else, so a
 route never formats an error by hand and nothing leaks a traceback (R-ERR-1).
+
+Two ways out, one body: ``error_response`` for exception handlers, ``send_error`` for the
+pure ASGI middlewares (body size, audit, string check) that answer before any route runs.
+Both carry the security headers (``SECURITY_HEADERS``), because the last-resort 500 handler
+runs outside every middleware and so outside ``SecurityHeadersMiddleware``.
+
+Only catalogued codes leave the gateway: a ``DomainError`` whose code is not in
+``cqcommon.errors.CATALOGUE`` (a service that invented one) is logged and answered as
+``INTERNAL_ERROR``, so the code list in /openapi.json stays complete.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Send
 
 log = logging.getLogger("cqgateway.errors")
 
@@ -96,6 +106,14 @@ RETRY_AFTER_HEADER: dict[str, Any] = {
 }
 
 
+#: Sent with every response (``SecurityHeadersMiddleware``) and every error body: the body is
+#: JSON and nothing else (no MIME sniffing), and no cache or proxy may keep it.
+SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("Cache-Control", "no-store"),
+)
+
+
 def _retry_after(details: Mapping[str, Any]) -> str | None:
     value = details.get("retry_after_s")
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
@@ -103,10 +121,27 @@ def _retry_after(details: Mapping[str, Any]) -> str | None:
     return str(max(1, int(-(-value // 1))))  # whole seconds, rounded up
 
 
+def catalogued(error: DomainError) -> DomainError:
+    """``error`` if its code is in the one table, else ``INTERNAL_ERROR`` (logged).
+
+    A code the table does not know would reach clients undocumented; it is a bug in the
+    service that sent it, so it is treated like any other internal failure.
+    """
+    if CATALOGUE.get(error.code) is not None:
+        return error
+    log.error(
+        "uncatalogued error code %s (kind %s) answered as INTERNAL_ERROR",
+        error.code,
+        error.kind.value,
+    )
+    return DomainError(INTERNAL_ERROR)
+
+
 def error_response(error: DomainError, *, headers: Mapping[str, str] | None = None) -> JSONResponse:
     """API.md's error body for ``error``, with the headers its status calls for."""
+    error = catalogued(error)
     status = http_status_for(error)
-    out: dict[str, str] = dict(headers or {})
+    out: dict[str, str] = dict(SECURITY_HEADERS) | dict(headers or {})
     if status == 401:
         # RFC 6750: a 401 names the scheme; invalid_token tells the client to log in again.
         out.setdefault(
@@ -118,9 +153,18 @@ def error_response(error: DomainError, *, headers: Mapping[str, str] | None = No
     return JSONResponse({"error": error.to_payload()}, status_code=status, headers=out)
 
 
-def error_body(spec: ErrorSpec, details: Mapping[str, Any] | None = None) -> bytes:
-    """The serialised body for ``spec`` (used by the pure ASGI middlewares)."""
-    return bytes(error_response(DomainError(spec, details=details)).body)
+async def send_error(send: Send, error: DomainError, *, close: bool = False) -> None:
+    """Answer ``error`` straight on an ASGI ``send`` (the one raw writer of the middlewares).
+
+    Same body, status and headers as ``error_response``; ``close`` adds
+    ``Connection: close`` when the request body was not read to its end.
+    """
+    response = error_response(error)
+    headers = list(response.raw_headers)
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": bytes(response.body)})
 
 
 def _validation_details(errors: Sequence[Any]) -> list[dict[str, Any]]:

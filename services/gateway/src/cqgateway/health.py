@@ -3,7 +3,7 @@
 ``/healthz`` does no I/O. ``/readyz`` asks every backing component at once, each with
 a short deadline: the four gRPC services through the standard ``grpc.health.v1``
 ``Health/Check`` (service ""), PostgreSQL (``SELECT 1``), Redis (``PING``) and Kafka
-(a bootstrap metadata request from ``KafkaAdminClient``). kafka-python is blocking, so
+(``cqcommon.kafka.broker_answers``, the one Kafka probe). kafka-python is blocking, so
 the Kafka probe runs in a worker thread and its answer is cached for a couple of
 seconds: a load balancer polling /readyz must not open a Kafka connection every time.
 """
@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import grpc
+from cqcommon.kafka import broker_answers
 
 from cqgateway.backends import SERVICE_NAMES, Backends
 
@@ -36,24 +37,9 @@ class CheckResult:
 
 
 def kafka_metadata_ok(bootstrap: str, timeout_s: float) -> CheckResult:
-    """Blocking: can we bootstrap (fetch cluster metadata) from ``bootstrap``?"""
-    from kafka import KafkaAdminClient
-
-    timeout_ms = int(timeout_s * 1000)
-    try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap,
-            client_id="cqgateway-readyz",
-            request_timeout_ms=timeout_ms,
-            bootstrap_timeout_ms=timeout_ms,
-        )
-    except Exception as exc:  # kafka-python raises KafkaError subclasses and OSError
-        return CheckResult(False, str(exc) or type(exc).__name__)
-    try:
-        admin.close()
-    except Exception:  # closing a probe must not turn "ready" into "not ready"
-        log.debug("closing the Kafka probe failed", exc_info=True)
-    return CheckResult(True)
+    """Blocking: does the broker at ``bootstrap`` answer a metadata request?"""
+    reason = broker_answers(bootstrap, timeout_s=timeout_s, client_id="cqgateway-readyz")
+    return CheckResult(reason is None, reason or "")
 
 
 class KafkaProbe:

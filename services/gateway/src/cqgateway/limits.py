@@ -9,11 +9,11 @@ buffers more than ``max_body_bytes`` (+ one chunk) of anybody's upload. The answ
 
 from __future__ import annotations
 
-from cqcommon.errors import BODY_TOO_LARGE
+from cqcommon.errors import BODY_TOO_LARGE, DomainError
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cqgateway.errors import error_body
+from cqgateway.errors import send_error
 
 
 class BodyTooLargeError(HTTPException):
@@ -25,21 +25,6 @@ class BodyTooLargeError(HTTPException):
 
     def __init__(self) -> None:
         super().__init__(status_code=413)
-
-
-async def _send_error(send: Send, status: int, body: bytes) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 class BodySizeLimitMiddleware:
@@ -58,7 +43,8 @@ class BodySizeLimitMiddleware:
         for key, value in scope.get("headers", ()):
             # An unparsable length is the server's to refuse; the stream count still applies.
             if key == b"content-length" and value.strip().isdigit() and int(value) > limit:
-                await _send_error(send, 413, error_body(BODY_TOO_LARGE, details))
+                # The body was not read: close the connection rather than drain it.
+                await send_error(send, DomainError(BODY_TOO_LARGE, details=details), close=True)
                 return
         received = 0
         response_started = False
@@ -84,4 +70,4 @@ class BodySizeLimitMiddleware:
             # The app was reading the body, so it cannot have answered yet; if it somehow
             # did, the connection is simply closed by the server.
             if not response_started:
-                await _send_error(send, 413, error_body(BODY_TOO_LARGE, details))
+                await send_error(send, DomainError(BODY_TOO_LARGE, details=details), close=True)

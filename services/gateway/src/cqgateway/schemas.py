@@ -6,14 +6,21 @@ Request models are strict: unknown fields (``extra="forbid"``) and wrong JSON ty
 violation codes, decision numbers) is checked afterwards by ``cqgateway.mappers`` with
 ``cqcommon.identifiers`` and answers 400 with that identifier's own code
 (``INVALID_PLATE_NUMBER`` …), so a client can tell a structural mistake from a bad value.
+
+Before any of that, every string in a body (keys too, nested ones too) passes the one
+character check, ``cqcommon.text`` (400 ``INVALID_CHARACTERS``): ``StrictRequest`` does it
+for every request model, so no route can forget it. A free-text field that may hold line
+breaks names itself in its model's ``free_text_fields``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from cqcommon.text import check_strings
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 PlateTypeCode = Literal["01", "02", "51", "52", "07"]
 ViolationSourceName = Literal["non_site", "on_site"]
@@ -26,9 +33,30 @@ Str = Annotated[str, Field(strict=True)]
 
 
 class StrictRequest(BaseModel):
-    """Base of every request body: no unknown fields, no type coercion."""
+    """Base of every request body: clean strings, no unknown fields, no type coercion."""
 
     model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
+
+    #: Top-level fields that are free text and may contain LF/CR (none may contain other
+    #: controls, bidi or zero-width characters).
+    free_text_fields: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_forbidden_characters(cls, data: Any) -> Any:
+        # Runs on the parsed JSON before any field is validated, so a NUL or a bidi override
+        # is refused with its own code even in a field that would fail for another reason.
+        # DomainError is not a ValueError: pydantic lets it through to the error handler.
+        if isinstance(data, Mapping):
+            for key, value in data.items():
+                # The key first, named only as "body": details must not echo the bad key.
+                check_strings(key, field="body")
+                path = f"body.{key}"
+                free = [path] if key in cls.free_text_fields else []
+                check_strings(value, field=path, allow_newlines=free)
+        elif not isinstance(data, BaseModel):
+            check_strings(data, field="body")
+        return data
 
 
 def _iso_string(value: Any) -> Any:

@@ -1,8 +1,14 @@
 """Signed, expiring bearer tokens for mini-program users and counter staff (HS256 JWT).
 
-Two token types share one secret but never one audience: ``typ=user`` is accepted only
-on ``/api/v1`` and ``typ=staff`` only on ``/internal/v1``, so a leaked user token cannot
-open the counter API and a staff token cannot act as a citizen.
+Two token types share one secret but never one audience: user tokens carry
+``aud=cqtraffic-api`` and are accepted only on ``/api/v1``, staff tokens carry
+``aud=cqtraffic-counter`` and are accepted only on ``/internal/v1``, so a leaked user token
+cannot open the counter API and a staff token cannot act as a citizen. Both carry
+``iss=cqtraffic-gateway``; a token without the right issuer and audience is refused.
+
+A staff token's ``role`` says what the role was at login; the gateway honours it only while
+the account exists and is active, with the account's *current* role
+(``cqgateway.staff.StaffAccountCache``).
 """
 
 from __future__ import annotations
@@ -16,9 +22,13 @@ import jwt
 from cqcommon.errors import TOKEN_INVALID, DomainError
 
 ALGORITHM = "HS256"
+ISSUER = "cqtraffic-gateway"
+USER_AUDIENCE = "cqtraffic-api"
+STAFF_AUDIENCE = "cqtraffic-counter"
 TokenType = Literal["user", "staff"]
 StaffRole = Literal["clerk", "supervisor"]
 STAFF_ROLES: tuple[StaffRole, ...] = ("clerk", "supervisor")
+_AUDIENCE: dict[TokenType, str] = {"user": USER_AUDIENCE, "staff": STAFF_AUDIENCE}
 
 
 @dataclass(frozen=True)
@@ -55,10 +65,15 @@ class TokenCodec:
         self._user_ttl = timedelta(seconds=user_ttl_s)
         self._staff_ttl = timedelta(seconds=staff_ttl_s)
 
-    def _encode(self, claims: dict[str, Any], ttl: timedelta, now: datetime | None) -> IssuedToken:
+    def _encode(
+        self, typ: TokenType, claims: dict[str, Any], ttl: timedelta, now: datetime | None
+    ) -> IssuedToken:
         issued = (now or datetime.now(UTC)).replace(microsecond=0)
         expires = issued + ttl
         payload = claims | {
+            "typ": typ,
+            "iss": ISSUER,
+            "aud": _AUDIENCE[typ],
             "iat": int(issued.timestamp()),
             "exp": int(expires.timestamp()),
             "jti": secrets.token_urlsafe(16),
@@ -68,12 +83,12 @@ class TokenCodec:
     def issue_user(
         self, user_id: str, person_id: str, *, now: datetime | None = None
     ) -> IssuedToken:
-        return self._encode({"sub": user_id, "pid": person_id, "typ": "user"}, self._user_ttl, now)
+        return self._encode("user", {"sub": user_id, "pid": person_id}, self._user_ttl, now)
 
     def issue_staff(
         self, staff_id: str, role: StaffRole, *, now: datetime | None = None
     ) -> IssuedToken:
-        return self._encode({"sub": staff_id, "role": role, "typ": "staff"}, self._staff_ttl, now)
+        return self._encode("staff", {"sub": staff_id, "role": role}, self._staff_ttl, now)
 
     def _decode(self, token: str, typ: TokenType) -> dict[str, Any]:
         try:
@@ -81,10 +96,15 @@ class TokenCodec:
                 token,
                 self._secret,
                 algorithms=[ALGORITHM],  # pinned: never let the token choose (alg=none)
-                options={"require": ["sub", "typ", "iat", "exp", "jti"]},
+                audience=_AUDIENCE[typ],
+                issuer=ISSUER,
+                options={"require": ["sub", "typ", "iss", "aud", "iat", "exp", "jti"]},
             )
         except jwt.ExpiredSignatureError as exc:
             raise DomainError(TOKEN_INVALID, details={"reason": "expired"}) from exc
+        except jwt.InvalidAudienceError as exc:
+            # The audience is the token type: a staff token on the user API and vice versa.
+            raise DomainError(TOKEN_INVALID, details={"reason": "wrong_token_type"}) from exc
         except jwt.InvalidTokenError as exc:
             raise DomainError(TOKEN_INVALID, details={"reason": "invalid"}) from exc
         if claims.get("typ") != typ:

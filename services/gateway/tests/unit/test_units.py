@@ -14,7 +14,7 @@ from cqgateway.errors import STATUS_BY_KIND, error_response, http_status_for
 from cqgateway.health import CheckResult, KafkaProbe
 from cqgateway.schemas import RecordViolationBody
 from cqgateway.staff import hash_password, verify_password
-from cqgateway.tokens import TokenCodec
+from cqgateway.tokens import USER_AUDIENCE, TokenCodec
 from cqtraffic.common.v1 import types_pb2 as common
 
 SECRET = "unit-test-secret-0123456789abcdef-0123456789"
@@ -28,7 +28,7 @@ def test_user_token_round_trip_and_claims() -> None:
     issued = codec().issue_user("2088000000000001", "p-9")
     claims = codec().verify_user(issued.token)
     assert (claims.user_id, claims.person_id) == ("2088000000000001", "p-9")
-    raw = jwt.decode(issued.token, SECRET, algorithms=["HS256"])
+    raw = jwt.decode(issued.token, SECRET, algorithms=["HS256"], audience=USER_AUDIENCE)
     assert raw["typ"] == "user" and raw["exp"] - raw["iat"] == 60 and raw["jti"]
     assert issued.expires_at == datetime.fromtimestamp(raw["exp"], UTC)
 

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from cqcommon.errors import SERVICE_UNAVAILABLE, DomainError
+from cqcommon.errors import (
+    ALIPAY_UNAVAILABLE,
+    AUTH_CODE_INVALID,
+    SERVICE_UNAVAILABLE,
+    STAFF_LOGIN_FAILED,
+    DomainError,
+)
 from cqcommon.grpc_client import call
 from cqtraffic.query.v1 import query_pb2
 from fastapi import APIRouter, Request
 
 from cqgateway.audit import audit_context
 from cqgateway.deps import Context, JsonBody
+from cqgateway.openapi import error_codes
 from cqgateway.schemas import (
     AlipayLoginRequest,
     StaffLoginRequest,
@@ -30,6 +37,7 @@ router = APIRouter(tags=["auth"])
         "as that user. A user who is not in the registry still logs in and owns nothing "
         "(R-USR-1). Errors: 401 `AUTH_CODE_INVALID`, 503 `ALIPAY_UNAVAILABLE`."
     ),
+    openapi_extra=error_codes(AUTH_CODE_INVALID, ALIPAY_UNAVAILABLE),
 )
 async def alipay_login(body: AlipayLoginRequest, ctx: Context) -> TokenResponse:
     backends = ctx.require_backends()
@@ -53,6 +61,7 @@ async def alipay_login(body: AlipayLoginRequest, ctx: Context) -> TokenResponse:
         "both answer 401 `STAFF_LOGIN_FAILED`. Every attempt is audited with subject "
         "`staff:<username>`."
     ),
+    openapi_extra=error_codes(STAFF_LOGIN_FAILED),
 )
 async def staff_login(
     body: StaffLoginRequest, request: Request, ctx: Context

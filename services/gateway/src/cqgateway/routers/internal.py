@@ -7,9 +7,26 @@ can find every read of a person's data (R-USR-2) with ``GET /internal/v1/audit?s
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from cqcommon.errors import SERVICE_UNAVAILABLE, DomainError
+from cqcommon.errors import (
+    DECISION_REQUIRED,
+    INVALID_CURSOR,
+    INVALID_DECISION_NO,
+    INVALID_FINE,
+    INVALID_ID_NUMBER,
+    INVALID_PLATE_NUMBER,
+    INVALID_PLATE_TYPE,
+    INVALID_VIOLATION_CODE,
+    INVALID_VIOLATION_RECORD,
+    LICENCE_NOT_FOUND,
+    NOT_FOUND,
+    SERVICE_UNAVAILABLE,
+    SOURCE_RECORD_CONFLICT,
+    UNKNOWN_VIOLATION_CODE,
+    VEHICLE_NOT_FOUND,
+    DomainError,
+)
 from cqcommon.grpc_client import call
 from cqtraffic.query.v1 import query_pb2
 from fastapi import APIRouter, Query, Request, Response
@@ -17,10 +34,10 @@ from fastapi import APIRouter, Query, Request, Response
 from cqgateway import mappers
 from cqgateway.audit import AuditContext, audit_context
 from cqgateway.deps import Context, JsonBody, StaffUser, SupervisorUser
+from cqgateway.openapi import error_codes
 from cqgateway.schemas import (
     AuditEntryOut,
     AuditListOut,
-    ErrorOut,
     PlateTypeCode,
     RecordViolationBody,
     StaffLookupOut,
@@ -38,10 +55,6 @@ _STAFF_LOOKUP_ERRORS = (
     "1..100); 400 `INVALID_CURSOR` for a cursor not from this endpoint; 503 "
     "`AUDIT_UNAVAILABLE` when the audit row cannot be written (nothing is shown unaudited)."
 )
-_STAFF_LOOKUP_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorOut, "description": "A malformed identifier (see the codes above)."},
-    404: {"model": ErrorOut, "description": "`NOT_FOUND`: no such record."},
-}
 
 
 def _audit_answer(audit: AuditContext | None, answer: query_pb2.LookupResponse) -> None:
@@ -73,6 +86,22 @@ def _audit_answer(audit: AuditContext | None, answer: query_pb2.LookupResponse) 
     responses={
         200: {"model": ViolationRecord, "description": "A replay of a recorded source record."}
     },
+    # The adjudication service's answers: identifier formats checked here, the record's
+    # plausibility and its replay checked there.
+    openapi_extra=error_codes(
+        INVALID_PLATE_NUMBER,
+        INVALID_PLATE_TYPE,
+        INVALID_ID_NUMBER,
+        INVALID_VIOLATION_CODE,
+        INVALID_DECISION_NO,
+        DECISION_REQUIRED,
+        INVALID_FINE,
+        INVALID_VIOLATION_RECORD,
+        UNKNOWN_VIOLATION_CODE,
+        SOURCE_RECORD_CONFLICT,
+        VEHICLE_NOT_FOUND,
+        LICENCE_NOT_FOUND,
+    ),
 )
 async def record_violation(
     body: RecordViolationBody,
@@ -113,7 +142,7 @@ async def record_violation(
         "`INVALID_PLATE_NUMBER`; 422 `VALIDATION_FAILED` also for a `plate_type` other than "
         "01 02 07 51 52; " + _STAFF_LOOKUP_ERRORS
     ),
-    responses=_STAFF_LOOKUP_RESPONSES,
+    openapi_extra=error_codes(INVALID_PLATE_NUMBER, INVALID_PLATE_TYPE, NOT_FOUND, INVALID_CURSOR),
 )
 async def staff_get_vehicle(
     staff: StaffUser,
@@ -149,7 +178,7 @@ async def staff_get_vehicle(
         "`licence:<id>`, `person:<holder id>` and the vehicles its violations name. Errors: "
         "400 `INVALID_ID_NUMBER` (licence_no); " + _STAFF_LOOKUP_ERRORS
     ),
-    responses=_STAFF_LOOKUP_RESPONSES,
+    openapi_extra=error_codes(INVALID_ID_NUMBER, NOT_FOUND, INVALID_CURSOR),
 )
 async def staff_get_licence(
     staff: StaffUser,

@@ -4,18 +4,28 @@ detail with whether the caller may handle it online (R-Q-3)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from cqcommon.errors import VALIDATION_FAILED, DomainError
+from cqcommon.errors import (
+    INVALID_CURSOR,
+    INVALID_FILE_NO,
+    INVALID_ID_NUMBER,
+    INVALID_PLATE_NUMBER,
+    INVALID_PLATE_TYPE,
+    INVALID_VIN,
+    NOT_FOUND,
+    RATE_LIMITED,
+    VALIDATION_FAILED,
+    DomainError,
+)
 from cqcommon.grpc_client import call
 from fastapi import APIRouter, Path, Query, Response
 
 from cqgateway import mappers
 from cqgateway.deps import Context, CurrentUser, JsonBody
-from cqgateway.errors import RETRY_AFTER_HEADER
+from cqgateway.openapi import error_codes
 from cqgateway.responses import json_of
 from cqgateway.schemas import (
-    ErrorOut,
     LookupLicenceBody,
     LookupOut,
     LookupVehicleBody,
@@ -30,19 +40,6 @@ ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 Id = Annotated[str | None, Query(min_length=1, max_length=64, pattern=ID_PATTERN)]
 PathId = Annotated[str, Path(min_length=1, max_length=64, pattern=ID_PATTERN)]
 
-_LOOKUP_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorOut, "description": "An identifier is malformed (see the codes above)."},
-    404: {
-        "model": ErrorOut,
-        "description": "`NOT_FOUND`: no such record, or the proof does not match (R-Q-1).",
-    },
-    429: {
-        "model": ErrorOut,
-        "description": "Too many lookups by this user (`RATE_LIMITED`); see `Retry-After`.",
-        "headers": RETRY_AFTER_HEADER,
-    },
-}
-
 
 @router.get(
     "/violations",
@@ -52,6 +49,7 @@ _LOOKUP_RESPONSES: dict[int | str, dict[str, Any]] = {
         "Exactly one of `vehicle_id` and `licence_id` (else 422 `VALIDATION_FAILED`). "
         "A vehicle or licence the caller may not see answers 404 `NOT_FOUND` (R-Q-1)."
     ),
+    openapi_extra=error_codes(NOT_FOUND, INVALID_CURSOR),
 )
 async def list_violations(
     user: CurrentUser,
@@ -104,7 +102,9 @@ async def list_violations(
         "the proof (a wrong VIN answers the same); 429 `RATE_LIMITED` past the per-user limit, "
         "with `Retry-After`."
     ),
-    responses=_LOOKUP_RESPONSES,
+    openapi_extra=error_codes(
+        INVALID_PLATE_NUMBER, INVALID_PLATE_TYPE, INVALID_VIN, NOT_FOUND, RATE_LIMITED
+    ),
 )
 async def lookup_vehicle(body: LookupVehicleBody, user: CurrentUser, ctx: Context) -> LookupOut:
     request = mappers.lookup_vehicle_request(body, user.caller)
@@ -129,7 +129,7 @@ async def lookup_vehicle(body: LookupVehicleBody, user: CurrentUser, ctx: Contex
         "file number answers the same); 429 `RATE_LIMITED` past the per-user limit, with "
         "`Retry-After`."
     ),
-    responses=_LOOKUP_RESPONSES,
+    openapi_extra=error_codes(INVALID_ID_NUMBER, INVALID_FILE_NO, NOT_FOUND, RATE_LIMITED),
 )
 async def lookup_licence(body: LookupLicenceBody, user: CurrentUser, ctx: Context) -> LookupOut:
     request = mappers.lookup_licence_request(body, user.caller)
@@ -151,7 +151,7 @@ async def lookup_licence(body: LookupLicenceBody, user: CurrentUser, ctx: Contex
         "right now; `allowed` is null). Errors: 404 `NOT_FOUND` for an unknown violation or "
         "one the caller may not see (R-Q-1); 422 `VALIDATION_FAILED` for a malformed id."
     ),
-    responses={404: {"model": ErrorOut, "description": "`NOT_FOUND` (R-Q-1)."}},
+    openapi_extra=error_codes(NOT_FOUND),
 )
 async def get_violation(violation_id: PathId, user: CurrentUser, ctx: Context) -> Response:
     request = mappers.get_violation_request(user.caller, violation_id)

@@ -1,0 +1,167 @@
+"""The endpoints of API.md that are not built yet: each answers 501 ``NOT_IMPLEMENTED`` in
+the error envelope (after authentication, where the contract requires a token), so the
+mini-program and counter teams see the whole contract in /openapi.json and get a stable
+answer instead of a 404.
+
+``PLANNED`` is the list, with the issue that fills each endpoint in. When an issue lands,
+its rows move out of this table into a real router (and out of
+``tests/unit/test_not_built.py``'s expectation).
+
+Issues:
+
+* *online handling* (adjudication: eligibility, face-verification steps, decisions):
+  handlings, decisions, the counter's in-person handling and disputes;
+* *payment* (idempotent payments, Alipay notifications, receipts, refunds, reconciliation);
+* *vehicle follow* (follow requests, SMS consent, quotas, licence follows).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, NoReturn
+
+from cqcommon.errors import NOT_IMPLEMENTED, DomainError
+from fastapi import APIRouter, Depends, Path
+from fastapi.params import Depends as DependsParam
+
+from cqgateway.deps import current_staff, current_user, require_role
+from cqgateway.openapi import error_codes
+
+router = APIRouter()
+
+Auth = Literal["user", "staff", "supervisor", "none"]
+
+ONLINE_HANDLING = "online handling"
+PAYMENT = "payment"
+VEHICLE_FOLLOW = "vehicle follow"
+
+#: Path parameters of the planned endpoints: ids are opaque tokens, dates ISO calendar days.
+_ID = r"^[A-Za-z0-9_-]+$"
+_PATTERNS: dict[str, str] = {"date": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One endpoint of API.md that a later issue builds."""
+
+    method: str
+    path: str
+    auth: Auth
+    issue: str
+    summary: str
+
+
+PLANNED: tuple[Planned, ...] = (
+    # -- mini-program ------------------------------------------------------------------
+    Planned("POST", "/api/v1/violations/{violation_id}/handlings", "user", ONLINE_HANDLING,
+            "Start handling a violation online (face-verification steps)"),
+    Planned("POST", "/api/v1/handlings/{handling_id}/verifications/{step}/complete", "user",
+            ONLINE_HANDLING, "Ask the face adapter for a verification step's result"),
+    Planned("POST", "/api/v1/handlings/{handling_id}/submit", "user", ONLINE_HANDLING,
+            "Apply a handling whose steps all passed; returns the decision"),
+    Planned("GET", "/api/v1/handlings/{handling_id}", "user", ONLINE_HANDLING,
+            "The state of a handling"),
+    Planned("GET", "/api/v1/decisions/{decision_no}", "user", PAYMENT,
+            "A payable decision with the amount due"),
+    Planned("POST", "/api/v1/payments", "user", PAYMENT,
+            "Pay a decision (`Idempotency-Key` header)"),
+    Planned("GET", "/api/v1/payments/{payment_id}", "user", PAYMENT,
+            "A payment's state (resolves a stuck `pending`, R-PAY-4)"),
+    Planned("GET", "/api/v1/payments/{payment_id}/receipt.pdf", "user", PAYMENT,
+            "The receipt of a paid decision"),
+    Planned("POST", "/api/v1/payments/{payment_id}/feedback", "user", PAYMENT,
+            "Feedback on a payment (R-PAY-9)"),
+    Planned("POST", "/api/v1/follows/vehicles", "user", VEHICLE_FOLLOW,
+            "Ask to follow a vehicle"),
+    Planned("POST", "/api/v1/follow-requests/{request_id}/sms-code", "user", VEHICLE_FOLLOW,
+            "Complete an SMS consent"),
+    Planned("GET", "/api/v1/follow-requests/incoming", "user", VEHICLE_FOLLOW,
+            "Follow requests awaiting the caller's approval as an owner"),
+    Planned("POST", "/api/v1/follow-requests/{request_id}/approve", "user", VEHICLE_FOLLOW,
+            "Approve a follow request"),
+    Planned("POST", "/api/v1/follow-requests/{request_id}/decline", "user", VEHICLE_FOLLOW,
+            "Decline a follow request"),
+    Planned("GET", "/api/v1/follows", "user", VEHICLE_FOLLOW,
+            "The caller's follows with quota use"),
+    Planned("DELETE", "/api/v1/follows/vehicles/{follow_id}", "user", VEHICLE_FOLLOW,
+            "Unfollow a vehicle"),
+    Planned("DELETE", "/api/v1/followers/{follower_id}", "user", VEHICLE_FOLLOW,
+            "An owner revokes a follower"),
+    Planned("POST", "/api/v1/follows/licences", "user", VEHICLE_FOLLOW,
+            "Follow a driver licence"),
+    Planned("DELETE", "/api/v1/follows/licences/{follow_id}", "user", VEHICLE_FOLLOW,
+            "Unfollow a driver licence"),
+    # -- Alipay (signed notification, no token) ------------------------------------------
+    Planned("POST", "/api/v1/alipay/notify", "none", PAYMENT,
+            "Alipay's asynchronous payment notification (form-encoded)"),
+    # -- counter ---------------------------------------------------------------------------
+    Planned("POST", "/internal/v1/violations/{violation_id}/dispute", "staff", ONLINE_HANDLING,
+            "Mark a violation as disputed"),
+    Planned("POST", "/internal/v1/violations/{violation_id}/undispute", "staff",
+            ONLINE_HANDLING, "Clear a violation's dispute"),
+    Planned("POST", "/internal/v1/violations/{violation_id}/handle", "staff", ONLINE_HANDLING,
+            "Handle a violation in person at the counter"),
+    Planned("POST", "/internal/v1/payments/counter", "staff", PAYMENT,
+            "A counter payment (`Idempotency-Key` header)"),
+    Planned("GET", "/internal/v1/refunds", "staff", PAYMENT, "Refunds, e.g. `?status=pending`"),
+    Planned("POST", "/internal/v1/refunds/{refund_id}/approve", "supervisor", PAYMENT,
+            "Approve a refund (supervisor)"),
+    Planned("GET", "/internal/v1/decisions/{decision_no}/notice.pdf", "staff", ONLINE_HANDLING,
+            "The printable decision notice"),
+    Planned("GET", "/internal/v1/reconciliation/{date}", "staff", PAYMENT,
+            "That night's reconciliation mismatches"),
+)  # fmt: skip
+
+_AUTH: dict[Auth, list[DependsParam]] = {
+    "user": [Depends(current_user)],
+    "staff": [Depends(current_staff)],
+    "supervisor": [Depends(require_role("supervisor"))],
+    "none": [],
+}
+
+
+def _path_parameters(path: str) -> list[str]:
+    return [part[1:-1] for part in path.split("/") if part.startswith("{")]
+
+
+def _endpoint(planned: Planned) -> Callable[..., Coroutine[Any, Any, NoReturn]]:
+    """A handler answering 501, with the path's parameters in its signature (so FastAPI
+    validates and documents them like a real route's)."""
+
+    async def not_built(**_params: str) -> NoReturn:
+        raise DomainError(NOT_IMPLEMENTED, details={"planned_in": planned.issue})
+
+    not_built.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            inspect.Parameter(
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=Annotated[
+                    str, Path(min_length=1, max_length=64, pattern=_PATTERNS.get(name, _ID))
+                ],
+            )
+            for name in _path_parameters(planned.path)
+        ]
+    )
+    return not_built
+
+
+for _planned in PLANNED:
+    router.add_api_route(
+        _planned.path,
+        _endpoint(_planned),
+        methods=[_planned.method],
+        dependencies=_AUTH[_planned.auth],
+        tags=["not built yet"],
+        summary=_planned.summary,
+        description=(
+            f"Part of the API.md contract; not built yet: answers 501 `NOT_IMPLEMENTED` until "
+            f"the {_planned.issue} issue lands"
+            + ("" if _planned.auth == "none" else " (after authentication)")
+            + "."
+        ),
+        openapi_extra=error_codes(NOT_IMPLEMENTED),
+        response_model=None,
+    )
