@@ -81,11 +81,13 @@ def decision_no() -> str:
 async def on_site_decided(
     cluster: Cluster, owner: Owner, record_id: str, *, decided: date
 ) -> dict[str, Any]:
-    """An on-site ticket: on the owner's licence, decided at once (R-PAY-1)."""
+    """An on-site ticket: on the owner's licence, decided at once (R-PAY-1); committed the
+    day before its decision (a decision cannot predate its violation)."""
     return await record(
         cluster,
         owner,
         record_id,
+        occurred_at=f"{(decided - timedelta(days=1)).isoformat()}T08:30:00+08:00",
         source="on_site",
         licence_no=owner.id_number,
         decision_no=decision_no(),
@@ -376,9 +378,9 @@ async def test_violations_anywhere_in_china_are_shown(cluster: Cluster) -> None:
 
 
 # -- R-Q-3 / R-Q-5 / R-PAY-2 ------------------------------------------------------------------
-async def test_detail_shows_amount_due_and_an_unknown_online_hint(cluster: Cluster) -> None:
+async def test_detail_shows_amount_due_and_adjudications_online_hint(cluster: Cluster) -> None:
     """R-Q-3 and R-PAY-2: a decision 35 days old owes fine + 20 days x 3 %; the online
-    handling hint is `unknown` with a reason code while adjudication cannot answer."""
+    handling hint relays adjudication's answer (decided: pay it, not handle it again)."""
     owner = new_owner()
     await registered(cluster, owner)
     ticket = await on_site_decided(cluster, owner, "late", decided=TODAY - timedelta(days=35))
@@ -392,8 +394,8 @@ async def test_detail_shows_amount_due_and_an_unknown_online_hint(cluster: Clust
     assert v["due_date"] == (TODAY - timedelta(days=20)).isoformat()
     assert v["late_fee_fen"] == 12_000 and v["amount_due_fen"] == 32_000
     hint = v["online_handling"]
-    assert hint["availability"] == "unknown" and hint["allowed"] is None
-    assert hint["reason_code"] == "ELIGIBILITY_NOT_AVAILABLE" and hint["reason"]
+    assert hint["availability"] == "refused" and hint["allowed"] is False, hint
+    assert hint["reason_code"] == "ALREADY_DECIDED" and hint["reason"]
 
 
 async def test_fine_paid_shows_paid_on_the_next_read(cluster: Cluster) -> None:

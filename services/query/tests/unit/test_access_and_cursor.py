@@ -6,8 +6,19 @@ from datetime import UTC, datetime
 
 import pytest
 from cqcommon.errors import DomainError
-from cqquery.domain.access import SubjectFacts, relation_of, require_visible
-from cqquery.domain.cursor import MAX_PAGE_SIZE, decode_cursor, encode_cursor, page_size
+from cqquery.domain.access import (
+    SubjectFacts,
+    relation_of,
+    require_visible,
+)
+from cqquery.domain.cursor import (
+    MAX_PAGE_SIZE,
+    CursorScope,
+    CursorSigner,
+    Position,
+    page_size,
+)
+from cqquery.domain.model import Caller
 
 OWNER, OTHER = "owner-person", "other-person"
 
@@ -52,13 +63,71 @@ def test_foreign_and_missing_subjects_answer_the_same_not_found() -> None:
     assert errors[0]["code"] == "NOT_FOUND"
 
 
-def test_cursor_round_trip_and_tampering() -> None:
-    at = datetime(2026, 11, 1, 8, 30, tzinfo=UTC)
-    assert decode_cursor(encode_cursor(at, "v-1")) == (at, "v-1")
-    for bad in ("not-a-cursor", "e30", encode_cursor(at, "v")[:-3]):
-        with pytest.raises(DomainError) as err:
-            decode_cursor(bad)
-        assert err.value.code == "INVALID_CURSOR"
+SIGNER = CursorSigner("a-test-key-that-is-at-least-32-bytes-long")
+ALICE, BOB = Caller(user_id="2088000000000001"), Caller(user_id="2088000000000002")
+AT = Position(datetime(2026, 11, 1, 8, 30, tzinfo=UTC), "0b7c6c1e-2f0e-4f43-9a57-3c1f0f0d2a11")
+
+
+def scope(**kw: object) -> CursorScope:
+    base: dict[str, object] = {
+        "purpose": "user_list",
+        "kind": "vehicle",
+        "subject_id": "veh-1",
+        "status": None,
+        "caller": ALICE,
+    }
+    return CursorScope.of(**(base | kw))  # type: ignore[arg-type]
+
+
+def assert_invalid(scope_: CursorScope, cursor: str) -> None:
+    with pytest.raises(DomainError) as err:
+        SIGNER.verify(scope_, cursor)
+    assert err.value.code == "INVALID_CURSOR"
+
+
+def test_signed_cursor_round_trip() -> None:
+    """A cursor continues the list it came from, for the caller it was given to."""
+    cursor = SIGNER.sign(scope(), AT)
+    assert SIGNER.verify(scope(), cursor) == AT
+    assert len(cursor) <= 512, "the gateway passes at most 512 characters"
+    staff = scope(purpose="staff_vehicle", caller=Caller(staff_id="clerk01"))
+    assert SIGNER.verify(staff, SIGNER.sign(staff, AT)) == AT
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        pytest.param(scope(caller=BOB), id="another-user"),
+        pytest.param(scope(caller=Caller(staff_id=ALICE.user_id)), id="staff-with-same-id"),
+        pytest.param(scope(subject_id="veh-2"), id="another-subject"),
+        pytest.param(scope(kind="licence"), id="vehicle-list-on-a-licence-list"),
+        pytest.param(scope(status="handled_unpaid"), id="another-status-filter"),
+        pytest.param(scope(purpose="staff_vehicle"), id="another-endpoint"),
+    ],
+)
+def test_a_cursor_from_another_list_or_caller_is_invalid(other: CursorScope) -> None:
+    """A cursor used by another caller, on another subject, list, status or endpoint is
+    INVALID_CURSOR (400)."""
+    assert_invalid(other, SIGNER.sign(scope(), AT))
+
+
+def test_a_tampered_or_foreign_key_cursor_is_invalid() -> None:
+    cursor = SIGNER.sign(scope(), AT)
+    body, _, mac = cursor.partition(".")
+    later = Position(datetime(2027, 1, 1, tzinfo=UTC), AT.violation_id)
+    forged_body = SIGNER.sign(scope(), later).partition(".")[0]
+    flipped = mac[:-2] + ("A" if mac[-2] != "A" else "B") + mac[-1]
+    for bad in (
+        "not-a-cursor",
+        "",
+        "e30",
+        body,  # no signature
+        f"{forged_body}.{mac}",  # another position under this signature
+        f"{body}.{flipped}",
+        cursor + "x",
+        CursorSigner("another-key-that-is-at-least-32-bytes").sign(scope(), AT),
+    ):
+        assert_invalid(scope(), bad)
 
 
 def test_page_size_defaults_and_caps() -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from cqquery.adapters.cache import CachedFacts
-from cqquery.adapters.postgres_read_model import LicenceRow, VehicleRow, ViolationRow
+from cqquery.adapters.cache import facts_from_json, facts_to_json
 from cqquery.domain.amounts import amount_view
 from cqquery.domain.masking import Person, mask_file_no, mask_vin, person_for, sees_in_full
-from cqquery.mappers import licence_to_proto, vehicle_to_proto, violation_to_proto
+from cqquery.domain.model import AccessFacts, LicenceRow, VehicleRow, ViolationRow
+from cqquery.domain.results import licence_shown, vehicle_shown, violation_shown
+from cqquery.entrypoints.mappers import licence_to_proto, vehicle_to_proto, violation_to_proto
 
 OWNER = Person("p-owner", "张伟", "500101199001011234", "13900005678")
 TODAY = date(2026, 11, 21)
@@ -62,13 +63,17 @@ def _vehicle() -> VehicleRow:
 
 def test_vehicle_view_for_a_follower_is_masked() -> None:
     """R-Q-4: a follower sees the owner masked and the VIN's last 6 only."""
-    view = vehicle_to_proto(_vehicle(), relation="followed", caller_person_id="p-x", is_staff=False)
+    view = vehicle_to_proto(
+        vehicle_shown(_vehicle(), relation="followed", caller_person_id="p-x", is_staff=False)
+    )
     assert view.vin == "***********234567"
     assert view.owner.id_number == "5001**********1234"
     assert view.owner.phone == "139****5678"
     assert view.relation == "followed"
     assert (view.unhandled_count, view.unpaid_count) == (2, 1)
-    own = vehicle_to_proto(_vehicle(), relation="own", caller_person_id="p-owner", is_staff=False)
+    own = vehicle_to_proto(
+        vehicle_shown(_vehicle(), relation="own", caller_person_id="p-owner", is_staff=False)
+    )
     assert own.vin == "LSVAB12C0M1234567" and own.owner.phone == "13900005678"
 
 
@@ -90,7 +95,14 @@ def test_licence_view_masks_the_licence_number_and_shows_the_dashboard() -> None
         unpaid_count=0,
     )
     view = licence_to_proto(
-        row, relation="proven", caller_person_id="p-x", is_staff=False, today=TODAY, points_limit=12
+        licence_shown(
+            row,
+            relation="proven",
+            caller_person_id="p-x",
+            is_staff=False,
+            today=TODAY,
+            points_limit=12,
+        )
     )
     assert view.licence_no == "5001**********1234"
     assert view.file_no == "********3456"
@@ -144,13 +156,13 @@ def test_violation_view_carries_the_amount_due() -> None:
         decision_date=date(2026, 10, 17),
         disputed=False,
     )
-    view = violation_to_proto(row, today=TODAY)
+    view = violation_to_proto(violation_shown(row, today=TODAY))
     assert (view.late_fee_fen, view.amount_due_fen) == (12_000, 32_000)
     assert (view.due_date.year, view.due_date.month, view.due_date.day) == (2026, 11, 1)
 
 
 def test_cached_facts_round_trip() -> None:
-    facts = CachedFacts(True, "p-owner", (("2088000000000004", None), ("2088x", 1.5e9)))
-    assert CachedFacts.from_json(facts.to_json()) == facts
-    missing = CachedFacts(False, None, ())
-    assert CachedFacts.from_json(missing.to_json()) == missing
+    facts = AccessFacts(True, "p-owner", (("2088000000000004", None), ("2088x", 1.5e9)))
+    assert facts_from_json(facts_to_json(facts)) == facts
+    missing = AccessFacts(False, None, ())
+    assert facts_from_json(facts_to_json(missing)) == missing

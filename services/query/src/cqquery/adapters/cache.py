@@ -21,20 +21,33 @@ that are committed by then. Versions outlive cached values (``VERSION_TTL_S`` �
 value TTL), so a version key that expires cannot bring back an old value. Redis being
 down makes reads uncached, never failed.
 
+Pages are shared by every caller who may see the subject (they hold no personal data):
+a page is keyed by the status filter, the size, the day and the *verified* position it
+starts after (never by the cursor string, which is signed per caller), and holds the
+rendered violations and the unsigned position of its last row; each response signs
+that for its own caller (``cqquery.domain.cursor``).
+
 Also here: proof grants (R-Q-1) — a user who proved a vehicle or licence may read it
 for ``proof_grant_ttl_s`` — which are short-lived Redis keys by nature.
+
+This is the adapter behind ``ports.ReadCache``: Redis errors stop here (a read becomes
+a miss; a grant that cannot be written is ``PortUnavailableError``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 
 import redis.asyncio as aioredis
 from cqcommon.inbox import TransientError
 from redis.exceptions import RedisError
+
+from cqquery.domain.cursor import Position
+from cqquery.domain.model import AccessFacts, Kind
+from cqquery.domain.results import RenderedPage
+from cqquery.ports import ListRead, PageKey, PortUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -56,21 +69,24 @@ return {version, facts, page}
 """
 
 
-@dataclass(frozen=True)
-class CachedFacts:
-    """Who may see a subject, as cached: its owner and its active followers."""
+def facts_to_json(facts: AccessFacts) -> str:
+    return json.dumps([facts.exists, facts.owner_person_id, facts.followers])
 
-    exists: bool
-    owner_person_id: str | None
-    followers: tuple[tuple[str, float | None], ...]  # (user_id, expires_at epoch or None)
 
-    def to_json(self) -> str:
-        return json.dumps([self.exists, self.owner_person_id, self.followers])
+def facts_from_json(raw: bytes | str) -> AccessFacts:
+    exists, owner, followers = json.loads(raw)
+    return AccessFacts(bool(exists), owner, tuple((u, e) for u, e in followers))
 
-    @classmethod
-    def from_json(cls, raw: bytes | str) -> CachedFacts:
-        exists, owner, followers = json.loads(raw)
-        return cls(bool(exists), owner, tuple((u, e) for u, e in followers))
+
+def page_to_bytes(page: RenderedPage) -> bytes:
+    """``<position token or nothing>\n<rendered body>`` (a token is one line of JSON)."""
+    head = page.next_position.token().encode() if page.next_position else b""
+    return head + b"\n" + page.body
+
+
+def page_from_bytes(raw: bytes) -> RenderedPage:
+    head, _, body = raw.partition(b"\n")
+    return RenderedPage(body, Position.from_token(head) if head else None)
 
 
 class ReadModelCache:
@@ -115,69 +131,56 @@ class ReadModelCache:
             raise TransientError(f"cache invalidation failed: {exc!r}") from exc
 
     # -- reads ----------------------------------------------------------------------------
-    async def version(self, kind: str, subject_id: str) -> str | None:
-        """The subject's current version, or None when reads must bypass the cache (cache
-        off or unreachable, or a change to the subject in flight)."""
-        if not self.enabled:
-            return None
-        try:
-            version, dirty = await self.redis.mget(
-                [self._ver(kind, subject_id), self._dirty(kind, subject_id)]
-            )
-        except RedisError:
-            log.warning("query cache unreachable; reading uncached", exc_info=True)
-            return None
-        if dirty is not None and int(dirty) > 0:
-            return None
-        return version.decode() if isinstance(version, bytes) else "0"
-
-    async def read_facts_and_page(
-        self, kind: str, subject_id: str, *page_parts: object
-    ) -> tuple[str | None, bytes | None, bytes | None]:
+    async def read_list(self, kind: Kind, subject_id: str, key: PageKey) -> ListRead:
         """(version, cached facts, cached page) in one round trip; version None = bypass."""
         if not self.enabled:
-            return None, None, None
+            return ListRead(None, None, None)
         try:
             result = await self._read_script(
                 keys=[self._ver(kind, subject_id), self._dirty(kind, subject_id)],
                 args=[
                     self.facts_key(kind, subject_id, ""),
                     self.page_key(kind, subject_id, ""),
-                    self._page_tail(page_parts),
+                    self._page_tail(key),
                 ],
             )
         except RedisError:
             log.warning("query cache unreachable; reading uncached", exc_info=True)
-            return None, None, None
+            return ListRead(None, None, None)
         if not result:
-            return None, None, None
+            return ListRead(None, None, None)
         version, facts, page = result
-        return (
+        return ListRead(
             version.decode() if isinstance(version, bytes) else str(version),
-            facts if isinstance(facts, bytes) else None,
-            page if isinstance(page, bytes) else None,
+            facts_from_json(facts) if isinstance(facts, bytes) else None,
+            page_from_bytes(page) if isinstance(page, bytes) else None,
         )
 
     def facts_key(self, kind: str, subject_id: str, version: str) -> str:
         return f"{self.prefix}:facts:{kind}:{subject_id}:{version}"
 
-    def page_key(self, kind: str, subject_id: str, version: str, *parts: object) -> str:
-        base = f"{self.prefix}:page:{kind}:{subject_id}:{version}"
-        return base + self._page_tail(parts) if parts else base
+    def page_key(self, kind: str, subject_id: str, version: str) -> str:
+        """The prefix of every page key of a subject at a version (the tail follows)."""
+        return f"{self.prefix}:page:{kind}:{subject_id}:{version}"
 
     @staticmethod
-    def _page_tail(parts: tuple[object, ...]) -> str:
-        return ":" + ":".join(str(p) for p in parts)
+    def _page_tail(key: PageKey) -> str:
+        # the verified position, never the cursor: one page serves every caller
+        after = key.after.token() if key.after else ""
+        return f":{key.status or '*'}:{key.limit}:{key.today}:{after}"
 
-    async def get_many(self, keys: list[str]) -> list[bytes | None]:
-        try:
-            values = await self.redis.mget(keys)
-        except RedisError:
-            log.warning("query cache unreachable; reading uncached", exc_info=True)
-            return [None] * len(keys)
-        return [v if isinstance(v, bytes) else None for v in values]
+    async def put_facts(
+        self, kind: Kind, subject_id: str, version: str, facts: AccessFacts
+    ) -> None:
+        await self._put(self.facts_key(kind, subject_id, version), facts_to_json(facts))
 
-    async def put(self, key: str, value: bytes | str) -> None:
+    async def put_page(
+        self, kind: Kind, subject_id: str, version: str, key: PageKey, page: RenderedPage
+    ) -> None:
+        full_key = self.page_key(kind, subject_id, version) + self._page_tail(key)
+        await self._put(full_key, page_to_bytes(page))
+
+    async def _put(self, key: str, value: bytes | str) -> None:
         try:
             await self.redis.set(key, value, ex=self.ttl_s)
         except RedisError:
@@ -187,15 +190,21 @@ class ReadModelCache:
     def _proof(self, user_id: str, kind: str, subject_id: str) -> str:
         return f"{self.prefix}:proof:{user_id}:{kind}:{subject_id}"
 
-    async def grant_proof(self, user_id: str, kind: str, subject_id: str, ttl_s: int) -> None:
+    async def grant_proof(self, user_id: str, kind: Kind, subject_id: str, ttl_s: int) -> None:
         """Remember a successful proof; failing to is an error (the user would lose access)."""
-        await self.redis.set(self._proof(user_id, kind, subject_id), b"1", ex=ttl_s)
-
-    async def has_proof(self, user_id: str, kind: str, subject_id: str) -> bool:
-        if not user_id:
-            return False
         try:
-            return bool(await self.redis.exists(self._proof(user_id, kind, subject_id)))
+            await self.redis.set(self._proof(user_id, kind, subject_id), b"1", ex=ttl_s)
+        except RedisError as exc:
+            raise PortUnavailableError(f"proof grants unreachable: {exc!r}") from exc
+
+    async def proofs(self, user_id: str, subjects: Sequence[tuple[Kind, str]]) -> list[bool]:
+        """Whether ``user_id`` proved each subject, in one round trip (MGET), asked the same
+        way whatever the subjects are (a placeholder id simply has no grant)."""
+        keys = [self._proof(user_id, kind, sid) for kind, sid in subjects]
+        try:
+            values = await self.redis.mget(keys)
         except RedisError:
             log.warning("proof grants unreachable; treating as not proven", exc_info=True)
-            return False
+            return [False] * len(keys)
+        # a grant needs a user: one with an empty user id was never written
+        return [bool(user_id) and v is not None for v in values]

@@ -15,42 +15,59 @@ from cqtraffic.adjudication.v1 import adjudication_pb2 as adj
 from cqtraffic.adjudication.v1 import adjudication_pb2_grpc as adj_grpc
 from cqtraffic.common.v1 import types_pb2 as common
 
-from cqquery.domain.online_handling import (
-    ELIGIBILITY_NOT_AVAILABLE,
-    ELIGIBILITY_UNAVAILABLE,
-    UnknownReason,
-)
+from cqquery.domain.model import Caller
+from cqquery.domain.online_handling import ELIGIBILITY_NOT_AVAILABLE, ELIGIBILITY_UNAVAILABLE
+from cqquery.domain.results import Availability, OnlineHandlingHint
 
 log = logging.getLogger(__name__)
 
+_AVAILABILITY: dict[int, Availability] = {
+    common.OnlineHandling.AVAILABILITY_ALLOWED: "allowed",
+    common.OnlineHandling.AVAILABILITY_REFUSED: "refused",
+    common.OnlineHandling.AVAILABILITY_UNKNOWN: "unknown",
+}
 
-def unknown(reason: UnknownReason) -> common.OnlineHandling:
-    return common.OnlineHandling(
-        availability=common.OnlineHandling.AVAILABILITY_UNKNOWN,
-        reason_code=reason.code,
-        reason_zh=reason.zh,
-        reason_en=reason.en,
+
+def hint_from_proto(answer: common.OnlineHandling) -> OnlineHandlingHint:
+    return OnlineHandlingHint(
+        availability=_AVAILABILITY.get(answer.availability, "unspecified"),
+        route=answer.route,
+        reason_code=answer.reason_code,
+        reason_zh=answer.reason_zh,
+        reason_en=answer.reason_en,
     )
 
 
 class AdjudicationEligibility:
+    """``ports.Eligibility`` over adjudication's GetHandlingEligibility."""
+
     def __init__(self, channel: grpc.aio.Channel, *, timeout_s: float) -> None:
         self.stub = adj_grpc.AdjudicationServiceStub(channel)
         self.timeout_s = timeout_s
 
     async def online_handling(
-        self, caller: common.Caller, violation_ids: list[str]
-    ) -> dict[str, common.OnlineHandling]:
+        self, caller: Caller, violation_ids: list[str]
+    ) -> dict[str, OnlineHandlingHint]:
         """The hint per violation id; every id gets one (``unknown`` when not answered)."""
-        request = adj.GetHandlingEligibilityRequest(caller=caller, violation_ids=violation_ids)
+        request = adj.GetHandlingEligibilityRequest(
+            caller=common.Caller(
+                user_id=caller.user_id,
+                person_id=caller.person_id,
+                staff_id=caller.staff_id,
+                staff_role=caller.staff_role,
+            ),
+            violation_ids=violation_ids,
+        )
         try:
             response = await self.stub.GetHandlingEligibility(request, timeout=self.timeout_s)
         except grpc.aio.AioRpcError as exc:
             not_offered = exc.code() == grpc.StatusCode.UNIMPLEMENTED
             if not not_offered:
                 log.warning("eligibility question failed: %s", exc.code())
-            hint = unknown(ELIGIBILITY_NOT_AVAILABLE if not_offered else ELIGIBILITY_UNAVAILABLE)
+            hint = OnlineHandlingHint.unknown(
+                ELIGIBILITY_NOT_AVAILABLE if not_offered else ELIGIBILITY_UNAVAILABLE
+            )
             return dict.fromkeys(violation_ids, hint)
-        answers = {r.violation_id: r.online_handling for r in response.results}
-        missing = unknown(ELIGIBILITY_UNAVAILABLE)
+        answers = {r.violation_id: hint_from_proto(r.online_handling) for r in response.results}
+        missing = OnlineHandlingHint.unknown(ELIGIBILITY_UNAVAILABLE)
         return {vid: answers.get(vid, missing) for vid in violation_ids}

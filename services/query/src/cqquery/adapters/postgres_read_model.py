@@ -1,76 +1,43 @@
 """PostgreSQL read model: the queries behind QueryService (reads only; writes are in
-``cqquery.adapters.projector``)."""
+``cqquery.adapters.projector``). All of the query service's read SQL is here; the use
+cases get a :class:`PostgresReadModel` per use from :class:`PostgresReaders`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, datetime
-from typing import Any, Literal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import fields
+from datetime import datetime
+from typing import Any
 
-from cqcommon.db import Conn, uuid_or_nil
+from cqcommon.db import NIL_UUID, Conn, Database, uuid_or_nil
 
-from cqquery.adapters.cache import CachedFacts
+from cqquery.domain.cursor import Position
 from cqquery.domain.masking import Person
+from cqquery.domain.model import (
+    AccessFacts,
+    Kind,
+    LicenceRow,
+    SubjectAccess,
+    VehicleRow,
+    ViolationAccess,
+    ViolationRow,
+)
 
-Kind = Literal["vehicle", "licence"]
-
-
-@dataclass(frozen=True)
-class ViolationRow:
-    violation_id: str
-    vehicle_id: str
-    plate_type: str
-    plate_number: str
-    licence_id: str | None
-    violation_code: str
-    description_zh: str
-    occurred_at: datetime
-    place: str
-    fine_fen: int
-    points: int
-    source: str
-    procedure: str
-    status: str
-    decision_no: str | None
-    decision_date: date | None
-    disputed: bool
-
+__all__ = [
+    "Kind",
+    "LicenceRow",
+    "PostgresReadModel",
+    "PostgresReaders",
+    "VehicleRow",
+    "ViolationRow",
+]
 
 _VIOLATION_COLUMNS = (
     "violation_id::text, vehicle_id::text, plate_type, plate_number, licence_id::text,"
     " violation_code, description_zh, occurred_at, place, fine_fen, points, source, procedure,"
     " status, decision_no, decision_date, disputed"
 )
-
-
-@dataclass(frozen=True)
-class VehicleRow:
-    vehicle_id: str
-    plate_type: str
-    plate_number: str
-    vin: str
-    owner_person_id: str
-    vehicle_kind: str
-    owner: Person | None
-    unhandled_count: int
-    unpaid_count: int
-
-
-@dataclass(frozen=True)
-class LicenceRow:
-    licence_id: str
-    person_id: str
-    licence_no: str
-    file_no: str
-    licence_class: str
-    first_issued_on: date
-    points: int
-    status: str
-    cycle_start: date | None
-    cycle_end: date | None
-    holder: Person | None
-    unhandled_count: int
-    unpaid_count: int
 
 
 _PERSON = "p.person_id::text, p.name, p.id_number, p.phone"
@@ -96,6 +63,26 @@ _LICENCE_SELECT = (
 )
 # a follow counts while not ended and not expired (R-FOL-5)
 _ACTIVE_FOLLOW = "f.active AND (f.expires_at IS NULL OR f.expires_at > now())"
+# the detail's one statement: the asked id LEFT JOINed to its violation, the violation's
+# vehicle and licence, and whether the caller follows either at the use case's "now"
+_V_WIDTH = len(fields(ViolationRow))
+_V_COLUMNS = ", ".join("v." + c.strip() for c in _VIOLATION_COLUMNS.split(","))
+_CALLER_FOLLOWS = (
+    "EXISTS (SELECT 1 FROM follows f WHERE f.{column} = {subject}.{column}"
+    " AND f.follower_user_id = %(user)s AND f.active"
+    " AND (f.expires_at IS NULL OR f.expires_at > %(now)s))"
+)
+_VIOLATION_ACCESS = (
+    f"SELECT {_V_COLUMNS},"
+    " ve.vehicle_id IS NOT NULL, ve.owner_person_id::text,"
+    f" {_CALLER_FOLLOWS.format(column='vehicle_id', subject='ve')},"
+    " l.licence_id IS NOT NULL, l.person_id::text,"
+    f" {_CALLER_FOLLOWS.format(column='licence_id', subject='l')}"
+    " FROM (VALUES (%(id)s::uuid)) AS asked (violation_id)"
+    " LEFT JOIN violations v ON v.violation_id = asked.violation_id"
+    " LEFT JOIN vehicles ve ON ve.vehicle_id = v.vehicle_id"
+    " LEFT JOIN licences l ON l.licence_id = v.licence_id"
+)
 
 
 def _person(values: tuple[Any, ...]) -> Person | None:
@@ -161,7 +148,7 @@ class PostgresReadModel:
         row = await cur.fetchone()
         return row[0] if row else None
 
-    async def subject_facts(self, kind: Kind, subject_id: str) -> CachedFacts:
+    async def access_facts(self, kind: Kind, subject_id: str) -> AccessFacts:
         """Owner and active followers of a vehicle or licence (cacheable: not per caller)."""
         table, owner = (
             ("vehicles", "owner_person_id") if kind == "vehicle" else ("licences", "person_id")
@@ -177,17 +164,39 @@ class PostgresReadModel:
         )
         row = await cur.fetchone()
         if row is None:
-            return CachedFacts(exists=False, owner_person_id=None, followers=())
+            return AccessFacts(exists=False, owner_person_id=None, followers=())
         followers = tuple((str(u), float(e) if e is not None else None) for u, e in row[1])
-        return CachedFacts(exists=True, owner_person_id=row[0], followers=followers)
+        return AccessFacts(exists=True, owner_person_id=row[0], followers=followers)
 
-    async def violation(self, violation_id: str) -> ViolationRow | None:
+    async def violation_access(
+        self, violation_id: str, *, user_id: str, now: datetime
+    ) -> ViolationAccess:
+        """The violation with its subjects' owners and the caller's follows, in one
+        statement that returns exactly one row whether or not the violation exists (the
+        joins start from the asked id, not from the violation), so a missing id and a
+        foreign one cost the same (R-Q-1)."""
         cur = await self.conn.execute(
-            f"SELECT {_VIOLATION_COLUMNS} FROM violations WHERE violation_id = %s",
-            (uuid_or_nil(violation_id),),
+            _VIOLATION_ACCESS, {"id": uuid_or_nil(violation_id), "user": user_id, "now": now}
         )
         row = await cur.fetchone()
-        return ViolationRow(*row) if row else None
+        if row is None:  # cannot happen (the VALUES row is always there)
+            raise RuntimeError("violation access statement returned no row")
+        width = _V_WIDTH
+        found = ViolationRow(*row[:width]) if row[0] is not None else None
+        vehicle_exists, owner, vehicle_followed, licence_exists, holder, licence_followed = row[
+            width:
+        ]
+        vehicle_id = found.vehicle_id if found else NIL_UUID
+        licence_id = found.licence_id if found and found.licence_id else NIL_UUID
+        return ViolationAccess(
+            found,
+            SubjectAccess(
+                "vehicle", vehicle_id, bool(vehicle_exists), owner, bool(vehicle_followed)
+            ),
+            SubjectAccess(
+                "licence", licence_id, bool(licence_exists), holder, bool(licence_followed)
+            ),
+        )
 
     async def person(self, person_id: str) -> Person | None:
         cur = await self.conn.execute(
@@ -234,13 +243,6 @@ class PostgresReadModel:
         row = await cur.fetchone()
         return _vehicle(row) if row else None
 
-    async def vehicle(self, vehicle_id: str) -> VehicleRow | None:
-        cur = await self.conn.execute(
-            f"{_VEHICLE_SELECT} WHERE v.vehicle_id = %s", (uuid_or_nil(vehicle_id),)
-        )
-        row = await cur.fetchone()
-        return _vehicle(row) if row else None
-
     async def licence_by_no(self, licence_no: str) -> LicenceRow | None:
         cur = await self.conn.execute(f"{_LICENCE_SELECT} WHERE l.licence_no = %s", (licence_no,))
         row = await cur.fetchone()
@@ -252,7 +254,7 @@ class PostgresReadModel:
         subject_id: str,
         *,
         status: str | None,
-        after: tuple[datetime, str] | None,
+        after: Position | None,
         limit: int,
     ) -> list[ViolationRow]:
         column = "vehicle_id" if kind == "vehicle" else "licence_id"
@@ -263,7 +265,7 @@ class PostgresReadModel:
             params.append(status)
         if after is not None:
             clauses.append("(occurred_at, violation_id) < (%s, %s)")
-            params.extend([after[0], uuid_or_nil(after[1])])
+            params.extend([after.occurred_at, uuid_or_nil(after.violation_id)])
         params.append(limit)
         cur = await self.conn.execute(
             f"SELECT {_VIOLATION_COLUMNS} FROM violations WHERE {' AND '.join(clauses)}"
@@ -271,3 +273,15 @@ class PostgresReadModel:
             params,
         )
         return [ViolationRow(*row) for row in await cur.fetchall()]
+
+
+class PostgresReaders:
+    """A :class:`PostgresReadModel` on one pooled connection per use (``ports.ReadModelReaders``)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @asynccontextmanager
+    async def reader(self) -> AsyncIterator[PostgresReadModel]:
+        async with self.db.connection() as conn:
+            yield PostgresReadModel(conn)

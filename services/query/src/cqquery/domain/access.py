@@ -12,6 +12,8 @@ from typing import Literal
 
 from cqcommon.errors import NOT_FOUND, DomainError
 
+from cqquery.domain.model import AccessFacts, Caller, SubjectAccess
+
 Relation = Literal["own", "followed", "proven", "staff"]
 
 
@@ -45,3 +47,42 @@ def require_visible(relation: Relation | None) -> Relation:
     if relation is None:
         raise DomainError(NOT_FOUND)
     return relation
+
+
+def relation_to(
+    facts: AccessFacts, caller: Caller, *, now_s: float, proven: bool = False
+) -> Relation | None:
+    """R-Q-1 on a subject's cacheable facts: how ``caller`` relates to it at ``now_s``."""
+    subject = SubjectFacts(
+        facts.exists,
+        facts.owner_person_id,
+        facts.followed_by(caller.user_id, now_s=now_s),
+        proven_by_caller=proven and bool(caller.user_id),
+    )
+    return relation_of(subject, caller_person_id=caller.person_id, is_staff=caller.is_staff)
+
+
+def violation_relation(
+    subjects: tuple[SubjectAccess, SubjectAccess],
+    proven: tuple[bool, bool],
+    caller: Caller,
+) -> Relation | None:
+    """A violation is visible through its vehicle or through the licence it is on.
+
+    Both subjects are always decided (no early return), so the work does not depend on
+    which one grants access, or on whether either does.
+    """
+    relations = [
+        relation_of(
+            SubjectFacts(
+                s.exists,
+                s.owner_person_id,
+                s.followed_by_caller,
+                proven_by_caller=p and bool(caller.user_id),
+            ),
+            caller_person_id=caller.person_id,
+            is_staff=caller.is_staff,
+        )
+        for s, p in zip(subjects, proven, strict=True)
+    ]
+    return next((r for r in relations if r is not None), None)

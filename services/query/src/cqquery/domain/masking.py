@@ -54,3 +54,13 @@ def mask_vin(vin: str) -> str:
 def mask_file_no(file_no: str) -> str:
     """All but the last 4 digits starred."""
     return "*" * max(0, len(file_no) - 4) + file_no[-4:]
+
+
+def person_or_none(
+    person: Person | None, *, caller_person_id: str, is_staff: bool
+) -> Person | None:
+    return (
+        None
+        if person is None
+        else person_for(person, caller_person_id=caller_person_id, is_staff=is_staff)
+    )

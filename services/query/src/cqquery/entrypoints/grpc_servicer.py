@@ -1,4 +1,4 @@
-"""QueryService gRPC servicer: decode the request, call the use case, return its view."""
+"""QueryService gRPC servicer: decode the request, call the use case, encode its result."""
 
 from __future__ import annotations
 
@@ -6,51 +6,43 @@ from typing import Any
 
 import grpc
 from cqcommon.errors import NOT_FOUND, DomainError
-from cqcommon.ratelimit import SlidingWindowLimiter
+from cqcommon.protomap import STATUS_NAMES, plate_type_from_proto
 from cqcommon.runner import ServiceContext
 from cqtraffic.query.v1 import query_pb2 as pb
 from cqtraffic.query.v1 import query_pb2_grpc as pb_grpc
 
-from cqquery.adapters.cache import ReadModelCache
-from cqquery.adapters.eligibility import AdjudicationEligibility
-from cqquery.adapters.postgres_read_model import Kind, PostgresReadModel
+from cqquery.bootstrap import build_views
+from cqquery.domain.model import Kind
+from cqquery.entrypoints.mappers import (
+    caller_from_proto,
+    detail_to_proto,
+    list_page_to_proto,
+    lookup_to_proto,
+    me_to_proto,
+)
 from cqquery.service_layer.views import QueryViews
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
-def build_views(ctx: ServiceContext) -> QueryViews:
-    settings = ctx.settings
-    return QueryViews(
-        db=ctx.db,
-        cache=ReadModelCache(ctx.redis, ttl_s=settings.query_cache_ttl_s),
-        eligibility=AdjudicationEligibility(
-            ctx.channel(settings.adjudication_service_addr),
-            timeout_s=settings.eligibility_timeout_s,
-        ),
-        lookup_limiter=SlidingWindowLimiter(
-            ctx.redis, prefix="q:rl:lookup", limit=settings.lookup_rate_per_minute, window_s=60
-        ),
-        clock=ctx.clock,
-        points_limit=settings.points_limit,
-        proof_grant_ttl_s=settings.proof_grant_ttl_s,
-    )
+def _plate_type(value: int) -> str:
+    plate = plate_type_from_proto(value)
+    return plate.value if plate else ""
 
 
 class QueryServicer(pb_grpc.QueryServiceServicer):
-    def __init__(self, ctx: ServiceContext) -> None:
-        self.ctx = ctx
-        self.views = build_views(ctx)
+    def __init__(self, views: QueryViews) -> None:
+        self.views = views
 
     async def ResolveUser(
         self, request: pb.ResolveUserRequest, context: Context
     ) -> pb.ResolveUserResponse:
-        async with self.ctx.db.connection() as conn:
-            person_id = await PostgresReadModel(conn).person_for_user(request.alipay_user_id)
+        person_id = await self.views.resolve_user(request.alipay_user_id)
         return pb.ResolveUserResponse(person_id=person_id or "")
 
     async def GetMe(self, request: pb.GetMeRequest, context: Context) -> pb.GetMeResponse:
-        return await self.views.get_me(await self.views.with_person(request.caller))
+        caller = await self.views.with_person(caller_from_proto(request.caller))
+        return me_to_proto(await self.views.get_me(caller))
 
     async def ListViolations(
         self, request: pb.ListViolationsRequest, context: Context
@@ -59,41 +51,68 @@ class QueryServicer(pb_grpc.QueryServiceServicer):
         if subject is None:
             raise DomainError(NOT_FOUND)
         kind: Kind = "vehicle" if subject == "vehicle_id" else "licence"
-        return await self.views.list_violations(
-            await self.views.with_person(request.caller),
+        page = await self.views.list_violations(
+            await self.views.with_person(caller_from_proto(request.caller)),
             kind,
             getattr(request, subject),
-            status=request.status,
-            page=request.page,
+            status=STATUS_NAMES.get(request.status) if request.status else None,
+            page_size_requested=request.page.page_size,
+            cursor=request.page.cursor,
         )
+        return list_page_to_proto(page)
 
     async def LookupVehicle(
         self, request: pb.LookupVehicleRequest, context: Context
     ) -> pb.LookupResponse:
-        return await self.views.lookup_vehicle(request)
+        found = await self.views.lookup_vehicle(
+            caller_from_proto(request.caller),
+            plate_type=_plate_type(request.plate_type),
+            plate_number=request.plate_number,
+            vin=request.vin,
+        )
+        return lookup_to_proto(found)
 
     async def LookupLicence(
         self, request: pb.LookupLicenceRequest, context: Context
     ) -> pb.LookupResponse:
-        return await self.views.lookup_licence(request)
+        found = await self.views.lookup_licence(
+            caller_from_proto(request.caller),
+            name=request.name,
+            licence_no=request.licence_no,
+            file_no=request.file_no,
+        )
+        return lookup_to_proto(found)
 
     async def GetViolation(
         self, request: pb.GetViolationRequest, context: Context
     ) -> pb.ViolationView:
-        caller = await self.views.with_person(request.caller)
-        return await self.views.get_violation(caller, request.violation_id)
+        caller = await self.views.with_person(caller_from_proto(request.caller))
+        return detail_to_proto(await self.views.get_violation(caller, request.violation_id))
 
     async def StaffGetVehicle(
         self, request: pb.StaffGetVehicleRequest, context: Context
     ) -> pb.LookupResponse:
-        return await self.views.staff_get_vehicle(request)
+        found = await self.views.staff_get_vehicle(
+            caller_from_proto(request.caller),
+            plate_type=_plate_type(request.plate_type),
+            plate_number=request.plate_number,
+            page_size_requested=request.page.page_size,
+            cursor=request.page.cursor,
+        )
+        return lookup_to_proto(found)
 
     async def StaffGetLicence(
         self, request: pb.StaffGetLicenceRequest, context: Context
     ) -> pb.LookupResponse:
-        return await self.views.staff_get_licence(request)
+        found = await self.views.staff_get_licence(
+            caller_from_proto(request.caller),
+            licence_no=request.licence_no,
+            page_size_requested=request.page.page_size,
+            cursor=request.page.cursor,
+        )
+        return lookup_to_proto(found)
 
 
 def register(server: grpc.aio.Server, ctx: ServiceContext) -> list[str]:
-    pb_grpc.add_QueryServiceServicer_to_server(QueryServicer(ctx), server)
+    pb_grpc.add_QueryServiceServicer_to_server(QueryServicer(build_views(ctx)), server)
     return [pb.DESCRIPTOR.services_by_name["QueryService"].full_name]

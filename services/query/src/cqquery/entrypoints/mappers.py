@@ -1,11 +1,16 @@
-"""Read-model rows -> QueryService protobuf messages, masked for the caller (R-Q-4)."""
+"""Protobuf <-> domain for QueryService: requests' callers in, use-case results out.
+
+The results arrive already decided and masked (``domain.results``); this module only
+copies fields into messages. ``ProtoPageRenderer`` is the ``ports.PageRenderer`` whose
+bytes the page cache holds: a ``ListViolationsResponse`` without its cursor, so a
+cached page is parsed once and gets its caller's signed cursor set on top.
+"""
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Sequence
 
 from cqcommon import scoring
-from cqcommon.identifiers import mask_id_number
 from cqcommon.protomap import (
     PROCEDURES,
     SOURCES,
@@ -14,18 +19,42 @@ from cqcommon.protomap import (
     plate_type_to_proto,
     timestamp_to_proto,
 )
+from cqtraffic.common.v1 import types_pb2 as common
 from cqtraffic.query.v1 import query_pb2 as pb
 
-from cqquery.adapters.postgres_read_model import LicenceRow, VehicleRow, ViolationRow
-from cqquery.domain.access import Relation
-from cqquery.domain.amounts import amount_view
-from cqquery.domain.masking import Person, mask_file_no, mask_vin, person_for, sees_in_full
+from cqquery.domain.masking import Person
+from cqquery.domain.model import Caller
+from cqquery.domain.results import (
+    Availability,
+    LicenceShown,
+    ListPage,
+    Lookup,
+    Me,
+    OnlineHandlingHint,
+    VehicleShown,
+    ViolationDetail,
+    ViolationShown,
+)
+
+_AVAILABILITY: dict[Availability, common.OnlineHandling.Availability.ValueType] = {
+    "unspecified": common.OnlineHandling.AVAILABILITY_UNSPECIFIED,
+    "allowed": common.OnlineHandling.AVAILABILITY_ALLOWED,
+    "refused": common.OnlineHandling.AVAILABILITY_REFUSED,
+    "unknown": common.OnlineHandling.AVAILABILITY_UNKNOWN,
+}
 
 
-def violation_to_proto(row: ViolationRow, *, today: date) -> pb.ViolationView:
-    amounts = amount_view(
-        status=row.status, fine_fen=row.fine_fen, decision_date=row.decision_date, today=today
+def caller_from_proto(caller: common.Caller) -> Caller:
+    return Caller(
+        user_id=caller.user_id,
+        person_id=caller.person_id,
+        staff_id=caller.staff_id,
+        staff_role=caller.staff_role,
     )
+
+
+def violation_to_proto(shown: ViolationShown) -> pb.ViolationView:
+    row, amounts = shown.row, shown.amounts
     return pb.ViolationView(
         violation_id=row.violation_id,
         vehicle_id=row.vehicle_id,
@@ -50,49 +79,46 @@ def violation_to_proto(row: ViolationRow, *, today: date) -> pb.ViolationView:
     )
 
 
-def person_to_proto(
-    person: Person | None, *, caller_person_id: str, is_staff: bool
-) -> pb.PersonView | None:
+def hint_to_proto(hint: OnlineHandlingHint) -> common.OnlineHandling:
+    return common.OnlineHandling(
+        availability=_AVAILABILITY[hint.availability],
+        route=hint.route,
+        reason_code=hint.reason_code,
+        reason_zh=hint.reason_zh,
+        reason_en=hint.reason_en,
+    )
+
+
+def detail_to_proto(detail: ViolationDetail) -> pb.ViolationView:
+    view = violation_to_proto(detail.violation)
+    if detail.online_handling is not None:
+        view.online_handling.CopyFrom(hint_to_proto(detail.online_handling))
+    return view
+
+
+def person_to_proto(person: Person | None) -> pb.PersonView | None:
     if person is None:
         return None
-    shown = person_for(person, caller_person_id=caller_person_id, is_staff=is_staff)
     return pb.PersonView(
-        person_id=shown.person_id, name=shown.name, id_number=shown.id_number, phone=shown.phone
+        person_id=person.person_id, name=person.name, id_number=person.id_number, phone=person.phone
     )
 
 
-def vehicle_to_proto(
-    row: VehicleRow, *, relation: Relation, caller_person_id: str, is_staff: bool
-) -> pb.VehicleView:
-    full = sees_in_full(
-        subject_person_id=row.owner_person_id, caller_person_id=caller_person_id, is_staff=is_staff
-    )
+def vehicle_to_proto(shown: VehicleShown) -> pb.VehicleView:
+    row = shown.vehicle
     return pb.VehicleView(
         vehicle_id=row.vehicle_id,
         plate_type=plate_type_to_proto(row.plate_type),
         plate_number=row.plate_number,
-        vin=row.vin if full else mask_vin(row.vin),
-        owner=person_to_proto(row.owner, caller_person_id=caller_person_id, is_staff=is_staff),
-        relation=relation,
+        vin=row.vin,
+        owner=person_to_proto(row.owner),
+        relation=shown.relation,
         unhandled_count=row.unhandled_count,
         unpaid_count=row.unpaid_count,
     )
 
 
-def dashboard_to_proto(row: LicenceRow, *, today: date, points_limit: int) -> pb.PointsDashboard:
-    cycle = (
-        scoring.ScoringCycle(row.cycle_start, row.cycle_end)
-        if row.cycle_start and row.cycle_end
-        else None
-    )
-    board = scoring.dashboard(
-        points=row.points,
-        licence_status=row.status,
-        first_issued_on=row.first_issued_on,
-        today=today,
-        points_limit=points_limit,
-        cycle=cycle,
-    )
+def dashboard_to_proto(board: scoring.PointsDashboard) -> pb.PointsDashboard:
     reason_zh, reason_en = board.limit_reason_text or ("", "")
     return pb.PointsDashboard(
         points=board.points,
@@ -107,26 +133,48 @@ def dashboard_to_proto(row: LicenceRow, *, today: date, points_limit: int) -> pb
     )
 
 
-def licence_to_proto(
-    row: LicenceRow,
-    *,
-    relation: Relation,
-    caller_person_id: str,
-    is_staff: bool,
-    today: date,
-    points_limit: int,
-) -> pb.LicenceView:
-    full = sees_in_full(
-        subject_person_id=row.person_id, caller_person_id=caller_person_id, is_staff=is_staff
-    )
+def licence_to_proto(shown: LicenceShown) -> pb.LicenceView:
+    row = shown.licence
     return pb.LicenceView(
         licence_id=row.licence_id,
-        # the licence number is the holder's ID number (R-Q-4)
-        licence_no=row.licence_no if full else mask_id_number(row.licence_no),
-        file_no=row.file_no if full else mask_file_no(row.file_no),
+        licence_no=row.licence_no,
+        file_no=row.file_no,
         licence_class=row.licence_class,
         first_issued_on=date_to_proto(row.first_issued_on),
-        holder=person_to_proto(row.holder, caller_person_id=caller_person_id, is_staff=is_staff),
-        points=dashboard_to_proto(row, today=today, points_limit=points_limit),
-        relation=relation,
+        holder=person_to_proto(row.holder),
+        points=dashboard_to_proto(shown.dashboard),
+        relation=shown.relation,
     )
+
+
+def me_to_proto(me: Me) -> pb.GetMeResponse:
+    return pb.GetMeResponse(
+        person=person_to_proto(me.person),
+        vehicles=[vehicle_to_proto(v) for v in me.vehicles],
+        licence=licence_to_proto(me.licence) if me.licence else None,
+        followed_vehicles=[vehicle_to_proto(v) for v in me.followed_vehicles],
+        followed_licences=[licence_to_proto(lic) for lic in me.followed_licences],
+    )
+
+
+def list_page_to_proto(page: ListPage) -> pb.ListViolationsResponse:
+    response = pb.ListViolationsResponse.FromString(page.body)
+    response.next_cursor = page.next_cursor
+    return response
+
+
+def lookup_to_proto(lookup: Lookup) -> pb.LookupResponse:
+    return pb.LookupResponse(
+        vehicle=vehicle_to_proto(lookup.vehicle) if lookup.vehicle else None,
+        licence=licence_to_proto(lookup.licence) if lookup.licence else None,
+        violations=pb.ListViolationsResponse.FromString(lookup.page.body).violations,
+        next_cursor=lookup.page.next_cursor,
+    )
+
+
+class ProtoPageRenderer:
+    """``ports.PageRenderer``: a page's violations as ``ListViolationsResponse`` bytes."""
+
+    def render(self, violations: Sequence[ViolationShown]) -> bytes:
+        message = pb.ListViolationsResponse(violations=[violation_to_proto(v) for v in violations])
+        return message.SerializeToString()

@@ -1,8 +1,11 @@
 """The query use cases: who may see what (R-Q-1), read through the cache, mask (R-Q-4).
 
-Each method takes the gateway's ``Caller`` and answers a protobuf view. Anything the
+Each use case takes the caller (``domain.model.Caller``) and answers a value of
+``domain.results``; it talks to the world only through ``cqquery.ports``. Anything the
 caller may not see answers exactly as a record that does not exist (``NOT_FOUND``),
-including a wrong VIN or file number in a proof lookup.
+including a wrong VIN or file number in a proof lookup — and a violation's detail
+takes the same path, the same statements and round trips, for a foreign id as for a
+missing one, so not even the time it takes tells them apart.
 """
 
 from __future__ import annotations
@@ -10,24 +13,36 @@ from __future__ import annotations
 import hmac
 import logging
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import date
 
 from cqcommon import identifiers as ids
-from cqcommon.clock import Clock, today_in_shanghai
-from cqcommon.db import Database
+from cqcommon.clock import today_in_shanghai
 from cqcommon.errors import FORBIDDEN, NOT_FOUND, RATE_LIMITED, SERVICE_UNAVAILABLE, DomainError
-from cqcommon.protomap import STATUS_NAMES, plate_type_from_proto
-from cqcommon.ratelimit import SlidingWindowLimiter
-from cqtraffic.common.v1 import types_pb2 as common
-from cqtraffic.query.v1 import query_pb2 as pb
-from redis.exceptions import RedisError
 
-from cqquery.adapters.cache import CachedFacts, ReadModelCache
-from cqquery.adapters.eligibility import AdjudicationEligibility
-from cqquery.adapters.postgres_read_model import Kind, PostgresReadModel, ViolationRow
-from cqquery.domain.access import Relation, SubjectFacts, relation_of, require_visible
-from cqquery.domain.cursor import decode_cursor, encode_cursor, page_size
-from cqquery.mappers import licence_to_proto, vehicle_to_proto, violation_to_proto
+from cqquery.domain.access import Relation, relation_to, require_visible, violation_relation
+from cqquery.domain.cursor import CursorScope, CursorSigner, Position, Purpose, page_size
+from cqquery.domain.model import AccessFacts, Caller, Kind, ViolationRow
+from cqquery.domain.results import (
+    ListPage,
+    Lookup,
+    Me,
+    RenderedPage,
+    ViolationDetail,
+    licence_shown,
+    vehicle_shown,
+    violation_shown,
+)
+from cqquery.ports import (
+    Clock,
+    Eligibility,
+    LookupLimiter,
+    PageKey,
+    PageRenderer,
+    PortUnavailableError,
+    ReadCache,
+    ReadModel,
+    ReadModelReaders,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,197 +51,165 @@ LOOKUP_PAGE_SIZE = 20
 
 @dataclass
 class QueryViews:
-    db: Database
-    cache: ReadModelCache
-    eligibility: AdjudicationEligibility
-    lookup_limiter: SlidingWindowLimiter
+    readers: ReadModelReaders
+    cache: ReadCache
+    renderer: PageRenderer
+    eligibility: Eligibility
+    lookup_limiter: LookupLimiter
     clock: Clock
+    cursors: CursorSigner
     points_limit: int
     proof_grant_ttl_s: int
 
-    # -- access -------------------------------------------------------------------------
-    async def with_person(self, caller: common.Caller) -> common.Caller:
+    # -- who is asking ------------------------------------------------------------------
+    async def resolve_user(self, alipay_user_id: str) -> str | None:
+        """The registry person linked to an Alipay user (R-USR-1), if any."""
+        async with self.readers.reader() as model:
+            return await model.person_for_user(alipay_user_id)
+
+    async def with_person(self, caller: Caller) -> Caller:
         """The caller with their person id, when the token was issued before the registry
         record reached the read model (R-USR-1: the token then carries none)."""
-        if caller.person_id or not caller.user_id or caller.staff_id:
+        if caller.person_id or not caller.user_id or caller.is_staff:
             return caller
-        async with self.db.connection() as conn:
-            person_id = await PostgresReadModel(conn).person_for_user(caller.user_id)
-        if not person_id:
-            return caller
-        resolved = common.Caller()
-        resolved.CopyFrom(caller)
-        resolved.person_id = person_id
-        return resolved
+        person_id = await self.resolve_user(caller.user_id)
+        return replace(caller, person_id=person_id) if person_id else caller
 
-    async def _facts(self, kind: Kind, sid: str) -> CachedFacts:
-        """Owner and followers of a subject, from the cache when it has them."""
-        version = await self.cache.version(kind, sid)
-        key = self.cache.facts_key(kind, sid, version) if version is not None else None
-        if key is not None:
-            (raw,) = await self.cache.get_many([key])
-            if raw is not None:
-                return CachedFacts.from_json(raw)
-        return await self._load_facts(kind, sid, key)
-
-    async def _load_facts(self, kind: Kind, sid: str, key: str | None) -> CachedFacts:
-        async with self.db.connection() as conn:
-            facts = await PostgresReadModel(conn).subject_facts(kind, sid)
-        if key is not None:
-            await self.cache.put(key, facts.to_json())
-        return facts
-
+    # -- access -------------------------------------------------------------------------
     async def _relation(
-        self, caller: common.Caller, kind: Kind, sid: str, facts: CachedFacts
+        self, caller: Caller, kind: Kind, sid: str, facts: AccessFacts
     ) -> Relation | None:
-        now = self.clock.now().timestamp()
-        followed = any(
-            user == caller.user_id and (expires is None or expires > now)
-            for user, expires in facts.followers
-        )
-        subject = SubjectFacts(facts.exists, facts.owner_person_id, followed)
-        is_staff = bool(caller.staff_id)
-        relation = relation_of(subject, caller_person_id=caller.person_id, is_staff=is_staff)
+        now_s = self.clock.now().timestamp()
+        relation = relation_to(facts, caller, now_s=now_s)
         # proof grants are asked for last: one more round trip, for the few who proved
-        if relation is None and facts.exists and caller.user_id:
-            proven = await self.cache.has_proof(caller.user_id, kind, sid)
-            subject = replace(subject, proven_by_caller=proven)
-            relation = relation_of(subject, caller_person_id=caller.person_id, is_staff=is_staff)
+        # (asked for a missing subject too, so a foreign one and a missing one cost alike)
+        if relation is None and caller.user_id:
+            (proven,) = await self.cache.proofs(caller.user_id, [(kind, sid)])
+            relation = relation_to(facts, caller, now_s=now_s, proven=proven)
         return relation
 
     # -- R-Q-1 lists ----------------------------------------------------------------------
     async def list_violations(
         self,
-        caller: common.Caller,
+        caller: Caller,
         kind: Kind,
         sid: str,
         *,
-        status: common.ViolationStatus.ValueType,
-        page: common.PageRequest,
-    ) -> pb.ListViolationsResponse:
-        limit = page_size(page.page_size)
-        after = decode_cursor(page.cursor) if page.cursor else None
-        status_name = STATUS_NAMES.get(status) if status else None
+        status: str | None,
+        page_size_requested: int = 0,
+        cursor: str = "",
+        purpose: Purpose = "user_list",
+    ) -> ListPage:
+        """One page of a subject's violations for a caller who may see it (R-Q-1)."""
+        limit = page_size(page_size_requested)
+        scope = CursorScope.of(purpose, kind, sid, status, caller)
+        after = self.cursors.verify(scope, cursor) if cursor else None
         today = today_in_shanghai(self.clock)
+        key = PageKey(status, limit, today.isoformat(), after)
         # the hot path: version, access facts and the page in one Redis round trip
-        page_parts = _page_parts(status_name, limit, today, page.cursor)
-        version, facts_raw, page_raw = await self.cache.read_facts_and_page(kind, sid, *page_parts)
-        facts_key = page_key = None
-        if version is not None:
-            facts_key = self.cache.facts_key(kind, sid, version)
-            page_key = self.cache.page_key(kind, sid, version, *page_parts)
-        if facts_raw is not None and page_raw is not None:
-            require_visible(
-                await self._relation(caller, kind, sid, CachedFacts.from_json(facts_raw))
-            )
-            return pb.ListViolationsResponse.FromString(page_raw)
+        cached = await self.cache.read_list(kind, sid, key)
+        if cached.facts is not None and cached.page is not None:
+            require_visible(await self._relation(caller, kind, sid, cached.facts))
+            return self._signed(scope, cached.page)
         # a miss: facts and page from one pooled connection
-        async with self.db.connection() as conn:
-            model = PostgresReadModel(conn)
-            if facts_raw is not None:
-                facts = CachedFacts.from_json(facts_raw)
-            else:
-                facts = await model.subject_facts(kind, sid)
-                if facts_key is not None:
-                    await self.cache.put(facts_key, facts.to_json())
+        async with self.readers.reader() as model:
+            facts = cached.facts
+            if facts is None:
+                facts = await model.access_facts(kind, sid)
+                if cached.version is not None:
+                    await self.cache.put_facts(kind, sid, cached.version, facts)
             require_visible(await self._relation(caller, kind, sid, facts))
-            if page_raw is not None:
-                return pb.ListViolationsResponse.FromString(page_raw)
-            rows = await model.violations(
-                kind, sid, status=status_name, after=after, limit=limit + 1
-            )
-        response = _page_response(rows, limit, today=today)
-        if page_key is not None:
-            await self.cache.put(page_key, response.SerializeToString())
-        return response
+            if cached.page is not None:
+                return self._signed(scope, cached.page)
+            page = await self._load_page(model, kind, sid, status, after, limit, today)
+        if cached.version is not None:
+            await self.cache.put_page(kind, sid, cached.version, key, page)
+        return self._signed(scope, page)
 
-    async def _first_page(self, kind: Kind, sid: str) -> pb.ListViolationsResponse:
-        """The newest violations of a subject whose access is already established."""
+    async def _first_page(self, caller: Caller, kind: Kind, sid: str) -> ListPage:
+        """The newest violations of a subject whose access is already established; its
+        cursor continues the caller's user list of that subject."""
+        scope = CursorScope.of("user_list", kind, sid, None, caller)
         today = today_in_shanghai(self.clock)
-        version = await self.cache.version(kind, sid)
-        key = None
-        if version is not None:
-            key = self.cache.page_key(
-                kind, sid, version, *_page_parts(None, LOOKUP_PAGE_SIZE, today, "")
-            )
-            (raw,) = await self.cache.get_many([key])
-            if raw is not None:
-                return pb.ListViolationsResponse.FromString(raw)
-        return await self._load_page(kind, sid, None, None, LOOKUP_PAGE_SIZE, today, key)
+        key = PageKey(None, LOOKUP_PAGE_SIZE, today.isoformat(), None)
+        cached = await self.cache.read_list(kind, sid, key)
+        if cached.page is not None:
+            return self._signed(scope, cached.page)
+        async with self.readers.reader() as model:
+            page = await self._load_page(model, kind, sid, None, None, LOOKUP_PAGE_SIZE, today)
+        if cached.version is not None:
+            await self.cache.put_page(kind, sid, cached.version, key, page)
+        return self._signed(scope, page)
 
     async def _load_page(
         self,
+        model: ReadModel,
         kind: Kind,
         sid: str,
         status: str | None,
-        after: tuple[datetime, str] | None,
+        after: Position | None,
         limit: int,
         today: date,
-        key: str | None,
-    ) -> pb.ListViolationsResponse:
-        async with self.db.connection() as conn:
-            rows = await PostgresReadModel(conn).violations(
-                kind, sid, status=status, after=after, limit=limit + 1
-            )
-        response = _page_response(rows, limit, today=today)
-        if key is not None:
-            await self.cache.put(key, response.SerializeToString())
-        return response
+    ) -> RenderedPage:
+        rows = await model.violations(kind, sid, status=status, after=after, limit=limit + 1)
+        return self._render(rows, limit, today)
+
+    def _render(self, rows: list[ViolationRow], limit: int, today: date) -> RenderedPage:
+        position = None
+        if len(rows) > limit:
+            rows = rows[:limit]
+            position = Position(rows[-1].occurred_at, rows[-1].violation_id)
+        body = self.renderer.render([violation_shown(r, today=today) for r in rows])
+        return RenderedPage(body, position)
+
+    def _signed(self, scope: CursorScope, page: RenderedPage) -> ListPage:
+        """The shared page with a cursor signed for this caller and this list."""
+        position = page.next_position
+        return ListPage(page.body, self.cursors.sign(scope, position) if position else "")
 
     # -- R-Q-3 detail ---------------------------------------------------------------------
-    async def get_violation(self, caller: common.Caller, violation_id: str) -> pb.ViolationView:
-        async with self.db.connection() as conn:
-            row = await PostgresReadModel(conn).violation(violation_id)
-        if row is None:
-            raise DomainError(NOT_FOUND)
-        require_visible(await self._violation_relation(caller, row))
-        view = violation_to_proto(row, today=today_in_shanghai(self.clock))
-        if not caller.staff_id:
-            hints = await self.eligibility.online_handling(caller, [row.violation_id])
-            view.online_handling.CopyFrom(hints[row.violation_id])
-        return view
+    async def get_violation(self, caller: Caller, violation_id: str) -> ViolationDetail:
+        """One violation through its vehicle or its licence (R-Q-1, R-Q-3).
 
-    async def _violation_relation(
-        self, caller: common.Caller, row: ViolationRow
-    ) -> Relation | None:
-        """A violation is visible through its vehicle or through the licence it is on."""
-        subjects: list[tuple[Kind, str]] = [("vehicle", row.vehicle_id)]
-        if row.licence_id:
-            subjects.append(("licence", row.licence_id))
-        for kind, sid in subjects:
-            relation = await self._relation(caller, kind, sid, await self._facts(kind, sid))
-            if relation is not None:
-                return relation
-        return None
+        Always one statement (the violation with both subjects' owners and the caller's
+        follows) and one Redis round trip (proof grants of both subjects, placeholders
+        when there is no violation), whatever exists; only a visible violation goes on
+        to ask adjudication, so both 404s skip that alike.
+        """
+        async with self.readers.reader() as model:
+            found = await model.violation_access(
+                violation_id, user_id=caller.user_id, now=self.clock.now()
+            )
+        subjects = (found.vehicle, found.licence)
+        proven = await self.cache.proofs(caller.user_id, [(s.kind, s.subject_id) for s in subjects])
+        relation = violation_relation(subjects, (proven[0], proven[1]), caller)
+        if found.row is None or relation is None:
+            raise DomainError(NOT_FOUND)
+        row = found.row
+        shown = violation_shown(row, today=today_in_shanghai(self.clock))
+        if caller.is_staff:
+            return ViolationDetail(shown, None)
+        hints = await self.eligibility.online_handling(caller, [row.violation_id])
+        return ViolationDetail(shown, hints[row.violation_id])
 
     # -- R-Q-1 / R-X-1 the caller's own page ------------------------------------------------
-    async def get_me(self, caller: common.Caller) -> pb.GetMeResponse:
+    async def get_me(self, caller: Caller) -> Me:
         today = today_in_shanghai(self.clock)
         me = caller.person_id
-        response = pb.GetMeResponse()
-        async with self.db.connection() as conn:
-            model = PostgresReadModel(conn)
+        async with self.readers.reader() as model:
             person = await model.person(me) if me else None
             vehicles = await model.vehicles_of(me) if person else []
             licences = await model.licences_of(me) if person else []
             followed_vehicles = await model.followed_vehicles(caller.user_id)
             followed_licences = await model.followed_licences(caller.user_id)
-        if person is not None:
-            response.person.CopyFrom(
-                pb.PersonView(
-                    person_id=person.person_id,
-                    name=person.name,
-                    id_number=person.id_number,
-                    phone=person.phone,
-                )
-            )
-        response.vehicles.extend(
-            vehicle_to_proto(v, relation="own", caller_person_id=me, is_staff=False)
-            for v in vehicles
-        )
-        if licences:
-            response.licence.CopyFrom(
-                licence_to_proto(
+        return Me(
+            person=person,  # their own: unmasked (R-Q-4)
+            vehicles=[
+                vehicle_shown(v, relation="own", caller_person_id=me, is_staff=False)
+                for v in vehicles
+            ],
+            licence=(
+                licence_shown(
                     licences[0],
                     relation="own",
                     caller_person_id=me,
@@ -234,35 +217,38 @@ class QueryViews:
                     today=today,
                     points_limit=self.points_limit,
                 )
-            )
-        response.followed_vehicles.extend(
-            vehicle_to_proto(v, relation="followed", caller_person_id=me, is_staff=False)
-            for v in followed_vehicles
-            if v.owner_person_id != me
+                if licences
+                else None
+            ),
+            followed_vehicles=[
+                vehicle_shown(v, relation="followed", caller_person_id=me, is_staff=False)
+                for v in followed_vehicles
+                if v.owner_person_id != me
+            ],
+            followed_licences=[
+                licence_shown(
+                    lic,
+                    relation="followed",
+                    caller_person_id=me,
+                    is_staff=False,
+                    today=today,
+                    points_limit=self.points_limit,
+                )
+                for lic in followed_licences
+                if lic.person_id != me
+            ],
         )
-        response.followed_licences.extend(
-            licence_to_proto(
-                lic,
-                relation="followed",
-                caller_person_id=me,
-                is_staff=False,
-                today=today,
-                points_limit=self.points_limit,
-            )
-            for lic in followed_licences
-            if lic.person_id != me
-        )
-        return response
 
     # -- R-Q-1 proof lookups --------------------------------------------------------------
-    async def _count_lookup(self, caller: common.Caller) -> None:
-        """Every proof attempt counts, right or wrong; Redis down refuses (fail closed)."""
+    async def _count_lookup(self, caller: Caller) -> None:
+        """Every proof attempt counts, right or wrong; a limiter that cannot count refuses
+        (fail closed)."""
         key = caller.user_id or caller.person_id
         if not key:
             raise DomainError(NOT_FOUND)
         try:
             decision = await self.lookup_limiter.attempt(key, now_s=self.clock.now().timestamp())
-        except RedisError as exc:
+        except PortUnavailableError as exc:
             log.warning("lookup limiter unreachable: %r", exc)
             raise DomainError(SERVICE_UNAVAILABLE, details={"reason": "rate_limiter"}) from exc
         if not decision.allowed:
@@ -271,149 +257,129 @@ class QueryViews:
                 details={
                     "retry_after_s": decision.retry_after_s,
                     "limit": self.lookup_limiter.limit,
-                    "window_s": self.lookup_limiter.window_ms // 1000,
+                    "window_s": self.lookup_limiter.window_s,
                 },
             )
 
-    async def lookup_vehicle(self, request: pb.LookupVehicleRequest) -> pb.LookupResponse:
-        caller = request.caller
-        plate = plate_type_from_proto(request.plate_type)
-        plate_type, plate_number = ids.parse_plate(
-            plate.value if plate else "", request.plate_number
-        )
-        ids.parse_vin_proof(request.vin)
+    async def lookup_vehicle(
+        self, caller: Caller, *, plate_type: str, plate_number: str, vin: str
+    ) -> Lookup:
+        """R-Q-1: plate type + plate number + the VIN's last 6 prove a vehicle."""
+        parsed_type, parsed_number = ids.parse_plate(plate_type, plate_number)
+        ids.parse_vin_proof(vin)
         await self._count_lookup(caller)
-        async with self.db.connection() as conn:
-            row = await PostgresReadModel(conn).vehicle_by_plate(plate_type.value, plate_number)
+        async with self.readers.reader() as model:
+            row = await model.vehicle_by_plate(parsed_type.value, parsed_number)
         # compare even when there is no vehicle, so both answers take the same path
-        matches = ids.vin_matches(row.vin if row else "0" * 17, request.vin)
+        matches = ids.vin_matches(row.vin if row else "0" * 17, vin)
         if row is None or not matches:
             raise DomainError(NOT_FOUND)
-        facts = CachedFacts(True, row.owner_person_id, ())
-        relation = await self._relation(caller, "vehicle", row.vehicle_id, facts) or "proven"
+        facts = AccessFacts(True, row.owner_person_id, ())
+        relation = relation_to(facts, caller, now_s=0.0) or "proven"
         await self._grant(caller, "vehicle", row.vehicle_id)
-        page = await self._first_page("vehicle", row.vehicle_id)
-        return pb.LookupResponse(
-            vehicle=vehicle_to_proto(
-                row, relation=relation, caller_person_id=caller.person_id, is_staff=False
-            ),
-            violations=page.violations,
-            next_cursor=page.next_cursor,
+        page = await self._first_page(caller, "vehicle", row.vehicle_id)
+        shown = vehicle_shown(
+            row, relation=relation, caller_person_id=caller.person_id, is_staff=False
         )
+        return Lookup(vehicle=shown, licence=None, page=page)
 
-    async def lookup_licence(self, request: pb.LookupLicenceRequest) -> pb.LookupResponse:
-        caller = request.caller
-        licence_no = ids.parse_id_number(request.licence_no)
-        file_no = ids.parse_file_no(request.file_no)
-        name = request.name.strip()
+    async def lookup_licence(
+        self, caller: Caller, *, name: str, licence_no: str, file_no: str
+    ) -> Lookup:
+        """R-Q-1: name + licence number + file number prove a licence."""
+        parsed_no = ids.parse_id_number(licence_no)
+        parsed_file = ids.parse_file_no(file_no)
+        name = name.strip()
         if not name or len(name) > 64:
             raise DomainError(NOT_FOUND)
         await self._count_lookup(caller)
-        async with self.db.connection() as conn:
-            row = await PostgresReadModel(conn).licence_by_no(licence_no)
+        async with self.readers.reader() as model:
+            row = await model.licence_by_no(parsed_no)
         holder_name = row.holder.name if row and row.holder else ""
-        matches = _same(row.file_no if row else "", file_no) & _same(holder_name, name)
+        matches = _same(row.file_no if row else "", parsed_file) & _same(holder_name, name)
         if row is None or not matches:
             raise DomainError(NOT_FOUND)
-        facts = CachedFacts(True, row.person_id, ())
-        relation = await self._relation(caller, "licence", row.licence_id, facts) or "proven"
+        facts = AccessFacts(True, row.person_id, ())
+        relation = relation_to(facts, caller, now_s=0.0) or "proven"
         await self._grant(caller, "licence", row.licence_id)
-        page = await self._first_page("licence", row.licence_id)
-        return pb.LookupResponse(
-            licence=licence_to_proto(
-                row,
-                relation=relation,
-                caller_person_id=caller.person_id,
-                is_staff=False,
-                today=today_in_shanghai(self.clock),
-                points_limit=self.points_limit,
-            ),
-            violations=page.violations,
-            next_cursor=page.next_cursor,
+        page = await self._first_page(caller, "licence", row.licence_id)
+        shown = licence_shown(
+            row,
+            relation=relation,
+            caller_person_id=caller.person_id,
+            is_staff=False,
+            today=today_in_shanghai(self.clock),
+            points_limit=self.points_limit,
         )
+        return Lookup(vehicle=None, licence=shown, page=page)
 
-    async def _grant(self, caller: common.Caller, kind: Kind, sid: str) -> None:
+    async def _grant(self, caller: Caller, kind: Kind, sid: str) -> None:
         try:
             await self.cache.grant_proof(caller.user_id, kind, sid, self.proof_grant_ttl_s)
-        except RedisError as exc:
+        except PortUnavailableError as exc:
             raise DomainError(SERVICE_UNAVAILABLE, details={"reason": "proof_grants"}) from exc
 
     # -- R-USR-2 counter reads (unmasked; the gateway audits every call) ----------------------
-    async def staff_get_vehicle(self, request: pb.StaffGetVehicleRequest) -> pb.LookupResponse:
-        caller = _require_staff(request.caller)
-        plate = plate_type_from_proto(request.plate_type)
-        plate_type, plate_number = ids.parse_plate(
-            plate.value if plate else "", request.plate_number
-        )
-        async with self.db.connection() as conn:
-            row = await PostgresReadModel(conn).vehicle_by_plate(plate_type.value, plate_number)
+    async def staff_get_vehicle(
+        self,
+        caller: Caller,
+        *,
+        plate_type: str,
+        plate_number: str,
+        page_size_requested: int = 0,
+        cursor: str = "",
+    ) -> Lookup:
+        _require_staff(caller)
+        parsed_type, parsed_number = ids.parse_plate(plate_type, plate_number)
+        async with self.readers.reader() as model:
+            row = await model.vehicle_by_plate(parsed_type.value, parsed_number)
         if row is None:
             raise DomainError(NOT_FOUND)
         page = await self.list_violations(
             caller,
             "vehicle",
             row.vehicle_id,
-            status=common.VIOLATION_STATUS_UNSPECIFIED,
-            page=request.page,
+            status=None,
+            page_size_requested=page_size_requested,
+            cursor=cursor,
+            purpose="staff_vehicle",
         )
-        return pb.LookupResponse(
-            vehicle=vehicle_to_proto(row, relation="staff", caller_person_id="", is_staff=True),
-            violations=page.violations,
-            next_cursor=page.next_cursor,
-        )
+        shown = vehicle_shown(row, relation="staff", caller_person_id="", is_staff=True)
+        return Lookup(vehicle=shown, licence=None, page=page)
 
-    async def staff_get_licence(self, request: pb.StaffGetLicenceRequest) -> pb.LookupResponse:
-        caller = _require_staff(request.caller)
-        licence_no = ids.parse_id_number(request.licence_no)
-        async with self.db.connection() as conn:
-            row = await PostgresReadModel(conn).licence_by_no(licence_no)
+    async def staff_get_licence(
+        self, caller: Caller, *, licence_no: str, page_size_requested: int = 0, cursor: str = ""
+    ) -> Lookup:
+        _require_staff(caller)
+        parsed_no = ids.parse_id_number(licence_no)
+        async with self.readers.reader() as model:
+            row = await model.licence_by_no(parsed_no)
         if row is None:
             raise DomainError(NOT_FOUND)
         page = await self.list_violations(
             caller,
             "licence",
             row.licence_id,
-            status=common.VIOLATION_STATUS_UNSPECIFIED,
-            page=request.page,
+            status=None,
+            page_size_requested=page_size_requested,
+            cursor=cursor,
+            purpose="staff_licence",
         )
-        return pb.LookupResponse(
-            licence=licence_to_proto(
-                row,
-                relation="staff",
-                caller_person_id="",
-                is_staff=True,
-                today=today_in_shanghai(self.clock),
-                points_limit=self.points_limit,
-            ),
-            violations=page.violations,
-            next_cursor=page.next_cursor,
+        shown = licence_shown(
+            row,
+            relation="staff",
+            caller_person_id="",
+            is_staff=True,
+            today=today_in_shanghai(self.clock),
+            points_limit=self.points_limit,
         )
+        return Lookup(vehicle=None, licence=shown, page=page)
 
 
-def _page_parts(status: str | None, limit: int, today: date, cursor: str) -> tuple[object, ...]:
-    # pages hold no personal data, so one page serves every caller who may see the
-    # subject; amounts due change at midnight (Asia/Shanghai), hence the day
-    return (status or "*", limit, today, cursor)
-
-
-def _require_staff(caller: common.Caller) -> common.Caller:
-    if not caller.staff_id:
+def _require_staff(caller: Caller) -> None:
+    if not caller.is_staff:
         raise DomainError(FORBIDDEN, details={"required": "staff"})
-    return caller
 
 
 def _same(expected: str, given: str) -> bool:
     return hmac.compare_digest(expected.encode(), given.encode())
-
-
-def _page_response(
-    rows: list[ViolationRow], limit: int, *, today: date
-) -> pb.ListViolationsResponse:
-    next_cursor = ""
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1].occurred_at, rows[-1].violation_id)
-    return pb.ListViolationsResponse(
-        violations=[violation_to_proto(r, today=today) for r in rows],
-        next_cursor=next_cursor,
-    )
