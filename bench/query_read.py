@@ -1,7 +1,7 @@
 """Benchmark: `GET /api/v1/violations?vehicle_id=` at 100k and 1M vehicles, cached and uncached.
 
 For each size it prepares a dataset database on the local PostgreSQL (``cqbench_100k``,
-``cqbench_1m``: ``python -m cqregistry generate --vehicles N --violations-per-vehicle 5``,
+``cqbench_1m``: ``python -m cqdev.datagen --vehicles N --violations-per-vehicle 5``,
 i.e. ~5 violations a vehicle, so 1M vehicles is ~5M violations), **reused** when a
 previous run finished it (a marker row in ``public.cqbench_dataset`` is written only after
 the generator exited 0; a database without it is dropped and generated again). Then it
@@ -176,7 +176,7 @@ def generate(ds: Dataset) -> dict[str, Any]:
     drop_database(ds.url, ds.dbname)
     create_database(ds.url, ds.dbname)
     argv = [
-        sys.executable, "-m", "cqregistry", "generate",
+        sys.executable, "-m", "cqdev.datagen",
         "--vehicles", str(ds.vehicles),
         "--violations-per-vehicle", f"{VIOLATIONS_PER_VEHICLE:g}",
         "--seed", str(SEED),

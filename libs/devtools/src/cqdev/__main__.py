@@ -6,7 +6,8 @@ Subcommands:
 * ``test [pytest args...]`` — pytest over the whole suite with the repo's config; its exit
   code, where "no tests collected" (5) is reported as the failure it is.
 * ``migrate`` — provision the stack and apply every service's migrations.
-* ``generate [--vehicles N]`` — migrations, the sandbox roster, and N synthetic vehicles.
+* ``generate [--vehicles N]`` — migrations, then N synthetic vehicles as a bulk snapshot
+  (``python -m cqdev.datagen``; the sandbox roster is ``make run``'s job).
 * ``stack`` — provision the stack, print its env vars, keep it up until Ctrl-C.
 * ``bench`` — run every ``bench/*.py`` in turn, printing their output.
 """
@@ -79,7 +80,11 @@ def _cmd_migrate(_args: argparse.Namespace) -> int:
 
 def _cmd_generate(args: argparse.Namespace) -> int:
     # the bulk generator needs no running service; the sandbox roster is `make run`'s job
-    return _with_stack(cluster.setup_commands(load_sandbox=False, vehicles=args.vehicles))
+    setup = cluster.setup_commands(load_sandbox=False)
+    if args.vehicles:
+        argv = (sys.executable, "-m", "cqdev.datagen", "--vehicles", str(args.vehicles))
+        setup.append(("generate", argv))
+    return _with_stack(setup)
 
 
 def _cmd_stack(_args: argparse.Namespace) -> int:
@@ -139,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply every service's migrations").set_defaults(
         func=_cmd_migrate
     )
-    p_gen = sub.add_parser("generate", help="load the sandbox roster (+ synthetic data)")
+    p_gen = sub.add_parser("generate", help="migrations (+ a bulk snapshot of synthetic data)")
     p_gen.add_argument("--vehicles", type=int, default=None, help="synthetic vehicles to add")
     p_gen.set_defaults(func=_cmd_generate)
     sub.add_parser("stack", help="provision the stack and keep it up").set_defaults(func=_cmd_stack)

@@ -1,7 +1,7 @@
 """Bulk snapshot loader of the query service's read model (``persons``, ``vehicles``,
 ``licences``, ``violations``) with PostgreSQL COPY.
 
-This is the documented bulk path behind ``python -m cqregistry generate``: like restoring
+This is the documented bulk path behind ``python -m cqdev generate``: like restoring
 a database snapshot it writes the read model directly instead of building it from
 registry and adjudication events, and it **publishes nothing** (the query service never
 publishes). The rows must describe the same facts the owners' snapshots hold (the
@@ -161,14 +161,16 @@ async def copy_snapshot(
     """Load ``snapshot`` into the read model in one transaction.
 
     Every row must be new. If the snapshot's first vehicle is already present the
-    snapshot is taken as loaded (a re-run of the same ``generate``) and nothing is written.
+    snapshot is taken as loaded (a re-run of the same ``generate``, found by plate) and nothing is written.
     """
     report = progress or no_progress
     counts = QueryCounts()
     first, vehicles = peek(snapshot.vehicles)
     async with schema_connection(conninfo, schema) as conn:
-        probe = (first.vehicle_id,) if first else ()
-        if await loaded_before(conn, first, "SELECT 1 FROM vehicles WHERE vehicle_id = %s", probe):
+        # by plate, not id: ids are random per run, plates follow from the seed
+        probe = (first.plate_type, first.plate_number) if first else ()
+        sql = "SELECT 1 FROM vehicles WHERE plate_type = %s AND plate_number = %s"
+        if await loaded_before(conn, first, sql, probe):
             counts.skipped = True
             return counts
         async with snapshot_transaction(conn):

@@ -1,16 +1,17 @@
 """Bulk snapshot loader of adjudication's own tables with PostgreSQL COPY: its registry copy
 (``vehicles``, ``licences``, ``violation_codes``) and ``violations``.
 
-This is the documented bulk path behind ``python -m cqregistry generate`` (Chongqing-scale
-synthetic data): like restoring a database snapshot it writes rows directly and **publishes
-no events** — no ``ViolationRecorded`` reaches the outbox, and the registry copy is not
-built from registry events. The query service gets the same snapshot through its own
-loader (``cqquery.bulk``).
+This is the documented bulk path behind ``python -m cqdev generate`` (Chongqing-scale
+synthetic data; dev tooling, not part of the adjudication service): like restoring a
+database snapshot it writes rows directly and **publishes no events** — no
+``ViolationRecorded`` reaches the outbox, and the registry copy is not built from registry
+events. The query service gets the same snapshot through its own loader
+(:mod:`cqdev.datagen.query_copy`).
 
 Rows follow adjudication's recording rules so the data looks as if each violation had been
-recorded through ``RecordViolation``: the status is ``handled_unpaid`` when a decision is
-present and ``unhandled`` otherwise (``paid`` only for a decided record the snapshot says
-was paid); ``points`` is the code's second digit; ``request_hash`` is the
+recorded through ``RecordViolation``: the status comes from adjudication's own rule
+(:func:`cqadjudication.domain.violations.violation_status`; a paid record must have been
+decided); ``points`` is the code's second digit; ``request_hash`` is the
 :class:`~cqadjudication.domain.violations.ViolationReport` fingerprint, so sending the same
 source record through ``RecordViolation`` later is a replay (``created=false``), not a
 conflict.
@@ -24,6 +25,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from cqadjudication.domain.violations import (
+    Procedure,
+    Source,
+    ViolationReport,
+    violation_status,
+)
 from cqcommon.bulkcopy import (
     Progress,
     copy_rows,
@@ -34,8 +41,6 @@ from cqcommon.bulkcopy import (
     snapshot_transaction,
 )
 from cqcommon.identifiers import PlateType, points_of_code
-
-from cqadjudication.domain.violations import Procedure, Source, Status, ViolationReport
 
 SCHEMA = "adjudication"
 
@@ -104,15 +109,6 @@ class AdjudicationCounts:
     skipped: bool = False
 
 
-def violation_status(decision_no: str | None, paid: bool) -> Status:
-    """Adjudication's status rule for a recorded violation (see the module docstring)."""
-    if decision_no is None:
-        if paid:
-            raise ValueError("a violation without a decision cannot be paid")
-        return "unhandled"
-    return "paid" if paid else "handled_unpaid"
-
-
 def violation_row(v: ViolationInput, descriptions: dict[str, str]) -> tuple[Any, ...]:
     """The ``violations`` COPY row of ``v`` (columns :data:`_VIOLATION_COLUMNS`)."""
     if v.occurred_at.tzinfo is None:
@@ -135,6 +131,8 @@ def violation_row(v: ViolationInput, descriptions: dict[str, str]) -> tuple[Any,
         decision_no=v.decision_no,
         decision_date=v.decision_date if v.decision_no else None,
     )
+    if v.paid and v.decision_no is None:
+        raise ValueError(f"{v.source_record_id}: a violation without a decision cannot be paid")
     try:
         description = descriptions[v.violation_code]
     except KeyError:
@@ -154,7 +152,7 @@ def violation_row(v: ViolationInput, descriptions: dict[str, str]) -> tuple[Any,
         points_of_code(v.violation_code),
         v.source,
         v.procedure,
-        violation_status(v.decision_no, v.paid),
+        violation_status(decided=v.decision_no is not None, paid=v.paid),
         report.decision_no,
         report.decision_date,
     )
@@ -204,14 +202,16 @@ async def copy_snapshot(
 
     Violation codes already present (e.g. from the sandbox roster's import) are kept;
     every other row must be new. If the snapshot's first vehicle is already present the
-    snapshot is taken as loaded (a re-run of the same ``generate``) and nothing is written.
+    snapshot is taken as loaded (a re-run of the same ``generate``, found by plate) and nothing is written.
     """
     report = progress or no_progress
     counts = AdjudicationCounts()
     first, vehicles = peek(snapshot.vehicles)
     async with schema_connection(conninfo, schema) as conn:
-        probe = (first.vehicle_id,) if first else ()
-        if await loaded_before(conn, first, "SELECT 1 FROM vehicles WHERE vehicle_id = %s", probe):
+        # by plate, not id: ids are random per run, plates follow from the seed
+        probe = (first.plate_type, first.plate_number) if first else ()
+        sql = "SELECT 1 FROM vehicles WHERE plate_type = %s AND plate_number = %s"
+        if await loaded_before(conn, first, sql, probe):
             counts.skipped = True
             return counts
         async with snapshot_transaction(conn):
