@@ -9,11 +9,17 @@ import json
 import random
 import re
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
+import redis.asyncio as aioredis
 from cqcommon.clock import SystemClock, today_in_shanghai
+from cqcommon.db import Conn
+from cqcommon.errors import DomainError
 from cqcommon.protomap import (
     PROCEDURES,
     SOURCES,
@@ -23,6 +29,12 @@ from cqcommon.protomap import (
     timestamp_to_proto,
 )
 from cqdev.testing import Cluster, Owner, eventually, new_owner, violation_code_record
+from cqquery.adapters.cache import ReadModelCache
+from cqquery.adapters.postgres_read_model import PostgresReadModel
+from cqquery.bootstrap import build_views
+from cqquery.domain.model import Caller
+from cqquery.domain.results import OnlineHandlingHint
+from cqquery.ports import Eligibility
 from cqtraffic.adjudication.v1 import events_pb2 as adj
 from cqtraffic.follow.v1 import events_pb2 as fol
 from cqtraffic.payment.v1 import events_pb2 as pay
@@ -336,6 +348,64 @@ async def test_ending_a_follow_ends_access_at_once(cluster: Cluster) -> None:
     assert r.status_code == 404, r.text
 
 
+async def test_a_cursor_continues_only_its_own_list_for_its_own_caller(cluster: Cluster) -> None:
+    """Signed cursors: B's next-page cursor continues B's list; A, who follows B's vehicle
+    and so sees the same list, cannot replay it (400 INVALID_CURSOR), nor can B use a
+    vehicle list's cursor on a licence list or an altered cursor; A's own cursor works."""
+    a, b = two_strangers()
+    await registered(cluster, a, b)
+    tickets = [
+        await on_site_decided(cluster, b, f"cursor-{n}", decided=TODAY - timedelta(days=n))
+        for n in range(3)
+    ]
+    b_headers = await cluster.login(b.alipay_user_id)
+
+    async def all_listed() -> Any:
+        r = await cluster.http.get(
+            "/api/v1/violations", params={"licence_id": b.licence_id}, headers=b_headers
+        )
+        return r.status_code == 200 and len(r.json()["violations"]) == 3
+
+    await eventually(all_listed)
+    follow = follow_started(a, vehicle_id=b.vehicle_id)
+    await publish(cluster, follow, follow.follow_id)
+    a_headers = await cluster.login(a.alipay_user_id)
+    newest_first = [t["violation_id"] for t in tickets]
+
+    async def page(headers: dict[str, str], **params: str) -> Any:
+        return await cluster.http.get(
+            "/api/v1/violations", params={"limit": "1"} | params, headers=headers
+        )
+
+    vehicle = {"vehicle_id": b.vehicle_id}
+    first = await page(b_headers, **vehicle)
+    assert first.status_code == 200, first.text
+    assert [v["violation_id"] for v in first.json()["violations"]] == newest_first[:1]
+    b_cursor = first.json()["next_cursor"]
+    assert b_cursor
+    second = await page(b_headers, **vehicle, cursor=b_cursor)
+    assert [v["violation_id"] for v in second.json()["violations"]] == newest_first[1:2]
+
+    replayed = await page(a_headers, **vehicle, cursor=b_cursor)
+    assert replayed.status_code == 400, replayed.text
+    assert replayed.json()["error"]["code"] == "INVALID_CURSOR"
+    other_list = await page(b_headers, licence_id=b.licence_id, cursor=b_cursor)
+    assert other_list.status_code == 400, other_list.text
+    assert other_list.json()["error"]["code"] == "INVALID_CURSOR"
+    flip = "B" if b_cursor[-5] == "A" else "A"  # inside the signature, never padding bits
+    altered = await page(b_headers, **vehicle, cursor=b_cursor[:-5] + flip + b_cursor[-4:])
+    assert altered.status_code == 400, altered.text
+    assert altered.json()["error"]["code"] == "INVALID_CURSOR"
+
+    a_first = await page(a_headers, **vehicle)
+    assert a_first.json()["violations"] == first.json()["violations"], "one shared page"
+    a_cursor = a_first.json()["next_cursor"]
+    assert a_cursor and a_cursor != b_cursor
+    a_second = await page(a_headers, **vehicle, cursor=a_cursor)
+    assert a_second.status_code == 200, a_second.text
+    assert [v["violation_id"] for v in a_second.json()["violations"]] == newest_first[1:2]
+
+
 async def test_proof_lookups_are_rate_limited_per_user(cluster: Cluster) -> None:
     """R-Q-1: the 11th lookup within a minute is 429 with Retry-After; right or wrong
     proofs count alike; another user is not affected."""
@@ -375,6 +445,131 @@ async def test_violations_anywhere_in_china_are_shown(cluster: Cluster) -> None:
     assert [(v["violation_id"], v["place"]) for v in listed] == [
         (away["violation_id"], "北京市朝阳区建国路")
     ]
+
+
+# -- R-Q-1: no existence oracle by timing (counted, never timed; bench/detail_timing.py
+# prints the medians) ----------------------------------------------------------------------
+class CountingConn:
+    """A psycopg connection that records every statement it executes."""
+
+    def __init__(self, conn: Conn, statements: list[str]) -> None:
+        self._conn = conn
+        self._statements = statements
+
+    async def execute(self, query: Any, params: Any = None) -> Any:
+        self._statements.append(str(query))
+        return await self._conn.execute(query, params)
+
+
+class CountingReaders:
+    def __init__(self, db: Any) -> None:
+        self.db = db
+        self.statements: list[str] = []
+        self.connections = 0
+
+    @asynccontextmanager
+    async def reader(self) -> AsyncIterator[PostgresReadModel]:
+        self.connections += 1
+        async with self.db.connection() as conn:
+            yield PostgresReadModel(cast(Conn, CountingConn(conn, self.statements)))
+
+
+class CountingEligibility:
+    def __init__(self, inner: Eligibility) -> None:
+        self.inner = inner
+        self.asked = 0
+
+    async def online_handling(
+        self, caller: Caller, violation_ids: list[str]
+    ) -> dict[str, OnlineHandlingHint]:
+        self.asked += 1
+        return await self.inner.online_handling(caller, violation_ids)
+
+
+def counting_redis(url: str, commands: list[tuple[str, int]]) -> aioredis.Redis:
+    """A client that records each command it sends (one command = one round trip here:
+    the detail uses no pipeline) with its number of arguments."""
+    client = aioredis.Redis.from_url(url)
+    send = client.execute_command
+
+    async def execute_command(*args: Any, **options: Any) -> Any:
+        commands.append((str(args[0]), len(args) - 1))
+        return await send(*args, **options)
+
+    client.execute_command = execute_command  # type: ignore[method-assign]
+    return client
+
+
+async def test_r_q_1_foreign_and_missing_detail_cost_the_same_on_real_stores(
+    cluster: Cluster,
+) -> None:
+    """R-Q-1: a stranger's detail of an existing violation (on a vehicle and a licence, or
+    a vehicle only) and of a random id: the same one statement, the same one Redis
+    command, no eligibility question; the owner pays the same plus that question."""
+    owner, stranger = new_owner(), new_owner()
+    await registered(cluster, owner, stranger)
+    camera = await record(cluster, owner, "rt-cam")
+    ticket = await on_site_decided(cluster, owner, "rt-ticket", decided=TODAY)
+    owner_headers = await cluster.login(owner.alipay_user_id)
+    await visible(cluster, owner_headers, licence_id=owner.licence_id)
+    listed = await visible(cluster, owner_headers, vehicle_id=owner.vehicle_id)
+    assert {v["violation_id"] for v in listed} == {camera["violation_id"], ticket["violation_id"]}
+
+    ctx = cluster.runtimes["query"].ctx
+    commands: list[tuple[str, int]] = []
+    redis = counting_redis(cluster.settings.redis_url, commands)
+    base = build_views(ctx)
+    readers = CountingReaders(ctx.db)
+    eligibility = CountingEligibility(base.eligibility)
+    views = replace(
+        base,
+        readers=readers,
+        cache=ReadModelCache(redis, ttl_s=cluster.settings.query_cache_ttl_s),
+        eligibility=eligibility,
+    )
+    strange = Caller(user_id=stranger.alipay_user_id, person_id=stranger.person_id)
+    own = Caller(user_id=owner.alipay_user_id, person_id=owner.person_id)
+
+    async def cost(caller: Caller, violation_id: str) -> tuple[Any, ...]:
+        readers.statements.clear()
+        readers.connections = 0
+        commands.clear()
+        eligibility.asked = 0
+        try:
+            await views.get_violation(caller, violation_id)
+            outcome = "shown"
+        except DomainError as err:
+            outcome = err.code
+        return (
+            outcome,
+            readers.connections,
+            list(readers.statements),
+            list(commands),
+            eligibility.asked,
+        )
+
+    try:
+        # twice each: a first read must not warm anything the second one skips
+        runs = {
+            label: [await cost(caller, vid) for _ in range(2)]
+            for label, caller, vid in (
+                ("foreign ticket", strange, ticket["violation_id"]),
+                ("foreign camera", strange, camera["violation_id"]),
+                ("missing", strange, str(uuid.uuid4())),
+                ("owner", own, ticket["violation_id"]),
+            )
+        }
+    finally:
+        await redis.aclose()
+
+    missing = runs["missing"][0]
+    outcome, connections, statements, redis_commands, asked = missing
+    assert outcome == "NOT_FOUND"
+    assert (connections, len(statements), asked) == (1, 1, 0)
+    assert redis_commands == [("MGET", 2)], "one round trip for both subjects' proof grants"
+    for label in ("foreign ticket", "foreign camera", "missing"):
+        assert runs[label] == [missing, missing], label
+    assert runs["owner"] == [("shown", 1, statements, redis_commands, 1)] * 2
 
 
 # -- R-Q-3 / R-Q-5 / R-PAY-2 ------------------------------------------------------------------
