@@ -63,10 +63,10 @@ def check_strings(value: Any, *, field: str, allow_newlines: Iterable[str] = ())
             check_text(item, field=path, allow_newlines=path in free_text)
         elif isinstance(item, Mapping):
             for key, sub in item.items():
-                key_path = f"{path}.{key}" if path else str(key)
                 if isinstance(key, str):
-                    check_text(key, field=key_path)
-                walk(sub, key_path)
+                    # a bad key is named by where it sits, never echoed (it is the bad text)
+                    check_text(key, field=f"{path}.<key>" if path else "<key>")
+                walk(sub, f"{path}.{key}" if path else str(key))
         elif isinstance(item, list | tuple):
             for index, sub in enumerate(item):
                 walk(sub, f"{path}[{index}]")
