@@ -10,8 +10,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from cqcommon.errors import (
+    DECISION_DATE_BEFORE_VIOLATION,
+    DECISION_DATE_IN_FUTURE,
+    DECISION_INCOMPLETE,
+    DECISION_NO_CONFLICT,
     DECISION_REQUIRED,
     INVALID_CURSOR,
+    INVALID_DECISION_DATE,
     INVALID_DECISION_NO,
     INVALID_FINE,
     INVALID_ID_NUMBER,
@@ -21,6 +26,8 @@ from cqcommon.errors import (
     INVALID_VIOLATION_RECORD,
     LICENCE_NOT_FOUND,
     NOT_FOUND,
+    OCCURRED_AT_IN_FUTURE,
+    OCCURRED_AT_TOO_EARLY,
     SERVICE_UNAVAILABLE,
     SOURCE_RECORD_CONFLICT,
     UNKNOWN_VIOLATION_CODE,
@@ -81,7 +88,13 @@ def _audit_answer(audit: AuditContext | None, answer: query_pb2.LookupResponse) 
         "Idempotent by (`source_system`, `source_record_id`): 201 when recorded, 200 with the "
         "first record when the same source record is sent again. Identifier formats answer 400 "
         "with `INVALID_PLATE_NUMBER`, `INVALID_ID_NUMBER` (licence_no), "
-        "`INVALID_VIOLATION_CODE`, `INVALID_DECISION_NO`."
+        "`INVALID_VIOLATION_CODE`, `INVALID_DECISION_NO`. A record carries `decision_no` and "
+        "`decision_date` together or neither: on-site records always have a decision; a "
+        "non-site record that needs the general procedure (fine over 200 yuan) arrives "
+        "without one and is recorded `unhandled` (it is handled at a counter). Implausible "
+        "times answer 400 (`OCCURRED_AT_IN_FUTURE`, `OCCURRED_AT_TOO_EARLY`, "
+        "`DECISION_DATE_BEFORE_VIOLATION`, `DECISION_DATE_IN_FUTURE`); a decision number "
+        "already used by another violation answers 409 `DECISION_NO_CONFLICT`."
     ),
     responses={
         200: {"model": ViolationRecord, "description": "A replay of a recorded source record."}
@@ -101,6 +114,13 @@ def _audit_answer(audit: AuditContext | None, answer: query_pb2.LookupResponse) 
         SOURCE_RECORD_CONFLICT,
         VEHICLE_NOT_FOUND,
         LICENCE_NOT_FOUND,
+        DECISION_NO_CONFLICT,
+        DECISION_INCOMPLETE,
+        INVALID_DECISION_DATE,
+        DECISION_DATE_BEFORE_VIOLATION,
+        DECISION_DATE_IN_FUTURE,
+        OCCURRED_AT_IN_FUTURE,
+        OCCURRED_AT_TOO_EARLY,
     ),
 )
 async def record_violation(
