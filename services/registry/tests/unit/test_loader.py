@@ -45,7 +45,8 @@ def _by_kind(kind: str) -> list[Any]:
 
 def _driver_of(name: str) -> reg.DriverRecord:
     person = next(p for p in _by_kind("person") if p.name == name)
-    return next(d for d in _by_kind("driver") if d.holder_id_number == person.id_number)
+    drivers = [r.driver for r in RECORDS if r.WhichOneof("record") == "driver"]
+    return next(d for d in drivers if d.holder_id_number == person.id_number)
 
 
 def _requests(prefix: str) -> list[adj.RecordViolationRequest]:
