@@ -9,7 +9,7 @@ import json
 import random
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -490,7 +490,7 @@ def counting_redis(url: str, commands: list[tuple[str, int]]) -> aioredis.Redis:
     """A client that records each command it sends (one command = one round trip here:
     the detail uses no pipeline) with its number of arguments."""
     client = aioredis.Redis.from_url(url)
-    send = client.execute_command
+    send: Callable[..., Awaitable[Any]] = client.execute_command
 
     async def execute_command(*args: Any, **options: Any) -> Any:
         commands.append((str(args[0]), len(args) - 1))
@@ -516,6 +516,7 @@ async def test_r_q_1_foreign_and_missing_detail_cost_the_same_on_real_stores(
     assert {v["violation_id"] for v in listed} == {camera["violation_id"], ticket["violation_id"]}
 
     ctx = cluster.runtimes["query"].ctx
+    assert ctx is not None, "the query runtime is started"
     commands: list[tuple[str, int]] = []
     redis = counting_redis(cluster.settings.redis_url, commands)
     base = build_views(ctx)
