@@ -142,18 +142,14 @@ def _port_of(addr: str) -> int:
     return int(addr.rsplit(":", 1)[1])
 
 
-def setup_commands(
-    *, load_sandbox: bool = True, vehicles: int | None = None
-) -> list[tuple[str, tuple[str, ...]]]:
-    """Migrations for every service in order, then the sandbox roster (and generator)."""
+def setup_commands(*, load_sandbox: bool = True) -> list[tuple[str, tuple[str, ...]]]:
+    """Migrations for every service in order, then the sandbox roster."""
     py = sys.executable
     cmds: list[tuple[str, tuple[str, ...]]] = [
         (f"migrate-{name}", (py, "-m", module, "migrate")) for name, module in MIGRATION_ORDER
     ]
     if load_sandbox:
         cmds.append(("load-sandbox", (py, "-m", "cqregistry", "load-sandbox")))
-    if vehicles:
-        cmds.append(("generate", (py, "-m", "cqregistry", "generate", "--vehicles", str(vehicles))))
     return cmds
 
 
