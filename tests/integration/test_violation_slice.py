@@ -24,7 +24,7 @@ async def import_owner(cluster: Cluster, owner: Owner) -> None:
         records = [*owner.records(), violation_code_record()]
         await call(stub.ImportRecords, reg.ImportRecordsRequest(records=records), timeout_s=5)
     finally:
-        await channel.close()
+        await channel.close(grace=None)
 
 
 def violation_body(owner: Owner, record_id: str, **overrides: Any) -> dict[str, Any]:
