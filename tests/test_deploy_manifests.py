@@ -10,11 +10,13 @@ from typing import Any
 
 import pytest
 import yaml
-from cqcommon.settings import Settings
+from cqcommon.settings import SIGNING_SECRETS, Settings
 from cqdev.cluster import SERVICES
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 SETTING_NAMES = {name.upper() for name in Settings.model_fields}
+#: what a deployment keeps in its secret store: the database URL and every signing secret
+SECRET_SETTINGS = {"DATABASE_URL", *(name.upper() for name in SIGNING_SECRETS)}
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +48,9 @@ def test_compose_names_only_real_settings(compose: dict[str, Any]) -> None:
     env = compose["services"]["gateway"]["environment"]
     assert set(env) <= SETTING_NAMES, set(env) - SETTING_NAMES
     assert env["SANDBOX_MODE"] == "false"  # R-SBX-1: no sandbox adapters outside demos
+    # outside sandbox mode the services refuse default signing secrets: each must be given
+    for name in SECRET_SETTINGS - {"DATABASE_URL"}:
+        assert env[name] == f"${{{name}:?set {name}}}", name
 
 
 def test_k8s_deploys_and_probes_every_service(k8s: list[dict[str, Any]]) -> None:
@@ -67,9 +72,9 @@ def test_k8s_names_only_real_settings_and_keeps_secrets_in_secrets(
 ) -> None:
     config = _k8s(k8s, "ConfigMap", "cqtraffic-config")["data"]
     assert set(config) <= SETTING_NAMES, set(config) - SETTING_NAMES
-    assert not {"TOKEN_SECRET", "DATABASE_URL"} & set(config)
+    assert not SECRET_SETTINGS & set(config)
     for spec in SERVICES:
         container = _k8s(k8s, "Deployment", spec.name)["spec"]["template"]["spec"]["containers"][0]
         from_secret = {e["name"] for e in container["env"] if "secretKeyRef" in e["valueFrom"]}
-        assert from_secret == {"TOKEN_SECRET", "DATABASE_URL"}
+        assert from_secret == SECRET_SETTINGS
         assert from_secret <= SETTING_NAMES

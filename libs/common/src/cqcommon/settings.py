@@ -15,6 +15,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Shortest signing secret accepted outside sandbox mode.
 MIN_SECRET_BYTES = 32
+#: The settings that sign something a client holds (tokens, cursors): never the default or
+#: short outside sandbox mode, and in deployments they come from a secret store.
+SIGNING_SECRETS: tuple[str, ...] = ("token_secret", "cursor_secret")
 
 
 class Settings(BaseSettings):
@@ -136,7 +139,7 @@ class Settings(BaseSettings):
         Outside sandbox mode a process that signs anything refuses to start with one of them.
         """
         weak: list[str] = []
-        for name in ("token_secret", "cursor_secret"):
+        for name in SIGNING_SECRETS:
             value = getattr(self, name)
             field = type(self).model_fields[name]
             if value == field.default or len(value.encode()) < MIN_SECRET_BYTES:
