@@ -31,16 +31,17 @@ from cqadjudication.domain.violations import (
     ViolationReport,
     violation_status,
 )
-from cqcommon.bulkcopy import (
+from cqcommon.identifiers import PlateType, points_of_code
+
+from cqdev.datagen.bulkcopy import (
     Progress,
     copy_rows,
-    loaded_before,
     no_progress,
     peek,
     schema_connection,
     snapshot_transaction,
+    vehicle_loaded_before,
 )
-from cqcommon.identifiers import PlateType, points_of_code
 
 SCHEMA = "adjudication"
 
@@ -208,10 +209,7 @@ async def copy_snapshot(
     counts = AdjudicationCounts()
     first, vehicles = peek(snapshot.vehicles)
     async with schema_connection(conninfo, schema) as conn:
-        # by plate, not id: ids are random per run, plates follow from the seed
-        probe = (first.plate_type, first.plate_number) if first else ()
-        sql = "SELECT 1 FROM vehicles WHERE plate_type = %s AND plate_number = %s"
-        if await loaded_before(conn, first, sql, probe):
+        if await vehicle_loaded_before(conn, first):
             counts.skipped = True
             return counts
         async with snapshot_transaction(conn):

@@ -17,15 +17,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from cqcommon.bulkcopy import (
+from cqdev.datagen.bulkcopy import (
     Conn,
     Progress,
     copy_rows,
-    loaded_before,
     no_progress,
     peek,
     schema_connection,
     snapshot_transaction,
+    vehicle_loaded_before,
 )
 
 SCHEMA = "query"
@@ -167,10 +167,7 @@ async def copy_snapshot(
     counts = QueryCounts()
     first, vehicles = peek(snapshot.vehicles)
     async with schema_connection(conninfo, schema) as conn:
-        # by plate, not id: ids are random per run, plates follow from the seed
-        probe = (first.plate_type, first.plate_number) if first else ()
-        sql = "SELECT 1 FROM vehicles WHERE plate_type = %s AND plate_number = %s"
-        if await loaded_before(conn, first, sql, probe):
+        if await vehicle_loaded_before(conn, first):
             counts.skipped = True
             return counts
         async with snapshot_transaction(conn):

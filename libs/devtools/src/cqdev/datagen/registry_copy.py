@@ -19,7 +19,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from cqcommon.bulkcopy import (
+from cqregistry.domain.imports import CodeEntry, Entry
+from cqregistry.mappers import event_of, stored_form
+
+from cqdev.datagen.bulkcopy import (
     Progress,
     copy_rows,
     loaded_before,
@@ -28,8 +31,6 @@ from cqcommon.bulkcopy import (
     schema_connection,
     snapshot_transaction,
 )
-from cqregistry.domain.imports import CodeEntry, Entry
-from cqregistry.mappers import event_of, stored_form
 
 SCHEMA = "registry"
 _COLUMNS = ("kind", "natural_key", "record_id", "content_hash", "payload")

@@ -1,5 +1,5 @@
-"""Bulk snapshot loading with PostgreSQL COPY, shared by each service's own bulk loader
-(``cq<svc>.bulk``): the binary COPY loop with progress reports, and the connection and
+"""Bulk snapshot loading with PostgreSQL COPY, shared by the dev data generator's loaders
+(``cqdev.datagen.*_copy``, one per service schema): the binary COPY loop with progress reports, and the connection and
 transaction a snapshot load runs in. Snapshot loads publish no events."""
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import psycopg
-
 from cqcommon.db import check_schema_name
 
 Progress = Callable[[str, int], None]
@@ -40,6 +39,14 @@ async def loaded_before(conn: Conn, first: _R | None, sql: str, params: tuple[An
         return False
     cur = await conn.execute(sql, params)
     return await cur.fetchone() is not None
+
+
+async def vehicle_loaded_before(conn: Conn, first: Any) -> bool:
+    """:func:`loaded_before` for a service's own ``vehicles`` copy, probed by plate: ids are
+    random per generated data set, plates follow from the seed, so a re-run is found by plate."""
+    probe = (first.plate_type, first.plate_number) if first is not None else ()
+    sql = "SELECT 1 FROM vehicles WHERE plate_type = %s AND plate_number = %s"
+    return await loaded_before(conn, first, sql, probe)
 
 
 @asynccontextmanager
