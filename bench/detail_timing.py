@@ -35,77 +35,32 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 from cqcommon.migrations import apply_migrations
-from cqcommon.runner import ServiceRuntime
 from cqcommon.settings import Settings
 from cqdev.pytest_plugin import migration_targets
 from cqdev.stack import (
     Stack,
     create_database,
     drop_database,
-    free_port,
     with_database,
     with_redis_db,
 )
-from cqdev.testing import Cluster, eventually, new_owner, violation_code_record
-
-
-async def start_cluster(settings: Settings) -> tuple[Cluster, list[Any]]:
-    """Every service in this event loop, and the gateway over the ASGI transport."""
-    from cqadjudication.wiring import SPEC as ADJUDICATION
-    from cqfollow.wiring import SPEC as FOLLOW
-    from cqgateway.app import create_app
-    from cqpayment.wiring import SPEC as PAYMENT
-    from cqquery.wiring import SPEC as QUERY
-    from cqregistry.wiring import SPEC as REGISTRY
-
-    specs = (REGISTRY, ADJUDICATION, QUERY, PAYMENT, FOLLOW)
-    ports = {spec.name: free_port() for spec in specs}
-    addrs = {f"{name}_service_addr": f"127.0.0.1:{port}" for name, port in ports.items()}
-    settings = settings.model_copy(update=addrs)
-    runtimes: dict[str, ServiceRuntime] = {}
-    for spec in specs:
-        runtime = ServiceRuntime(spec, settings, port=ports[spec.name])
-        await runtime.start()
-        runtimes[spec.name] = runtime
-    app = create_app(settings)
-    lifespan = app.router.lifespan_context(app)
-    await lifespan.__aenter__()
-    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw.bench")
-    return Cluster(settings, runtimes, http), [lifespan]
-
-
-async def stop_cluster(cluster: Cluster, extras: list[Any]) -> None:
-    await cluster.http.aclose()
-    for extra in extras:
-        await extra.__aexit__(None, None, None)
-    for runtime in reversed(list(cluster.runtimes.values())):
-        await runtime.stop(grace_s=1)
+from cqdev.testing import (
+    Cluster,
+    eventually,
+    in_process_cluster,
+    new_owner,
+    violation_body,
+    violation_code_record,
+)
 
 
 async def record(cluster: Cluster, plate_number: str, **overrides: Any) -> str:
     """A violation recorded at the counter, once adjudication knows the vehicle: its id."""
-    staff = await cluster.staff()
     day = datetime.now(UTC).date() - timedelta(days=3)
-    body: dict[str, Any] = {
-        "source_system": "bench",
-        "source_record_id": uuid.uuid4().hex,
-        "plate_type": "02",
-        "plate_number": plate_number,
-        "violation_code": "1345",
-        "occurred_at": f"{day.isoformat()}T08:30:00+08:00",
-        "place": "重庆市渝中区解放碑",
-        "fine_fen": 20_000,
-        "source": "non_site",
-        "procedure": "simple",
-    } | overrides
-
-    async def attempt() -> Any:
-        r = await cluster.http.post("/internal/v1/violations", json=body, headers=staff)
-        return None if r.status_code == 404 else r
-
-    r = await eventually(attempt)
+    defaults = {"source_system": "bench", "occurred_at": f"{day.isoformat()}T08:30:00+08:00"}
+    body = violation_body(plate_number, uuid.uuid4().hex, **(defaults | overrides))
+    r = await cluster.record_violation(body)
     r.raise_for_status()
     return str(r.json()["violation_id"])
 
@@ -201,11 +156,8 @@ async def main(requests: int, warmup: int) -> None:
             kafka_session_timeout_ms=6000,
             otel_exporter="none",
         )
-        cluster, extras = await start_cluster(settings)
-        try:
+        async with in_process_cluster(settings) as cluster:
             await measure(cluster, requests, warmup)
-        finally:
-            await stop_cluster(cluster, extras)
     finally:
         drop_database(stack.database_url, dbname)
         stack.close()

@@ -28,7 +28,14 @@ from cqcommon.protomap import (
     plate_type_to_proto,
     timestamp_to_proto,
 )
-from cqdev.testing import Cluster, Owner, eventually, new_owner, violation_code_record
+from cqdev.testing import (
+    Cluster,
+    Owner,
+    eventually,
+    new_owner,
+    violation_body,
+    violation_code_record,
+)
 from cqquery.adapters.cache import ReadModelCache
 from cqquery.adapters.postgres_read_model import PostgresReadModel
 from cqquery.bootstrap import build_views
@@ -63,25 +70,8 @@ async def record(
     cluster: Cluster, owner: Owner, record_id: str, **overrides: Any
 ) -> dict[str, Any]:
     """Record a violation through the counter API once adjudication knows the vehicle."""
-    staff = await cluster.staff()
-    body: dict[str, Any] = {
-        "source_system": "camera-net",
-        "source_record_id": f"{record_id}-{uuid.uuid4().hex[:8]}",
-        "plate_type": "02",
-        "plate_number": owner.plate_number,
-        "violation_code": "1345",
-        "occurred_at": "2026-11-01T08:30:00+08:00",
-        "place": "重庆市渝中区解放碑",
-        "fine_fen": 20_000,
-        "source": "non_site",
-        "procedure": "simple",
-    } | overrides
-
-    async def attempt() -> Any:
-        r = await cluster.http.post("/internal/v1/violations", json=body, headers=staff)
-        return None if r.status_code == 404 else r
-
-    r = await eventually(attempt)
+    body = violation_body(owner.plate_number, f"{record_id}-{uuid.uuid4().hex[:8]}", **overrides)
+    r = await cluster.record_violation(body)
     assert r.status_code == 201, r.text
     return dict(r.json())
 

@@ -10,15 +10,17 @@ Registry records are keyed by natural keys (ID number, VIN, licence number); an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import functools
 import random
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import httpx
 from cqcommon.events import event_type_of, new_envelope, topic_name
 from cqcommon.protomap import date_to_proto, plate_type_to_proto
 from cqtraffic.registry.v1 import registry_pb2 as reg
@@ -26,7 +28,6 @@ from cqtraffic.registry.v1 import registry_pb2 as reg
 from cqdev.datagen.identifiers import make_id_number, make_vin
 
 if TYPE_CHECKING:
-    import httpx
     from cqcommon.runner import ServiceRuntime
     from cqcommon.settings import Settings
     from cqtraffic.events.v1.envelope_pb2 import EventEnvelope
@@ -125,6 +126,24 @@ def violation_code_record(code: str = "1345", points: int = 3) -> reg.RegistryRe
     )
 
 
+def violation_body(plate_number: str, record_id: str, **overrides: Any) -> dict[str, Any]:
+    """A valid ``POST /internal/v1/violations`` body: a camera record of code 1345 (3 points,
+    200 yuan, simple procedure) on ``plate_number``; ``overrides`` replace fields."""
+    body: dict[str, Any] = {
+        "source_system": "camera-net",
+        "source_record_id": record_id,
+        "plate_type": "02",
+        "plate_number": plate_number,
+        "violation_code": "1345",
+        "occurred_at": "2026-11-01T08:30:00+08:00",
+        "place": "重庆市渝中区解放碑",
+        "fine_fen": 20_000,
+        "source": "non_site",
+        "procedure": "simple",
+    }
+    return body | overrides
+
+
 @dataclass
 class Cluster:
     """The in-process cluster of tests/conftest.py: settings, runtimes, gateway client."""
@@ -212,6 +231,19 @@ class Cluster:
             )
             return await cur.fetchone() is not None
 
+    async def record_violation(
+        self, body: dict[str, Any], *, staff: dict[str, str] | None = None
+    ) -> httpx.Response:
+        """``POST /internal/v1/violations`` once adjudication knows the vehicle: it learns it
+        from a registry event, so a 404 is retried until the event has arrived."""
+        headers = staff or await self.staff()
+
+        async def attempt() -> httpx.Response | None:
+            r = await self.http.post("/internal/v1/violations", json=body, headers=headers)
+            return None if r.status_code == 404 else r
+
+        return await eventually(attempt)
+
     async def staff(self, username: str = "clerk01") -> dict[str, str]:
         r = await self.http.post(
             "/internal/v1/auth/login",
@@ -219,6 +251,54 @@ class Cluster:
         )
         assert r.status_code == 200, r.text
         return {"Authorization": f"Bearer {r.json()['token']}"}
+
+
+@contextlib.asynccontextmanager
+async def in_process_cluster(
+    settings: Settings, *, instrument: bool = False
+) -> AsyncIterator[Cluster]:
+    """Every service's runtime (gRPC server, relay, consumers) in this event loop on a free
+    port, and the gateway app with its lifespan behind httpx's ASGI transport.
+
+    Services call each other (query asks adjudication), so every address is chosen before
+    the first one starts. ``instrument`` adds the FastAPI server spans that
+    ``python -m cqgateway serve`` adds when tracing is on.
+    """
+    from cqadjudication.wiring import SPEC as ADJUDICATION
+    from cqcommon.runner import ServiceRuntime
+    from cqfollow.wiring import SPEC as FOLLOW
+    from cqgateway.app import create_app
+    from cqpayment.wiring import SPEC as PAYMENT
+    from cqquery.wiring import SPEC as QUERY
+    from cqregistry.wiring import SPEC as REGISTRY
+
+    from cqdev.stack import free_port
+
+    specs = (REGISTRY, ADJUDICATION, QUERY, PAYMENT, FOLLOW)
+    ports = {spec.name: free_port() for spec in specs}
+    addrs = {f"{name}_service_addr": f"127.0.0.1:{port}" for name, port in ports.items()}
+    settings = settings.model_copy(update=addrs)
+    runtimes: dict[str, ServiceRuntime] = {}
+    try:
+        for spec in specs:
+            runtime = ServiceRuntime(spec, settings, port=ports[spec.name])
+            await runtime.start()
+            runtimes[spec.name] = runtime
+        app = create_app(settings)
+        if instrument:
+            from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+            FastAPIInstrumentor.instrument_app(app)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://gateway.test"
+            ) as http,
+        ):
+            yield Cluster(settings, runtimes, http)
+    finally:
+        for runtime in reversed(list(runtimes.values())):
+            await runtime.stop(grace_s=1)
 
 
 async def eventually(
