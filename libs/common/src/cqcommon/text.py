@@ -31,6 +31,14 @@ _COMMON = (
 )
 _FORBIDDEN = re.compile(f"[\x00-\x1f{_COMMON}]")
 _FORBIDDEN_EXCEPT_NEWLINES = re.compile(f"[\x00-\x09\x0b\x0c\x0e-\x1f{_COMMON}]")
+#: The same rule as a JSON-Schema ``pattern`` (for API documentation and test generators):
+#: a whole string of allowed characters, written with escapes so the schema stays printable.
+#: ``$(?!\n)`` is ``$`` in ECMA 262; in Python's ``re`` (which generators such as hypothesis
+#: use) a bare ``$`` also matches before a final newline, and they would generate one.
+CLEAN_TEXT_PATTERN = (
+    "^[^\\u0000-\\u001f\\u007f-\\u009f\\ud800-\\udfff\\u061c\\u200e\\u200f"
+    "\\u202a-\\u202e\\u2066-\\u2069\\u200b-\\u200d\\u2060\\ufeff\\ufffe\\uffff]*$(?!\\n)"
+)
 
 
 def forbidden_position(value: str, *, allow_newlines: bool = False) -> int | None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from cqcommon.errors import INVALID_CHARACTERS, DomainError
-from cqcommon.text import check_strings, check_text, forbidden_position
+from cqcommon.text import CLEAN_TEXT_PATTERN, check_strings, check_text, forbidden_position
 
 
 @pytest.mark.parametrize(
@@ -64,3 +66,14 @@ def test_free_text_paths_accept_newlines() -> None:
     check_strings({"text": "paid\nnot cleared"}, field="", allow_newlines=["text"])
     with pytest.raises(DomainError):
         check_strings({"title": "paid\nnot cleared"}, field="", allow_newlines=["text"])
+
+
+def test_the_documented_pattern_is_the_same_rule() -> None:
+    """/openapi.json states the rule as a pattern: it must refuse exactly what the check does."""
+    pattern = re.compile(CLEAN_TEXT_PATTERN)
+    for code in range(0x10000):
+        char = chr(code)
+        # fullmatch: JSON Schema (ECMA 262) anchors, where `$` never matches before a final "\n"
+        assert (pattern.fullmatch(char) is None) == (forbidden_position(char) is not None), hex(
+            code
+        )

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
-from cqcommon.text import check_strings
+from cqcommon.text import CLEAN_TEXT_PATTERN, check_strings
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 PlateTypeCode = Literal["01", "02", "51", "52", "07"]
@@ -32,10 +32,29 @@ RelationName = Literal["own", "followed", "proven", "staff"]
 Str = Annotated[str, Field(strict=True)]
 
 
+def _document_clean_text(schema: dict[str, Any], model: type[Any]) -> None:
+    """State the character rule in /openapi.json: every plain string property of a request
+    body (no pattern, format or enum of its own) gets ``CLEAN_TEXT_PATTERN``, so clients and
+    test generators know what ``INVALID_CHARACTERS`` refuses."""
+    free_text: frozenset[str] = getattr(model, "free_text_fields", frozenset())
+    for name, prop in schema.get("properties", {}).items():
+        if name in free_text:
+            continue
+        for variant in [prop, *prop.get("anyOf", [])]:
+            plain = not {"pattern", "format", "enum", "const"} & set(variant)
+            if variant.get("type") == "string" and plain:
+                variant["pattern"] = CLEAN_TEXT_PATTERN
+
+
 class StrictRequest(BaseModel):
     """Base of every request body: clean strings, no unknown fields, no type coercion."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        str_strip_whitespace=True,
+        json_schema_extra=_document_clean_text,
+    )
 
     #: Top-level fields that are free text and may contain LF/CR (none may contain other
     #: controls, bidi or zero-width characters).
