@@ -34,7 +34,7 @@ from pathlib import Path
 
 import httpx
 from cqdev.stack import free_port
-from cqregistry.roster import sandbox_roster
+from cqregistry.domain.roster import sandbox_roster
 
 # `python bench/cluster_slice.py` puts bench/ on sys.path, not the repo root; mypy (run from
 # the root) resolves `bench.benchlib` as it is written here

@@ -26,8 +26,8 @@ import httpx
 import pytest
 from cqcommon.clock import SystemClock, today_in_shanghai
 from cqdev.testing import Cluster, Owner, eventually, new_owner, violation_code_record
-from cqregistry import loader
-from cqregistry.roster import sandbox_roster
+from cqregistry.domain.roster import sandbox_roster
+from cqregistry.entrypoints import loader
 
 pytestmark = pytest.mark.integration
 

@@ -26,7 +26,7 @@ from cqdev.datagen.synthetic import iter_rows_for_copy
 from cqdev.stack import Stack, create_database, drop_database, with_database
 from cqregistry.adapters.postgres_master_records import PostgresRegistryUnitOfWork
 from cqregistry.domain.imports import Entry
-from cqregistry.mappers import entry_from_proto
+from cqregistry.entrypoints.mappers import RECORD_CODEC, entry_from_proto, envelope_of
 from cqregistry.service_layer.import_records import ImportResult, import_records
 from cqtraffic.registry.v1 import registry_pb2 as reg
 
@@ -161,7 +161,9 @@ async def test_generate_again_is_skipped(conninfo: str, generated: gen.GenerateS
 
 async def _import(db: Database, entries: list[Entry]) -> ImportResult:
     async with db.unit_of_work() as uow:
-        return await import_records(uow=PostgresRegistryUnitOfWork(uow), entries=entries)
+        return await import_records(
+            uow=PostgresRegistryUnitOfWork(uow, envelope_of), codec=RECORD_CODEC, entries=entries
+        )
 
 
 def _first_person() -> reg.RegistryRecord:

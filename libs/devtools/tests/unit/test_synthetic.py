@@ -29,7 +29,7 @@ from cqregistry.domain.model import (
     ViolationSource,
     ViolationStatus,
 )
-from cqregistry.roster import sandbox_roster
+from cqregistry.domain.roster import sandbox_roster
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -1,7 +1,7 @@
-"""``python -m cqregistry migrate|serve|relay|consume|run|load-sandbox``."""
+"""``python -m cqregistry migrate|serve|relay|consume|run|load-sandbox|sandbox-vins``."""
 
 import sys
 
-from cqregistry.cli import main
+from cqregistry.entrypoints.cli import main
 
 raise SystemExit(main(sys.argv[1:]))

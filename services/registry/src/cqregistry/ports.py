@@ -1,13 +1,13 @@
-"""Ports (typing.Protocol) the registry's import use case depends on."""
+"""Ports (typing.Protocol) the registry's import use case depends on. The PostgreSQL
+adapter and the protobuf codec (``entrypoints.mappers``) implement them; unit tests use
+in-memory fakes."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-from cqregistry.domain.imports import Kind, StoredRecord
-
-if TYPE_CHECKING:
-    from cqtraffic.events.v1.envelope_pb2 import EventEnvelope
+from cqregistry.domain.events import RecordRegistered
+from cqregistry.domain.imports import Entry, Kind, StoredForm, StoredRecord
 
 
 class MasterRecordRepository(Protocol):
@@ -32,13 +32,26 @@ class MasterRecordRepository(Protocol):
         ...
 
 
+class RecordCodec(Protocol):
+    """How a record is stored: the bytes of the event it publishes, and their hash.
+
+    Must be deterministic (the same entry, id and person id give the same bytes), since an
+    unchanged record is recognised by its hash and publishes nothing.
+    """
+
+    def stored_form(self, entry: Entry, record_id: str, person_id: str | None) -> StoredForm:
+        """The stored form of ``entry`` under ``record_id``; ``person_id`` is the id of the
+        vehicle's owner or the licence's holder (None for people and codes)."""
+        ...
+
+
 class RegistryUnitOfWork(Protocol):
     """One transaction: the repository, the events to publish with it, and its commit."""
 
     @property
     def records(self) -> MasterRecordRepository: ...
 
-    def record(self, envelope: EventEnvelope) -> None:
+    def record(self, event: RecordRegistered) -> None:
         """Queue an event for the outbox of this same transaction."""
         ...
 

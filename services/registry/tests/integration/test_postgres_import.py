@@ -17,6 +17,7 @@ from cqcommon.settings import Settings
 from cqdev.datagen.identifiers import make_id_number
 from cqregistry.adapters.postgres_master_records import PostgresRegistryUnitOfWork
 from cqregistry.domain.imports import Entry, PersonEntry
+from cqregistry.entrypoints.mappers import RECORD_CODEC, envelope_of
 from cqregistry.service_layer.import_records import ImportResult, import_records
 
 pytestmark = pytest.mark.integration
@@ -34,7 +35,9 @@ async def db(test_settings: Settings, migrated_database: Any) -> AsyncIterator[D
 
 async def _import(db: Database, entries: list[Entry]) -> ImportResult:
     async with db.unit_of_work() as uow:
-        return await import_records(uow=PostgresRegistryUnitOfWork(uow), entries=entries)
+        return await import_records(
+            uow=PostgresRegistryUnitOfWork(uow, envelope_of), codec=RECORD_CODEC, entries=entries
+        )
 
 
 def _fresh_person(pinned_id: str | None = None) -> PersonEntry:

@@ -18,10 +18,10 @@ from cqcommon.protomap import (
     plate_type_from_proto,
     timestamp_from_proto,
 )
-from cqregistry import loader
 from cqregistry.domain.imports import LICENCE_STATE, MAX_BATCH
-from cqregistry.mappers import entry_from_proto
-from cqregistry.roster import roster_vin_table, sandbox_roster
+from cqregistry.domain.roster import roster_vin_table, sandbox_roster
+from cqregistry.entrypoints import loader
+from cqregistry.entrypoints.mappers import entry_from_proto
 from cqtraffic.adjudication.v1 import adjudication_pb2 as adj
 from cqtraffic.registry.v1 import registry_pb2 as reg
 

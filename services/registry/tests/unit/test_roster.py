@@ -18,7 +18,7 @@ from cqregistry.domain.model import (
     ViolationSource,
     ViolationStatus,
 )
-from cqregistry.roster import (
+from cqregistry.domain.roster import (
     DECISION_DUE_DAYS,
     SandboxRoster,
     roster_vin_table,

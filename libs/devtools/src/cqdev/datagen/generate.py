@@ -41,7 +41,7 @@ from cqregistry.domain.imports import (
     vehicle_to_entry,
 )
 from cqregistry.domain.model import SHANGHAI
-from cqregistry.mappers import entry_to_proto
+from cqregistry.entrypoints.mappers import entry_to_proto
 from cqtraffic.registry.v1 import registry_pb2 as reg
 
 from cqdev.datagen import adjudication_copy as ab

@@ -7,8 +7,9 @@ outbox rows). Services that need the same data get it from their own bulk loader
 snapshot.
 
 Each record is stored exactly as the registry's import stores it: under its natural key
-and its id, its event built by the registry's own mapper (:func:`cqregistry.mappers.event_of`)
-and hashed by :func:`cqregistry.mappers.stored_form`. So a later ``ImportRecords`` of an
+and its id, in the stored form the registry's own codec gives it
+(:data:`cqregistry.entrypoints.mappers.RECORD_CODEC`: its event, serialised
+deterministically, and that serialisation's hash). So a later ``ImportRecords`` of an
 unchanged record finds it by natural key, keeps its id, reports it unchanged and
 publishes nothing.
 """
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from cqregistry.domain.imports import CodeEntry, Entry
-from cqregistry.mappers import event_of, stored_form
+from cqregistry.entrypoints.mappers import RECORD_CODEC
 
 from cqdev.datagen.bulkcopy import (
     Progress,
@@ -66,8 +67,8 @@ class RegistryCounts:
 def master_row(row: RegistryRow) -> tuple[str, str, str, str, bytes]:
     """(kind, natural_key, record_id, content_hash, payload) as the registry's import
     writes them."""
-    digest, raw = stored_form(event_of(row.entry, row.record_id, row.person_id))
-    return row.entry.kind, row.entry.natural_key, row.record_id, digest, raw
+    form = RECORD_CODEC.stored_form(row.entry, row.record_id, row.person_id)
+    return row.entry.kind, row.entry.natural_key, row.record_id, form.content_hash, form.payload
 
 
 async def copy_snapshot(

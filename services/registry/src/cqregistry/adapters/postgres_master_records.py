@@ -1,18 +1,22 @@
 """PostgreSQL adapter of the registry's ports: ``master_records`` (one row per record,
 with its natural key, its assigned id, its stored event and that event's hash) and the
 unit of work around ``cqcommon.db.UnitOfWork`` (the change and its outbox rows commit
-together)."""
+together).
+
+The encoder (domain event -> protobuf envelope) is passed in by the entrypoint that owns
+the wire format, so this adapter imports no mapper."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from cqcommon.db import Conn, UnitOfWork
+from cqtraffic.events.v1.envelope_pb2 import EventEnvelope
 
+from cqregistry.domain.events import RecordRegistered
 from cqregistry.domain.imports import Kind, StoredRecord
 
-if TYPE_CHECKING:
-    from cqtraffic.events.v1.envelope_pb2 import EventEnvelope
+EventEncoder = Callable[[RecordRegistered], EventEnvelope]
 
 
 class PostgresMasterRecordRepository:
@@ -62,12 +66,13 @@ class PostgresMasterRecordRepository:
 class PostgresRegistryUnitOfWork:
     """:class:`cqregistry.ports.RegistryUnitOfWork` over the service's database unit of work."""
 
-    def __init__(self, uow: UnitOfWork) -> None:
+    def __init__(self, uow: UnitOfWork, encode: EventEncoder) -> None:
         self._uow = uow
+        self._encode = encode
         self.records = PostgresMasterRecordRepository(uow.conn)
 
-    def record(self, envelope: EventEnvelope) -> None:
-        self._uow.record(envelope)
+    def record(self, event: RecordRegistered) -> None:
+        self._uow.record(self._encode(event))
 
     async def commit(self) -> None:
         await self._uow.commit()

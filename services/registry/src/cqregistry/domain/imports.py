@@ -134,6 +134,17 @@ class StoredRecord:
     content_hash: str
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class StoredForm:
+    """A record as the registry stores it (``master_records.content_hash``/``payload``):
+    the bytes of its registry event and their hash. Equal hashes mean an unchanged record,
+    which publishes nothing; how the bytes are made is the codec's business
+    (:class:`cqregistry.ports.RecordCodec`)."""
+
+    content_hash: str
+    payload: bytes
+
+
 def invalid(index: int, field: str, **more: Any) -> DomainError:
     """The batch is rejected because record ``index`` has a bad ``field``."""
     return DomainError(VALIDATION_FAILED, details={"record": index, "field": field, **more})

@@ -12,7 +12,7 @@ from cqtraffic.registry.v1 import registry_pb2_grpc as pb_grpc
 
 from cqregistry.adapters.postgres_master_records import PostgresRegistryUnitOfWork
 from cqregistry.domain.imports import MAX_BATCH
-from cqregistry.mappers import entry_from_proto
+from cqregistry.entrypoints.mappers import RECORD_CODEC, entry_from_proto, envelope_of
 from cqregistry.service_layer.import_records import import_records
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -29,7 +29,11 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
             raise DomainError(VALIDATION_FAILED, details={"records": f"at most {MAX_BATCH}"})
         entries = [entry_from_proto(i, r) for i, r in enumerate(request.records)]
         async with self.ctx.db.unit_of_work() as db_uow:
-            result = await import_records(uow=PostgresRegistryUnitOfWork(db_uow), entries=entries)
+            result = await import_records(
+                uow=PostgresRegistryUnitOfWork(db_uow, envelope_of),
+                codec=RECORD_CODEC,
+                entries=entries,
+            )
         return pb.ImportRecordsResponse(
             changed=result.changed, unchanged=result.unchanged, ids=list(result.ids)
         )

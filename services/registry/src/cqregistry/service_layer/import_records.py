@@ -3,7 +3,8 @@
 Each record gets its id from the registry (the one already assigned to its natural key,
 else its pin, else a fresh random one, :func:`cqregistry.domain.imports.resolve_id`);
 each changed record publishes its registry event in the same transaction (outbox) and an
-unchanged one publishes nothing. All or nothing: one bad record, an unknown owner or
+unchanged one publishes nothing. What is stored and published for a record comes from the
+:class:`cqregistry.ports.RecordCodec` port (the wire format is the entrypoints' business). All or nothing: one bad record, an unknown owner or
 holder, or a pin that disagrees rejects the batch and nothing is written (R-ERR-1).
 """
 
@@ -13,8 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from cqcommon.errors import REGISTRY_ID_CONFLICT, VALIDATION_FAILED, DomainError
-from cqcommon.events import new_envelope
 
+from cqregistry.domain.events import RecordRegistered
 from cqregistry.domain.imports import (
     KIND_ORDER,
     MAX_BATCH,
@@ -25,10 +26,7 @@ from cqregistry.domain.imports import (
     new_record_id,
     resolve_id,
 )
-from cqregistry.mappers import event_of, stored_form
-from cqregistry.ports import RegistryUnitOfWork
-
-PRODUCER = "registry"
+from cqregistry.ports import RecordCodec, RegistryUnitOfWork
 
 
 @dataclass(frozen=True)
@@ -55,6 +53,7 @@ async def _person_id(uow: RegistryUnitOfWork, index: int, entry: Entry) -> str |
 async def import_records(
     *,
     uow: RegistryUnitOfWork,
+    codec: RecordCodec,
     entries: Sequence[Entry],
     new_id: Callable[[], str] = new_record_id,
 ) -> ImportResult:
@@ -73,22 +72,23 @@ async def import_records(
         record_id = resolve_id(
             entry, index=index, stored=stored, pin_holder=pin_holder, new_id=new_id
         )
-        payload = event_of(entry, record_id, await _person_id(uow, index, entry))
-        digest, raw = stored_form(payload)
+        form = codec.stored_form(entry, record_id, await _person_id(uow, index, entry))
         ids[index] = record_id
-        if stored is not None and stored.content_hash == digest:
+        if stored is not None and stored.content_hash == form.content_hash:
             unchanged += 1
             continue
         if stored is None:
-            if not await uow.records.add(entry.kind, entry.natural_key, record_id, digest, raw):
+            if not await uow.records.add(
+                entry.kind, entry.natural_key, record_id, form.content_hash, form.payload
+            ):
                 # another import took this natural key (or id) since we looked: retryable
                 raise DomainError(
                     REGISTRY_ID_CONFLICT,
                     details={"record": index, "kind": entry.kind, "reason": "concurrent import"},
                 )
         else:
-            await uow.records.update(entry.kind, record_id, digest, raw)
+            await uow.records.update(entry.kind, record_id, form.content_hash, form.payload)
         changed += 1
-        uow.record(new_envelope(payload, aggregate_id=record_id, producer=PRODUCER))
+        uow.record(RecordRegistered(entry.kind, record_id, form.payload))
     await uow.commit()
     return ImportResult(changed, unchanged, tuple(ids))

@@ -51,8 +51,8 @@ from cqregistry.domain.imports import (
     vehicle_to_entry,
 )
 from cqregistry.domain.model import SHANGHAI, Licence, Vehicle, Violation, ViolationStatus
-from cqregistry.mappers import entry_to_proto
-from cqregistry.roster import SandboxRoster, format_roster_vin_table, sandbox_roster
+from cqregistry.domain.roster import SandboxRoster, format_roster_vin_table, sandbox_roster
+from cqregistry.entrypoints.mappers import entry_to_proto
 
 if TYPE_CHECKING:
     from cqtraffic.adjudication.v1.adjudication_pb2_grpc import AdjudicationServiceAsyncStub
@@ -310,6 +310,10 @@ def _parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    sub.add_parser(
+        "sandbox-vins",
+        help="print the roster's VIN table (plate, plate type, VIN last 6); no service needed",
+    )
     return parser
 
 
@@ -328,6 +332,10 @@ def _run_load_sandbox(settings: Settings, out: TextIO, err: TextIO) -> int:
 
 
 def main(argv: Sequence[str]) -> int:
-    """``load-sandbox`` (dispatched here by :mod:`cqregistry.cli`)."""
-    _parser().parse_args(list(argv))  # one command; --help and typos answered here
+    """``load-sandbox`` and ``sandbox-vins`` (dispatched here by
+    :mod:`cqregistry.entrypoints.cli`)."""
+    args = _parser().parse_args(list(argv))  # --help and typos answered here
+    if args.command == "sandbox-vins":
+        print(format_roster_vin_table())
+        return 0
     return _run_load_sandbox(Settings(), sys.stdout, sys.stderr)

@@ -3,27 +3,36 @@
 The events keep the shape query and adjudication consume (``PersonRegistered`` etc. with
 ids); the import records carry natural keys instead (see ``registry.proto``). The stored
 form of a record is its event, serialised deterministically, and its SHA-256, so an
-unchanged record is recognised byte for byte and publishes nothing.
+unchanged record is recognised byte for byte and publishes nothing. That is the
+:class:`cqregistry.ports.RecordCodec` the use case is given (:data:`RECORD_CODEC`), and
+:func:`envelope_of` is the encoder the unit of work wraps each
+:class:`~cqregistry.domain.events.RecordRegistered` with for the outbox.
 """
 
 from __future__ import annotations
 
 import hashlib
+from typing import Final
 
+from cqcommon.events import new_envelope
 from cqcommon.protomap import (
     date_from_proto,
     date_to_proto,
     plate_type_from_proto,
     plate_type_to_proto,
 )
+from cqtraffic.events.v1.envelope_pb2 import EventEnvelope
 from cqtraffic.registry.v1 import registry_pb2 as reg
 from google.protobuf.message import Message
 
+from cqregistry.domain.events import RecordRegistered
 from cqregistry.domain.imports import (
     CodeEntry,
     DriverEntry,
     Entry,
+    Kind,
     PersonEntry,
+    StoredForm,
     VehicleEntry,
     code_entry,
     driver_entry,
@@ -166,7 +175,34 @@ def event_of(entry: Entry, record_id: str, person_id: str | None = None) -> Mess
     return code_event(entry)
 
 
-def stored_form(payload: Message) -> tuple[str, bytes]:
-    """(content hash, payload bytes) as the registry stores a record's event."""
+def stored_form(payload: Message) -> StoredForm:
+    """A record's event as the registry stores it: deterministic bytes and their SHA-256."""
     raw = payload.SerializeToString(deterministic=True)
-    return hashlib.sha256(raw).hexdigest(), raw
+    return StoredForm(hashlib.sha256(raw).hexdigest(), raw)
+
+
+class EventRecordCodec:
+    """:class:`cqregistry.ports.RecordCodec`: a record is stored as its registry event."""
+
+    def stored_form(self, entry: Entry, record_id: str, person_id: str | None) -> StoredForm:
+        return stored_form(event_of(entry, record_id, person_id))
+
+
+RECORD_CODEC: Final = EventRecordCodec()
+
+PRODUCER: Final = "registry"
+
+#: The event message each kind's stored payload is.
+EVENT_MESSAGES: Final[dict[Kind, type[Message]]] = {
+    "person": reg.PersonRegistered,
+    "vehicle": reg.VehicleRegistered,
+    "driver": reg.DriverRegistered,
+    "violation_code": reg.ViolationCodeRegistered,
+}
+
+
+def envelope_of(event: RecordRegistered) -> EventEnvelope:
+    """The outbox envelope of ``event`` (keyed by the record's id): its payload is the
+    stored event itself, read back from the stored bytes."""
+    payload = EVENT_MESSAGES[event.kind].FromString(event.payload)
+    return new_envelope(payload, aggregate_id=event.record_id, producer=PRODUCER)

@@ -12,7 +12,9 @@ Reserved ranges keep the roster apart from synthetic data: all-digit ordinary pl
 VIN plant code ``S`` (position 11), ID sequence numbers 9xx, file numbers ``5001…``,
 decision serials ``9…`` after the division code, phones ``1380000000x``/``1390000000x``.
 
-``python -m cqregistry.roster`` prints the VIN table (plate, plate type, VIN last 6).
+``python -m cqregistry sandbox-vins`` prints the VIN table (plate, plate type, VIN last 6;
+:func:`format_roster_vin_table`). Pure data, no I/O: the loader in ``entrypoints`` turns
+it into import records and RecordViolation requests.
 """
 
 from __future__ import annotations
@@ -495,7 +497,3 @@ def format_roster_vin_table() -> str:
     lines = ["plate      type  VIN last 6"]
     lines += [f"{plate:<9}  {ptype:<4}  {last6}" for plate, ptype, last6 in roster_vin_table()]
     return "\n".join(lines)
-
-
-if __name__ == "__main__":
-    print(format_roster_vin_table())
