@@ -7,7 +7,9 @@ constraint of its schema: either the :class:`Refusal` a request that hits it rec
 (``DECISION_NO_CONFLICT``, ``INVALID_FINE`` ...), or, for constraints no request can reach
 (tables written only by consumers or the plumbing), the reason why. A service's
 integration test walks ``pg_constraint`` and fails on a constraint the table does not know,
-so a new constraint cannot ship without deciding what it answers.
+so a new constraint cannot ship without deciding what it answers (the walk over every
+schema is ``tests/integration/test_constraint_tables.py``; :data:`PLUMBING` covers the
+outbox, inbox and migration tables every schema has).
 
 :func:`constraint_errors` wraps a unit of work: a psycopg ``IntegrityError`` (unique, check,
 foreign key, not-null, exclusion) raised inside it becomes the mapped ``DomainError``. A
@@ -22,7 +24,7 @@ NOT NULL violations carry no constraint name in PostgreSQL 15; they are keyed
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -59,6 +61,59 @@ def constraint_key(exc: pg_errors.IntegrityError) -> str | None:
     if isinstance(exc, pg_errors.NotNullViolation) and diag.table_name and diag.column_name:
         return not_null_key(diag.table_name, diag.column_name)
     return None
+
+
+def columns(table: str, names: Iterable[str], why: str) -> dict[str, str]:
+    """``unreachable`` entries for NOT NULL columns of ``table`` that share one reason."""
+    return {not_null_key(table, name): why for name in names}
+
+
+_PLUMBING_REASON = (
+    "plumbing table (outbox relay, inbox, migrations) written by cqcommon with values it "
+    "makes itself, never from request data"
+)
+#: The constraints of the tables every schema has (cqcommon's outbox and inbox, and the
+#: migration record): no request reaches them. A service's table includes these.
+PLUMBING: Mapping[str, str] = {
+    "outbox_pkey": _PLUMBING_REASON,
+    "outbox_event_id_key": _PLUMBING_REASON,
+    **columns(
+        "outbox",
+        (
+            "id",
+            "event_id",
+            "event_type",
+            "topic",
+            "message_key",
+            "envelope",
+            "headers",
+            "created_at",
+            "attempts",
+            "next_attempt_at",
+        ),
+        _PLUMBING_REASON,
+    ),
+    "inbox_pkey": _PLUMBING_REASON,
+    **columns(
+        "inbox",
+        (
+            "consumer_group",
+            "event_id",
+            "event_type",
+            "topic",
+            "kafka_partition",
+            "kafka_offset",
+            "processed_at",
+        ),
+        _PLUMBING_REASON,
+    ),
+    "schema_migrations_pkey": _PLUMBING_REASON,
+    **columns(
+        "schema_migrations",
+        ("track", "version", "name", "checksum", "applied_at"),
+        _PLUMBING_REASON,
+    ),
+}
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,8 @@
 """Every database constraint a request can hit answers a 4xx (R-ERR-1), against the real
 PostgreSQL and the real adjudication gRPC server.
 
-* The walk: every constraint of schema ``adjudication`` (primary key, unique, check, foreign
-  key, exclusion) and every NOT NULL column is either mapped to a stable error code or
-  listed as unreachable by a request, with the reason (``adapters.constraints``). A new
-  constraint without an answer fails here, before it can answer a 500.
+* The walk over every schema's constraints is ``tests/integration/test_constraint_tables.py``
+  (this schema's table: ``cqadjudication.adapters.constraints``).
 * The race the domain cannot see: two violations with the same decision number, recorded
   through ``RecordViolation``, give ``DECISION_NO_CONFLICT`` and the failed call writes
   nothing (no row, no outbox event).
@@ -21,10 +19,8 @@ from typing import TYPE_CHECKING, Any
 import grpc
 import psycopg
 import pytest
-from cqadjudication.adapters.constraints import ADJUDICATION_CONSTRAINTS, REFUSALS, UNREACHABLE
 from cqadjudication.adapters.postgres_registry import PostgresRegistryCopy
 from cqadjudication.wiring import SPEC
-from cqcommon.constraints import not_null_key
 from cqcommon.db import Database
 from cqcommon.errors import DomainError
 from cqcommon.grpc_client import call, make_channel
@@ -48,37 +44,6 @@ async def _rows(conninfo: str, query: str, *params: Any) -> list[tuple[Any, ...]
     async with await psycopg.AsyncConnection.connect(conninfo) as conn:
         cur = await conn.execute(query, params)
         return list(await cur.fetchall())
-
-
-async def test_every_constraint_of_the_schema_is_mapped_or_explained(
-    test_settings: Settings, migrated_database: Any
-) -> None:
-    """R-ERR-1: no constraint of schema adjudication is left without a decided answer."""
-    conninfo = test_settings.database_url
-    constraints = await _rows(
-        conninfo,
-        "SELECT c.conrelid::regclass::text, c.conname, c.contype FROM pg_constraint c"
-        " JOIN pg_namespace n ON n.oid = c.connamespace"
-        " WHERE n.nspname = %s AND c.contype IN ('p', 'u', 'c', 'f', 'x')",
-        SCHEMA,
-    )
-    not_null = await _rows(
-        conninfo,
-        "SELECT c.table_name, c.column_name FROM information_schema.columns c"
-        " JOIN information_schema.tables t USING (table_schema, table_name)"
-        " WHERE c.table_schema = %s AND c.is_nullable = 'NO' AND t.table_type = 'BASE TABLE'",
-        SCHEMA,
-    )
-    assert constraints and not_null  # the walk saw the schema
-    names = {name for _table, name, _type in constraints}
-    keys = names | {not_null_key(table, column) for table, column in not_null}
-    unknown = sorted(key for key in keys if not ADJUDICATION_CONSTRAINTS.knows(key))
-    assert unknown == [], f"map these in cqadjudication.adapters.constraints: {unknown}"
-    # and the table names nothing that does not exist (a typo would map nothing)
-    stale = sorted((set(REFUSALS) | set(UNREACHABLE)) - keys)
-    assert stale == [], f"constraints named in the table but not in the schema: {stale}"
-    # the decision number's uniqueness is a 409, not something "unreachable"
-    assert REFUSALS["violations_decision_no_unique"].spec.code == "DECISION_NO_CONFLICT"
 
 
 # -- through the real gRPC server -------------------------------------------------------

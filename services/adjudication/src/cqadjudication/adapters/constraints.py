@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from cqcommon.constraints import ConstraintTable, Refusal, not_null_key
+from cqcommon.constraints import PLUMBING, ConstraintTable, Refusal, columns, not_null_key
 from cqcommon.errors import (
     DECISION_INCOMPLETE,
     DECISION_NO_CONFLICT,
@@ -30,15 +30,7 @@ _REGISTRY_COPY = (
     "written only by the registry-event consumer (upserts by id from registry events), "
     "never by a request"
 )
-_PLUMBING = (
-    "plumbing table (outbox relay / inbox / migrations) written by the service itself "
-    "with fresh ids, never from request data"
-)
 _SERVER_SET = "set by the service (fresh uuid4, fingerprint or column default), not by a request"
-
-
-def _columns(table: str, columns: Iterable[str], why: str) -> dict[str, str]:
-    return {not_null_key(table, column): why for column in columns}
 
 
 def _not_null(columns: Iterable[str]) -> dict[str, Refusal]:
@@ -83,19 +75,19 @@ REFUSALS: dict[str, Refusal] = {
 
 UNREACHABLE: dict[str, str] = {
     "violations_pkey": "violation ids are fresh uuid4 values made by the use case",
-    **_columns(
+    **columns(
         "violations", ("violation_id", "request_hash", "disputed", "recorded_at"), _SERVER_SET
     ),
     "vehicles_pkey": _REGISTRY_COPY,
     "vehicles_plate_unique": _REGISTRY_COPY,
-    **_columns(
+    **columns(
         "vehicles",
         ("vehicle_id", "plate_type", "plate_number", "vin", "owner_person_id"),
         _REGISTRY_COPY,
     ),
     "licences_pkey": _REGISTRY_COPY,
     "licences_licence_no_unique": _REGISTRY_COPY,
-    **_columns(
+    **columns(
         "licences",
         (
             "licence_id",
@@ -110,47 +102,12 @@ UNREACHABLE: dict[str, str] = {
     ),
     "violation_codes_pkey": _REGISTRY_COPY,
     "violation_codes_points_range": _REGISTRY_COPY,
-    **_columns(
+    **columns(
         "violation_codes",
         ("code", "description_zh", "points", "fine_min_fen", "fine_max_fen"),
         _REGISTRY_COPY,
     ),
-    "outbox_pkey": _PLUMBING,
-    "outbox_event_id_key": _PLUMBING,
-    **_columns(
-        "outbox",
-        (
-            "id",
-            "event_id",
-            "event_type",
-            "topic",
-            "message_key",
-            "envelope",
-            "headers",
-            "created_at",
-            "attempts",
-            "next_attempt_at",
-        ),
-        _PLUMBING,
-    ),
-    "inbox_pkey": _PLUMBING,
-    **_columns(
-        "inbox",
-        (
-            "consumer_group",
-            "event_id",
-            "event_type",
-            "topic",
-            "kafka_partition",
-            "kafka_offset",
-            "processed_at",
-        ),
-        _PLUMBING,
-    ),
-    "schema_migrations_pkey": _PLUMBING,
-    **_columns(
-        "schema_migrations", ("track", "version", "name", "checksum", "applied_at"), _PLUMBING
-    ),
+    **PLUMBING,
 }
 
 ADJUDICATION_CONSTRAINTS = ConstraintTable(

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
+from cqcommon.constraints import constraint_errors
 from cqcommon.errors import VALIDATION_FAILED, DomainError
 from cqcommon.runner import ServiceContext
 from cqtraffic.registry.v1 import registry_pb2 as pb
 from cqtraffic.registry.v1 import registry_pb2_grpc as pb_grpc
 
+from cqregistry.adapters.constraints import REGISTRY_CONSTRAINTS
 from cqregistry.adapters.postgres_master_records import PostgresRegistryUnitOfWork
 from cqregistry.domain.imports import MAX_BATCH
 from cqregistry.entrypoints.mappers import RECORD_CODEC, entry_from_proto, envelope_of
@@ -28,12 +30,14 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
         if len(request.records) > MAX_BATCH:  # before decoding a huge batch
             raise DomainError(VALIDATION_FAILED, details={"records": f"at most {MAX_BATCH}"})
         entries = [entry_from_proto(i, r) for i, r in enumerate(request.records)]
-        async with self.ctx.db.unit_of_work() as db_uow:
-            result = await import_records(
-                uow=PostgresRegistryUnitOfWork(db_uow, envelope_of),
-                codec=RECORD_CODEC,
-                entries=entries,
-            )
+        # constraint_errors outside the transaction: rolled back first, then translated
+        with constraint_errors(REGISTRY_CONSTRAINTS):
+            async with self.ctx.db.unit_of_work() as db_uow:
+                result = await import_records(
+                    uow=PostgresRegistryUnitOfWork(db_uow, envelope_of),
+                    codec=RECORD_CODEC,
+                    entries=entries,
+                )
         return pb.ImportRecordsResponse(
             changed=result.changed, unchanged=result.unchanged, ids=list(result.ids)
         )

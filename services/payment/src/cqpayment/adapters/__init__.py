@@ -1,0 +1,1 @@
+"""Adapters of the payment service (PostgreSQL, Redis, providers)."""

@@ -1,0 +1,1 @@
+"""Adapters of the follow service (PostgreSQL, Redis, providers)."""
