@@ -113,6 +113,19 @@ class Settings(BaseSettings):
     face_verification_ttl_s: int = Field(
         600, description="R-ADJ-8: a passed face check's life (s)."
     )
+    online_fine_limit_fen: int = Field(
+        20_000, description="R-ADJ-1..4: the largest fine handled online (fen; 200 yuan)."
+    )
+    points_buying_max_vehicles: int = Field(
+        3, description="R-X-2: other people's vehicles one licence may take points for per cycle."
+    )
+    points_buying_max_licences: int = Field(
+        3, description="R-X-2: different licences one vehicle's points may go to per cycle."
+    )
+    decision_authority_code: str = Field(
+        "500000",
+        description="R-ADJ-7: division code (6 digits) that prefixes decision numbers issued here.",
+    )
     licence_follow_limit: int = Field(5, description="R-FOL-8: followed licences at once.")
     lookup_rate_per_minute: int = Field(10, description="R-Q-1: proof lookups per user per minute.")
     proof_grant_ttl_s: int = Field(

@@ -106,6 +106,16 @@ class AdjudicationServicer(pb_grpc.AdjudicationServiceServicer):
     ) -> pb.Handling:
         raise not_implemented("HandleAtCounter")
 
+    async def RecordDecision(
+        self, request: pb.RecordDecisionRequest, context: Context
+    ) -> pb.Violation:
+        raise not_implemented("RecordDecision")
+
+    async def ListPointsBuyingAlerts(
+        self, request: pb.ListPointsBuyingAlertsRequest, context: Context
+    ) -> pb.ListPointsBuyingAlertsResponse:
+        raise not_implemented("ListPointsBuyingAlerts")
+
 
 def register(server: grpc.aio.Server, ctx: ServiceContext) -> list[str]:
     pb_grpc.add_AdjudicationServiceServicer_to_server(AdjudicationServicer(ctx), server)

@@ -6,6 +6,7 @@ from typing import Any
 
 import grpc
 from cqcommon.errors import NOT_FOUND, DomainError
+from cqcommon.grpc_server import not_implemented
 from cqcommon.protomap import STATUS_NAMES, plate_type_from_proto
 from cqcommon.runner import ServiceContext
 from cqtraffic.query.v1 import query_pb2 as pb
@@ -111,6 +112,11 @@ class QueryServicer(pb_grpc.QueryServiceServicer):
             cursor=request.page.cursor,
         )
         return lookup_to_proto(found)
+
+    async def GetRelations(
+        self, request: pb.GetRelationsRequest, context: Context
+    ) -> pb.GetRelationsResponse:
+        raise not_implemented("GetRelations")
 
 
 def register(server: grpc.aio.Server, ctx: ServiceContext) -> list[str]:
