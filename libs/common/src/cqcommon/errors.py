@@ -305,6 +305,12 @@ VIOLATION_NOT_FOUND = _define(
     "VIOLATION_NOT_FOUND", ErrorKind.NOT_FOUND, "未找到该违法记录。", "No such violation."
 )
 
+# -- adjudication: eligibility reasons (R-ADJ-1..4, 6, 9, R-X-2) ------------------
+
+# -- adjudication: face verification (R-ADJ-8) --------------------------------------
+
+# -- adjudication: handlings, points and decisions (R-ADJ-5, 7) ---------------------
+
 # -- registry ------------------------------------------------------------------
 REGISTRY_ID_CONFLICT = _define(
     "REGISTRY_ID_CONFLICT",

@@ -8,6 +8,7 @@ from datetime import date
 from typing import Protocol
 
 from cqadjudication.domain.events import DomainEvent
+from cqadjudication.domain.verification import CertifyStart, FaceResult, FaceSubject
 from cqadjudication.domain.violations import Violation, ViolationReport
 
 
@@ -101,3 +102,23 @@ class RegistryCopy(Protocol):
         fine_min_fen: int,
         fine_max_fen: int,
     ) -> None: ...
+
+
+class FaceVerifier(Protocol):
+    """R-ADJ-8: ``start(person, purpose) -> certify_id + url``, ``result(certify_id)``.
+
+    Adapters: ``alipay`` (the open platform's ``alipay.user.certify.open.*``), ``counter``
+    (staff confirmed the identity in person), ``sandbox`` (deterministic, no provider).
+    """
+
+    #: "alipay", "counter" or "sandbox": stored with each verification
+    name: str
+
+    async def start(self, subject: FaceSubject, *, purpose: str, reference: str) -> CertifyStart:
+        """Begin a verification of ``subject``; ``reference`` is our unique id for it (the
+        provider's outer order number), ``purpose`` a short text shown to the person."""
+        ...
+
+    async def result(self, certify_id: str) -> FaceResult:
+        """What the provider says now; raises ``DomainError`` for an id it does not know."""
+        ...
