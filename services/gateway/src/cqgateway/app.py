@@ -27,7 +27,7 @@ from cqgateway.errors import catalogue_markdown, install_error_handlers
 from cqgateway.guards import SecurityHeadersMiddleware, StringCheckMiddleware
 from cqgateway.limits import BodySizeLimitMiddleware
 from cqgateway.openapi import document_errors
-from cqgateway.routers import auth, health, internal, me, not_built, violations
+from cqgateway.routers import auth, handlings, health, internal, me, not_built, violations
 from cqgateway.staff import StaffRepository
 from cqgateway.tokens import TokenCodec
 
@@ -142,6 +142,7 @@ def create_app(
     app.include_router(auth.router)
     app.include_router(me.router)
     app.include_router(violations.router)
+    app.include_router(handlings.router)
     app.include_router(internal.router)
     app.include_router(not_built.router)
     # Added later = further out. Order of a request: security headers, audit, body size,

@@ -11,7 +11,7 @@ Identifier formats are checked here with ``cqcommon.identifiers``, which raises
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast, get_args
 from zoneinfo import ZoneInfo
 
 from cqcommon import identifiers as ids
@@ -22,6 +22,14 @@ from cqtraffic.query.v1 import query_pb2 as query
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from cqgateway.schemas import (
+    AlertKindName,
+    DecisionOut,
+    DisputeBody,
+    HandleAtCounterBody,
+    HandlingOut,
+    HandlingRouteName,
+    HandlingStateName,
+    HandlingStepName,
     LicenceOut,
     LookupLicenceBody,
     LookupOut,
@@ -30,12 +38,17 @@ from cqgateway.schemas import (
     OnlineHandlingOut,
     PersonOut,
     PlateTypeCode,
+    PointsBuyingAlertListOut,
+    PointsBuyingAlertOut,
     PointsOut,
     ProcedureName,
+    ReasonOut,
     RecordViolationBody,
     RelationName,
     StaffLookupOut,
+    StepStatusName,
     VehicleOut,
+    VerificationStepOut,
     ViolationListOut,
     ViolationOut,
     ViolationRecord,
@@ -186,6 +199,7 @@ def online_handling_out(value: common.OnlineHandling) -> OnlineHandlingOut | Non
         reason_code=_opt(value.reason_code),
         reason=_opt(value.reason_zh),
         reason_en=_opt(value.reason_en),
+        reasons=[ReasonOut(code=r.code, message_zh=r.zh, message_en=r.en) for r in value.reasons],
     )
 
 
@@ -370,3 +384,132 @@ def staff_licence_request(
 
 def staff_lookup_out(r: query.LookupResponse) -> StaffLookupOut:
     return _lookup(StaffLookupOut, r)
+
+
+# -- /api/v1/violations/{id}/handlings, /api/v1/handlings/{id}/… ----------------------------
+def _known(value: str, names: Any, what: str) -> Any:
+    """``value`` when it is one of the Literal type ``names``' members. The proto carries
+    these as free text; a value outside the documented set is a contract break between
+    the services, not something to pass on to clients (it fails loudly as a 500)."""
+    if value not in get_args(names):
+        raise ValueError(f"unexpected {what} {value!r} from the adjudication service")
+    return value
+
+
+def start_handling_request(caller: common.Caller, violation_id: str) -> adj.StartHandlingRequest:
+    return adj.StartHandlingRequest(caller=caller, violation_id=violation_id)
+
+
+def complete_verification_request(
+    caller: common.Caller, handling_id: str, step: HandlingStepName
+) -> adj.CompleteVerificationRequest:
+    return adj.CompleteVerificationRequest(caller=caller, handling_id=handling_id, step=step)
+
+
+def submit_handling_request(caller: common.Caller, handling_id: str) -> adj.SubmitHandlingRequest:
+    return adj.SubmitHandlingRequest(caller=caller, handling_id=handling_id)
+
+
+def get_handling_request(caller: common.Caller, handling_id: str) -> adj.GetHandlingRequest:
+    return adj.GetHandlingRequest(caller=caller, handling_id=handling_id)
+
+
+def verification_step_out(s: adj.VerificationStep) -> VerificationStepOut:
+    step: HandlingStepName = _known(s.step, HandlingStepName, "verification step")
+    status: StepStatusName = _known(s.status, StepStatusName, "verification status")
+    return VerificationStepOut(
+        step=step,
+        certify_id=_opt(s.certify_id),
+        url=_opt(s.url),
+        status=status,
+        person_name=_opt(s.person_name),
+        expires_at=_timestamp(s.expires_at) if s.HasField("expires_at") else None,
+    )
+
+
+def decision_out(d: adj.Decision) -> DecisionOut:
+    return DecisionOut(
+        decision_no=d.decision_no,
+        violation_id=d.violation_id,
+        decision_date=_date(d.decision_date),
+        due_date=_date(d.due_date),
+        fine_fen=d.fine_fen,
+        points=d.points,
+    )
+
+
+def handling_out(h: adj.Handling) -> HandlingOut:
+    state: HandlingStateName = _known(h.state, HandlingStateName, "handling state")
+    route: HandlingRouteName = _known(h.route, HandlingRouteName, "handling route")
+    decided = h.HasField("decision") and bool(h.decision.decision_no)
+    return HandlingOut(
+        handling_id=h.handling_id,
+        violation_id=h.violation_id,
+        state=state,
+        route=route,
+        steps=[verification_step_out(s) for s in h.steps],
+        handler_licence_id=_opt(h.handler_licence_id),
+        decision=decision_out(h.decision) if decided else None,
+        created_at=_timestamp(h.created_at) if h.HasField("created_at") else None,
+    )
+
+
+def submitted_decision_out(h: adj.Handling) -> DecisionOut:
+    """The decision of a submitted handling (a submit that answers without one broke the
+    contract: a 500, never an empty decision)."""
+    if not (h.HasField("decision") and h.decision.decision_no):
+        raise ValueError("the adjudication service answered a submit without a decision")
+    return decision_out(h.decision)
+
+
+# -- /internal/v1/violations/{id}/handle, /dispute, /undispute --------------------------------
+def handle_at_counter_request(
+    caller: common.Caller, violation_id: str, body: HandleAtCounterBody
+) -> adj.HandleAtCounterRequest:
+    """Validate the licence number (400 ``INVALID_ID_NUMBER``) and build the request."""
+    return adj.HandleAtCounterRequest(
+        caller=caller,
+        violation_id=violation_id,
+        handler_licence_no=ids.parse_id_number(body.licence_no),
+    )
+
+
+def dispute_request(
+    caller: common.Caller, violation_id: str, body: DisputeBody
+) -> adj.DisputeViolationRequest:
+    return adj.DisputeViolationRequest(caller=caller, violation_id=violation_id, reason=body.reason)
+
+
+def undispute_request(caller: common.Caller, violation_id: str) -> adj.UndisputeViolationRequest:
+    return adj.UndisputeViolationRequest(caller=caller, violation_id=violation_id)
+
+
+# -- /internal/v1/alerts/points-buying ------------------------------------------------------
+def points_buying_alerts_request(
+    caller: common.Caller, *, cursor: str | None, limit: int
+) -> adj.ListPointsBuyingAlertsRequest:
+    return adj.ListPointsBuyingAlertsRequest(caller=caller, page=_page(cursor, limit))
+
+
+def points_buying_alert_out(a: adj.PointsBuyingAlert) -> PointsBuyingAlertOut:
+    kind: AlertKindName = _known(a.kind, AlertKindName, "alert kind")
+    return PointsBuyingAlertOut(
+        alert_id=a.alert_id,
+        kind=kind,
+        licence_id=_opt(a.licence_id),
+        vehicle_id=_opt(a.vehicle_id),
+        cycle_start=_date(a.cycle_start),
+        count=a.count,
+        violation_id=_opt(a.violation_id),
+        handler_person_id=_opt(a.handler_person_id),
+        raised_at=_timestamp(a.raised_at) if a.HasField("raised_at") else None,
+    )
+
+
+def points_buying_alert_list_out(
+    r: adj.ListPointsBuyingAlertsResponse,
+) -> PointsBuyingAlertListOut:
+    return PointsBuyingAlertListOut(
+        alerts=[points_buying_alert_out(a) for a in r.alerts],
+        next_cursor=_opt(r.next_cursor),
+    )

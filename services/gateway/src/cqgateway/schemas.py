@@ -171,15 +171,33 @@ class ViolationRecord(BaseModel):
 
 
 # -- violations (mini-program: list and detail) -------------------------------------------
+class ReasonOut(BaseModel):
+    """One failing rule of an online-handling refusal: its error code and sentence."""
+
+    code: str = Field(description="A stable UPPER_SNAKE code of the error table.")
+    message_zh: str
+    message_en: str
+
+
 class OnlineHandlingOut(BaseModel):
     """R-Q-3: may this caller handle the violation online, and if not, why."""
 
     allowed: bool | None = Field(description="null when eligibility could not be determined.")
     availability: Literal["allowed", "refused", "unknown"]
-    route: str | None
-    reason_code: str | None
+    route: str | None = Field(
+        description=(
+            "Allowed: `handler` (the handler's face check) or `owner_then_handler` (R-ADJ-4: "
+            "the owner consents by face first). Refused: where to go instead, `counter` or "
+            "`payment` (already decided: pay it), or null."
+        )
+    )
+    reason_code: str | None = Field(description="The first failing rule's code (`reasons[0]`).")
     reason: str | None = Field(description="The reason in Chinese.")
     reason_en: str | None
+    reasons: list[ReasonOut] = Field(
+        default_factory=list,
+        description="Every failing rule when refused, in a stable order; empty when allowed.",
+    )
 
 
 class ViolationOut(BaseModel):
@@ -210,6 +228,101 @@ class ViolationOut(BaseModel):
 
 class ViolationListOut(BaseModel):
     violations: list[ViolationOut]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end."
+    )
+
+
+# -- handlings (mini-program: online handling; counter: in-person handling) -------------------
+HandlingStepName = Literal["owner", "handler"]
+StepStatusName = Literal["pending", "passed", "failed", "expired", "used"]
+HandlingStateName = Literal["awaiting_verification", "verified", "submitted", "failed"]
+HandlingRouteName = Literal["handler", "owner_then_handler", "counter"]
+
+
+class VerificationStepOut(BaseModel):
+    """One face-verification step of a handling (R-ADJ-8)."""
+
+    step: HandlingStepName = Field(
+        description="`owner` (R-ADJ-4: the owner consents by face) or `handler`."
+    )
+    certify_id: str | None = Field(description="The face adapter's id of this verification.")
+    url: str | None = Field(description="Where the person completes the face check.")
+    status: StepStatusName
+    person_name: str | None = Field(
+        description="Whose face this step checks (masked `张*` for another person, R-Q-4)."
+    )
+    expires_at: datetime | None = Field(
+        description="A passed verification is valid until then (R-ADJ-8, 10 min by default)."
+    )
+
+
+class DecisionOut(BaseModel):
+    """R-ADJ-7: the penalty decision a handling issued."""
+
+    decision_no: str = Field(description="16 digits: the authority code and a serial.")
+    violation_id: str
+    decision_date: date | None
+    due_date: date | None = Field(description="R-PAY-2: 15 days after the decision date.")
+    fine_fen: int
+    points: int = Field(description="Points added to the handler's licence.")
+
+
+class HandlingOut(BaseModel):
+    """A handling: its face-verification steps, in order, and its decision once submitted."""
+
+    handling_id: str
+    violation_id: str
+    state: HandlingStateName
+    route: HandlingRouteName
+    steps: list[VerificationStepOut] = Field(description="In the order they must pass.")
+    handler_licence_id: str | None = Field(description="The licence the points go on.")
+    decision: DecisionOut | None = Field(description="Set once the handling is submitted.")
+    created_at: datetime | None
+
+
+class HandleAtCounterBody(StrictRequest):
+    """An in-person handling: the clerk checked the holder of ``licence_no`` at the desk."""
+
+    licence_no: Str = Field(
+        min_length=1,
+        max_length=32,
+        description="The licence the points go on (18-char ID number).",
+    )
+
+
+class DisputeBody(StrictRequest):
+    """R-ADJ-9: why the violation's facts are disputed (as the person told the clerk)."""
+
+    free_text_fields: ClassVar[frozenset[str]] = frozenset({"reason"})
+
+    reason: Str = Field(min_length=1, max_length=500, description="Free text; line breaks allowed.")
+
+
+AlertKindName = Literal["licence_for_many_vehicles", "vehicle_to_many_licences"]
+
+
+class PointsBuyingAlertOut(BaseModel):
+    """R-X-2: an online handling refused by the points-buying guard."""
+
+    alert_id: str
+    kind: AlertKindName = Field(
+        description=(
+            "`licence_for_many_vehicles`: one licence taking points for others' vehicles; "
+            "`vehicle_to_many_licences`: one vehicle's points going to many licences."
+        )
+    )
+    licence_id: str | None
+    vehicle_id: str | None
+    cycle_start: date | None = Field(description="The scoring cycle the count is about.")
+    count: int = Field(description="Distinct vehicles (or licences) already in the cycle.")
+    violation_id: str | None = Field(description="The violation whose handling was refused.")
+    handler_person_id: str | None
+    raised_at: datetime | None
+
+
+class PointsBuyingAlertListOut(BaseModel):
+    alerts: list[PointsBuyingAlertOut] = Field(description="Newest first.")
     next_cursor: str | None = Field(
         description="Pass as `cursor` for the next page; null at the end."
     )

@@ -35,17 +35,24 @@ from cqcommon.errors import (
     DomainError,
 )
 from cqcommon.grpc_client import call
+from cqtraffic.adjudication.v1 import adjudication_pb2 as adj
 from cqtraffic.query.v1 import query_pb2
 from fastapi import APIRouter, Query, Request, Response
 
 from cqgateway import mappers
 from cqgateway.audit import AuditContext, audit_context
 from cqgateway.deps import Context, JsonBody, StaffUser, SupervisorUser
+from cqgateway.handling_codes import ALERT_ERRORS, COUNTER_HANDLE_ERRORS, DISPUTE_ERRORS
 from cqgateway.openapi import error_codes
+from cqgateway.routers.violations import PathId
 from cqgateway.schemas import (
     AuditEntryOut,
     AuditListOut,
+    DisputeBody,
+    HandleAtCounterBody,
+    HandlingOut,
     PlateTypeCode,
+    PointsBuyingAlertListOut,
     RecordViolationBody,
     StaffLookupOut,
     ViolationRecord,
@@ -148,6 +155,154 @@ async def record_violation(
         audit.add_subject("licence", result.violation.licence_id)
     response.status_code = 201 if result.created else 200
     return mappers.violation_record_out(result.violation)
+
+
+def _audit_violation(audit: AuditContext | None, violation: adj.Violation) -> None:
+    """R-USR-2: the violation a counter call changed, its vehicle and its driver's licence."""
+    if audit is None:
+        return
+    audit.add_subject("violation", violation.violation_id)
+    audit.add_subject("vehicle", violation.vehicle_id)
+    audit.add_subject("licence", violation.licence_id)
+
+
+@router.post(
+    "/violations/{violation_id}/handle",
+    status_code=201,
+    response_model=HandlingOut,
+    dependencies=[JsonBody],
+    summary="Handle a violation in person at the counter",
+    description=(
+        "The clerk checked the identity of the holder of `licence_no` at the desk (the "
+        "`counter` face adapter records that). The online limits of fine and licence class do "
+        "not apply, so this is how a non-site violation over 200 yuan gets its decision; the "
+        "points limit still does (R-ADJ-5). Answers the handling, `route` = `counter`, with "
+        "its decision; the violation becomes `handled_unpaid`. A violation already handled, "
+        "decided or paid answers 409. Audited with subjects `violation:<id>`, "
+        "`licence_no:<no>`, then `licence:<id>` of the licence the points went on. Errors: "
+        "400 `INVALID_ID_NUMBER` (licence_no); 404 `NOT_FOUND` / `VIOLATION_NOT_FOUND` / "
+        "`LICENCE_NOT_FOUND`."
+    ),
+    openapi_extra=error_codes(*COUNTER_HANDLE_ERRORS),
+)
+async def handle_at_counter(
+    violation_id: PathId,
+    body: HandleAtCounterBody,
+    staff: StaffUser,
+    request: Request,
+    ctx: Context,
+) -> HandlingOut:
+    grpc_request = mappers.handle_at_counter_request(staff.caller, violation_id, body)
+    audit = audit_context(request)
+    if audit is not None:
+        audit.add_subject("violation", violation_id)
+        audit.add_subject("licence_no", grpc_request.handler_licence_no)
+    handling = await call(
+        ctx.require_backends().adjudication.HandleAtCounter,
+        grpc_request,
+        timeout_s=ctx.settings.grpc_deadline_s,
+    )
+    if audit is not None:
+        audit.add_subject("licence", handling.handler_licence_id)
+    return mappers.handling_out(handling)
+
+
+@router.post(
+    "/violations/{violation_id}/dispute",
+    response_model=ViolationRecord,
+    dependencies=[JsonBody],
+    summary="Mark a violation as disputed (R-ADJ-9)",
+    description=(
+        "The person disputes the facts (对违法事实有异议): the violation is marked `disputed`, "
+        "which blocks online handling and payment until a clerk clears it with `/undispute`. "
+        "Marking a disputed violation again keeps it disputed. Audited with subjects "
+        "`violation:<id>`, `vehicle:<id>`, `licence:<id>`. Errors: 404 `NOT_FOUND` / "
+        "`VIOLATION_NOT_FOUND`."
+    ),
+    openapi_extra=error_codes(*DISPUTE_ERRORS),
+)
+async def dispute_violation(
+    violation_id: PathId,
+    body: DisputeBody,
+    staff: StaffUser,
+    request: Request,
+    ctx: Context,
+) -> ViolationRecord:
+    audit = audit_context(request)
+    if audit is not None:
+        audit.add_subject("violation", violation_id)
+    violation = await call(
+        ctx.require_backends().adjudication.DisputeViolation,
+        mappers.dispute_request(staff.caller, violation_id, body),
+        timeout_s=ctx.settings.grpc_deadline_s,
+    )
+    _audit_violation(audit, violation)
+    return mappers.violation_record_out(violation)
+
+
+@router.post(
+    "/violations/{violation_id}/undispute",
+    response_model=ViolationRecord,
+    summary="Clear a violation's dispute (R-ADJ-9)",
+    description=(
+        "Online handling and payment are possible again (where the other rules allow). "
+        "Clearing an undisputed violation leaves it as it is. Audited with subjects "
+        "`violation:<id>`, `vehicle:<id>`, `licence:<id>`. Errors: 404 `NOT_FOUND` / "
+        "`VIOLATION_NOT_FOUND`."
+    ),
+    openapi_extra=error_codes(*DISPUTE_ERRORS),
+)
+async def undispute_violation(
+    violation_id: PathId,
+    staff: StaffUser,
+    request: Request,
+    ctx: Context,
+) -> ViolationRecord:
+    audit = audit_context(request)
+    if audit is not None:
+        audit.add_subject("violation", violation_id)
+    violation = await call(
+        ctx.require_backends().adjudication.UndisputeViolation,
+        mappers.undispute_request(staff.caller, violation_id),
+        timeout_s=ctx.settings.grpc_deadline_s,
+    )
+    _audit_violation(audit, violation)
+    return mappers.violation_record_out(violation)
+
+
+@router.get(
+    "/alerts/points-buying",
+    response_model=PointsBuyingAlertListOut,
+    summary="Points-buying alerts (R-X-2)",
+    description=(
+        "Any staff role. Online handlings the points-buying guard refused, newest first: one "
+        "licence taking points for more than 3 other people's vehicles in a scoring cycle, or "
+        "one vehicle's points going to more than 3 licences (limits configurable). Audited "
+        "with the subjects `licence:`, `vehicle:`, `person:` and `violation:` each alert "
+        "names. Errors: 400 `INVALID_CURSOR`; 422 `VALIDATION_FAILED` (`limit` outside 1..100)."
+    ),
+    openapi_extra=error_codes(*ALERT_ERRORS),
+)
+async def list_points_buying_alerts(
+    staff: StaffUser,
+    request: Request,
+    ctx: Context,
+    cursor: Cursor = None,
+    limit: Annotated[int, Query(ge=1, le=100, description="Alerts per page.")] = 20,
+) -> PointsBuyingAlertListOut:
+    answer = await call(
+        ctx.require_backends().adjudication.ListPointsBuyingAlerts,
+        mappers.points_buying_alerts_request(staff.caller, cursor=cursor, limit=limit),
+        timeout_s=ctx.settings.grpc_deadline_s,
+    )
+    audit = audit_context(request)
+    if audit is not None:
+        for alert in answer.alerts:
+            audit.add_subject("licence", alert.licence_id)
+            audit.add_subject("vehicle", alert.vehicle_id)
+            audit.add_subject("person", alert.handler_person_id)
+            audit.add_subject("violation", alert.violation_id)
+    return mappers.points_buying_alert_list_out(answer)
 
 
 @router.get(

@@ -9,8 +9,8 @@ its rows move out of this table into a real router (and out of
 
 Issues:
 
-* *online handling* (adjudication: eligibility, face-verification steps, decisions):
-  handlings, decisions, the counter's in-person handling and disputes;
+* *online handling*: the decision notice PDF (handlings, the counter's in-person handling
+  and disputes are built: ``cqgateway.routers.handlings`` and ``.internal``);
 * *payment* (idempotent payments, Alipay notifications, receipts, refunds, reconciliation);
 * *vehicle follow* (follow requests, SMS consent, quotas, licence follows).
 """
@@ -55,14 +55,6 @@ class Planned:
 
 PLANNED: tuple[Planned, ...] = (
     # -- mini-program ------------------------------------------------------------------
-    Planned("POST", "/api/v1/violations/{violation_id}/handlings", "user", ONLINE_HANDLING,
-            "Start handling a violation online (face-verification steps)"),
-    Planned("POST", "/api/v1/handlings/{handling_id}/verifications/{step}/complete", "user",
-            ONLINE_HANDLING, "Ask the face adapter for a verification step's result"),
-    Planned("POST", "/api/v1/handlings/{handling_id}/submit", "user", ONLINE_HANDLING,
-            "Apply a handling whose steps all passed; returns the decision"),
-    Planned("GET", "/api/v1/handlings/{handling_id}", "user", ONLINE_HANDLING,
-            "The state of a handling"),
     Planned("GET", "/api/v1/decisions/{decision_no}", "user", PAYMENT,
             "A payable decision with the amount due"),
     Planned("POST", "/api/v1/payments", "user", PAYMENT,
@@ -97,12 +89,6 @@ PLANNED: tuple[Planned, ...] = (
     Planned("POST", "/api/v1/alipay/notify", "none", PAYMENT,
             "Alipay's asynchronous payment notification (form-encoded)"),
     # -- counter ---------------------------------------------------------------------------
-    Planned("POST", "/internal/v1/violations/{violation_id}/dispute", "staff", ONLINE_HANDLING,
-            "Mark a violation as disputed"),
-    Planned("POST", "/internal/v1/violations/{violation_id}/undispute", "staff",
-            ONLINE_HANDLING, "Clear a violation's dispute"),
-    Planned("POST", "/internal/v1/violations/{violation_id}/handle", "staff", ONLINE_HANDLING,
-            "Handle a violation in person at the counter"),
     Planned("POST", "/internal/v1/payments/counter", "staff", PAYMENT,
             "A counter payment (`Idempotency-Key` header)"),
     Planned("GET", "/internal/v1/refunds", "staff", PAYMENT, "Refunds, e.g. `?status=pending`"),
