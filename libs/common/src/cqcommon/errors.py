@@ -308,6 +308,63 @@ VIOLATION_NOT_FOUND = _define(
 # -- adjudication: eligibility reasons (R-ADJ-1..4, 6, 9, R-X-2) ------------------
 
 # -- adjudication: face verification (R-ADJ-8) --------------------------------------
+# Another handling's or another person's verification answers exactly like a missing one.
+VERIFICATION_NOT_FOUND = _define(
+    "VERIFICATION_NOT_FOUND",
+    ErrorKind.NOT_FOUND,
+    "未找到该人脸核验记录。",
+    "No such face verification.",
+)
+VERIFICATION_PENDING = _define(
+    "VERIFICATION_PENDING",
+    ErrorKind.CONFLICT,
+    "人脸核验尚未完成，请先完成人脸核验。",
+    "The face verification is not finished yet; complete it first.",
+)
+VERIFICATION_FAILED = _define(
+    "VERIFICATION_FAILED",
+    ErrorKind.FORBIDDEN,
+    "人脸核验未通过，请重新发起人脸核验。",
+    "The face verification did not pass; start a new one.",
+)
+VERIFICATION_EXPIRED = _define(
+    "VERIFICATION_EXPIRED",
+    ErrorKind.FORBIDDEN,
+    "人脸核验结果已超过有效期，请重新核验。",
+    "The face verification has expired; verify again.",
+)
+VERIFICATION_USED = _define(
+    "VERIFICATION_USED",
+    ErrorKind.CONFLICT,
+    "该人脸核验结果已使用过，不能重复使用。",
+    "This face verification has already been used and cannot be used again.",
+)
+FACE_CERTIFY_ID_INVALID = _define(
+    "FACE_CERTIFY_ID_INVALID",
+    ErrorKind.FORBIDDEN,
+    "人脸核验服务不认可该核验（无效或已失效），请重新发起人脸核验。",
+    "The face-verification provider does not recognise this verification (unknown or "
+    "expired); start a new one.",
+)
+FACE_PROVIDER_REFUSED = _define(
+    "FACE_PROVIDER_REFUSED",
+    ErrorKind.FORBIDDEN,
+    "人脸核验服务未能为您发起核验，请到公安交管业务窗口办理。",
+    "The face-verification provider could not start a verification for you; please go to a "
+    "traffic police counter.",
+)
+FACE_PROVIDER_UNAVAILABLE = _define(
+    "FACE_PROVIDER_UNAVAILABLE",
+    ErrorKind.UNAVAILABLE,
+    "人脸核验服务暂时不可用，请稍后再试。",
+    "The face-verification provider is temporarily unavailable; try again later.",
+)
+FACE_PROVIDER_ANSWER_UNTRUSTED = _define(
+    "FACE_PROVIDER_ANSWER_UNTRUSTED",
+    ErrorKind.UNAVAILABLE,
+    "无法确认人脸核验服务应答的真实性，请稍后再试。",
+    "The face-verification provider's answer could not be authenticated; try again later.",
+)
 
 # -- adjudication: handlings, points and decisions (R-ADJ-5, 7) ---------------------
 
