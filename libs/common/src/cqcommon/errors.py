@@ -306,6 +306,116 @@ VIOLATION_NOT_FOUND = _define(
 )
 
 # -- adjudication: eligibility reasons (R-ADJ-1..4, 6, 9, R-X-2) ------------------
+# Each rule that refuses online handling is one code here; the adjudication domain builds
+# its ``Reason`` (code + Chinese + English sentence) from these specs, so the texts live
+# only here. FORBIDDEN: a rule refuses it; CONFLICT: the record's state leaves nothing to
+# handle. "Counter" in a sentence is the route the refusal names.
+DISPUTED_COUNTER_ONLY = _define(
+    "DISPUTED_COUNTER_ONLY",
+    ErrorKind.FORBIDDEN,
+    "您对该违法事实有异议，不能在线处理，请携带相关材料到交警窗口办理。",
+    "This violation is disputed and cannot be handled online; please visit a police "
+    "counter with your documents.",
+)
+ALREADY_DECIDED = _define(
+    "ALREADY_DECIDED",
+    ErrorKind.CONFLICT,
+    "该违法已作出处罚决定，无需再处理，请按决定书缴纳罚款。",
+    "A penalty decision has already been issued for this violation; it only needs to be paid.",
+)
+ALREADY_PAID = _define(
+    "ALREADY_PAID",
+    ErrorKind.CONFLICT,
+    "该违法已处理并缴款完毕。",
+    "This violation has been decided and paid; nothing is left to do.",
+)
+ON_SITE_NOT_ONLINE = _define(
+    "ON_SITE_NOT_ONLINE",
+    ErrorKind.FORBIDDEN,
+    "现场处罚的违法不能在线处理，请到交警窗口办理。",
+    "On-site violations cannot be handled online; please visit a police counter.",
+)
+GENERAL_PROCEDURE_COUNTER_ONLY = _define(
+    "GENERAL_PROCEDURE_COUNTER_ONLY",
+    ErrorKind.FORBIDDEN,
+    "该违法需适用一般程序（如罚款超过 200 元），不能在线处理，请到交警窗口办理。",
+    "This violation needs the general procedure (e.g. a fine over 200 yuan) and cannot be "
+    "handled online; please visit a police counter.",
+)
+FINE_OVER_ONLINE_LIMIT = _define(
+    "FINE_OVER_ONLINE_LIMIT",
+    ErrorKind.FORBIDDEN,
+    "该违法的罚款金额超过在线处理限额，请到交警窗口办理。",
+    "The fine is above the limit for online handling; please visit a police counter.",
+)
+NO_LICENCE = _define(
+    "NO_LICENCE",
+    ErrorKind.FORBIDDEN,
+    "您名下没有重庆市核发的驾驶证，不能在线处理违法，请由持证驾驶人处理或到交警窗口办理。",
+    "You hold no Chongqing driving licence, so you cannot handle violations online; the "
+    "licensed driver can handle it, or visit a police counter.",
+)
+LICENCE_NOT_VALID_COUNTER_ONLY = _define(
+    "LICENCE_NOT_VALID_COUNTER_ONLY",
+    ErrorKind.FORBIDDEN,
+    "您的驾驶证状态异常（暂扣、吊销或记满分等），不能在线处理违法，请到交警窗口办理。",
+    "Your driving licence is not valid (suspended, revoked, points limit reached, …); "
+    "violations cannot be handled online with it; please visit a police counter.",
+)
+NOT_RELATED_TO_VEHICLE = _define(
+    "NOT_RELATED_TO_VEHICLE",
+    ErrorKind.FORBIDDEN,
+    "您不是该车辆的所有人，也未关注或验证该车辆，不能处理该车辆的违法。",
+    "You neither own, follow nor have proven this vehicle, so you cannot handle its violations.",
+)
+AB_CLASS_POINTS_COUNTER_ONLY = _define(
+    "AB_CLASS_POINTS_COUNTER_ONLY",
+    ErrorKind.FORBIDDEN,
+    "持 A 类或 B 类驾驶证的驾驶人不能在线处理记分的违法（不记分的可以），请到交警窗口办理。",
+    "Holders of an A- or B-class licence cannot handle point-bearing violations online "
+    "(0-point ones they can); please visit a police counter.",
+)
+POINTS_LIMIT_EXCEEDED = _define(
+    "POINTS_LIMIT_EXCEEDED",
+    ErrorKind.FORBIDDEN,
+    "处理该违法后，本记分周期的累积记分将超过满分，不能在线处理。",
+    "Handling this violation would take the licence's points in this scoring cycle past "
+    "the limit, so it cannot be handled online.",
+)
+POINTS_RECENTLY_CHANGED = _define(
+    "POINTS_RECENTLY_CHANGED",
+    ErrorKind.FORBIDDEN,
+    "您的记分近期在窗口或外省发生变动，数据同步中，暂不能在线处理记分的违法，"
+    "请稍后再试或到交警窗口办理。",
+    "Your points were changed recently at a counter or in another province and are still "
+    "being synchronised; point-bearing violations cannot be handled online for now. Try "
+    "again later or visit a police counter.",
+)
+POINTS_BUYING_VEHICLE_LIMIT = _define(
+    "POINTS_BUYING_VEHICLE_LIMIT",
+    ErrorKind.FORBIDDEN,
+    "本记分周期内您的驾驶证为他人车辆处理记分违法的车辆数已达上限，不能再为其他车辆"
+    "在线处理，请到交警窗口办理。",
+    "In this scoring cycle your licence has already taken points for as many other people's "
+    "vehicles as allowed; it cannot take points for another one online. Please visit a "
+    "police counter.",
+)
+POINTS_BUYING_LICENCE_LIMIT = _define(
+    "POINTS_BUYING_LICENCE_LIMIT",
+    ErrorKind.FORBIDDEN,
+    "本记分周期内该车辆的记分由不同驾驶证处理的数量已达上限，不能再由其他驾驶证在线处理，"
+    "请到交警窗口办理。",
+    "In this scoring cycle this vehicle's points have already gone to as many different "
+    "licences as allowed; another licence cannot take them online. Please visit a police "
+    "counter.",
+)
+ELIGIBILITY_NOT_AVAILABLE = _define(
+    "ELIGIBILITY_NOT_AVAILABLE",
+    ErrorKind.UNAVAILABLE,
+    "暂时无法判断能否在线处理，请稍后再试或到交警窗口办理。",
+    "Whether this can be handled online cannot be determined yet; "
+    "try again later or visit a police counter.",
+)
 
 # -- adjudication: face verification (R-ADJ-8) --------------------------------------
 # Another handling's or another person's verification answers exactly like a missing one.
