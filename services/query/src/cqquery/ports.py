@@ -22,6 +22,7 @@ from cqquery.domain.model import (
     Caller,
     Kind,
     LicenceRow,
+    SubjectAccess,
     VehicleRow,
     ViolationAccess,
     ViolationRow,
@@ -87,6 +88,13 @@ class ReadModel(Protocol):
         limit: int,
     ) -> list[ViolationRow]: ...
 
+    async def vehicles_access(
+        self, vehicle_ids: Sequence[str], *, user_id: str, now: datetime
+    ) -> list[SubjectAccess]:
+        """The vehicles among ``vehicle_ids`` that exist, each with its owner and whether
+        ``user_id`` follows it at ``now``: ONE statement (R-Q-1 for GetRelations)."""
+        ...
+
 
 class ReadModelReaders(Protocol):
     """Hands out a :class:`ReadModel` per use (one pooled connection, returned on exit)."""
@@ -109,11 +117,15 @@ class PageKey:
 @dataclass(frozen=True)
 class ListRead:
     """One round trip's answer for a list: the version (None = bypass the cache), and
-    the cached facts and page when present."""
+    the cached facts and page when present; when asked for a caller's hints, also that
+    caller's own version (None = none read: hints are not cached) and the hints cached
+    for the page at both versions."""
 
     version: str | None
     facts: AccessFacts | None
     page: RenderedPage | None
+    asker_version: str | None = None
+    hints: bytes | None = None
 
 
 class ReadCache(Protocol):
@@ -123,8 +135,25 @@ class ReadCache(Protocol):
     :meth:`grant_proof` raises :class:`PortUnavailableError`.
     """
 
-    async def read_list(self, kind: Kind, subject_id: str, key: PageKey) -> ListRead:
-        """Version, facts and the page in one round trip."""
+    async def read_list(
+        self, kind: Kind, subject_id: str, key: PageKey, *, hints_for: Caller | None = None
+    ) -> ListRead:
+        """Version, facts and the page in one round trip; with ``hints_for``, in the same
+        round trip that caller's version and their hints for the page."""
+        ...
+
+    async def put_hints(
+        self,
+        kind: Kind,
+        subject_id: str,
+        version: str,
+        key: PageKey,
+        caller: Caller,
+        asker_version: str,
+        hints: bytes,
+    ) -> None:
+        """Cache one caller's rendered hints for one page (short-lived: R-ADJ-6's guard
+        and the scoring cycle change answers with time alone)."""
         ...
 
     async def put_facts(
@@ -145,14 +174,24 @@ class ReadCache(Protocol):
 
 
 class PageRenderer(Protocol):
-    """Turns a page's violations into the form cached and sent (opaque to use cases)."""
+    """Turns a page's violations, and a caller's hints for them, into the form cached and
+    sent (opaque to use cases)."""
 
     def render(self, violations: Sequence[ViolationShown]) -> bytes: ...
+
+    def items(self, body: bytes) -> list[tuple[str, str]]:
+        """(violation id, vehicle id) of each violation of a rendered page, in order."""
+        ...
+
+    def render_hints(self, hints: Sequence[tuple[str, OnlineHandlingHint]]) -> bytes:
+        """(violation id, hint) pairs in the form merged into a page when it is sent."""
+        ...
 
 
 class Eligibility(Protocol):
     """Adjudication's online-handling answer per violation id (R-Q-3); never raises:
-    an unanswered question is an ``unknown`` hint with a reason code."""
+    an unanswered question is an ``unknown`` hint with a reason code (``answered`` False).
+    The caller's ``vehicle_relations`` travel with the question."""
 
     async def online_handling(
         self, caller: Caller, violation_ids: list[str]

@@ -1,6 +1,8 @@
 """The query use cases (``QueryViews``) on fakes of their ports: no database, no Redis,
 no gRPC. Each fake counts what it was asked, so a test can prove not only what a use
-case answers but that a foreign id and a missing one cost it the same (R-Q-1)."""
+case answers but that a foreign id and a missing one cost it the same (R-Q-1), and that
+a list asks adjudication one question per page, at most once per caller and version
+(R-Q-3)."""
 
 from __future__ import annotations
 
@@ -28,7 +30,8 @@ from cqquery.domain.model import (
     ViolationAccess,
     ViolationRow,
 )
-from cqquery.domain.results import OnlineHandlingHint, RenderedPage, ViolationShown
+from cqquery.domain.online_handling import ELIGIBILITY_UNAVAILABLE, Reason
+from cqquery.domain.results import ListPage, OnlineHandlingHint, RenderedPage, ViolationShown
 from cqquery.ports import LimitDecision, ListRead, PageKey, PortUnavailableError
 from cqquery.service_layer.views import QueryViews
 
@@ -145,6 +148,16 @@ class FakeReadModel:
         self.statements.append("licence_by_no")
         return next((x for x in self.world.licences.values() if x.licence_no == licence_no), None)
 
+    async def vehicles_access(
+        self, vehicle_ids: Sequence[str], *, user_id: str, now: datetime
+    ) -> list[SubjectAccess]:
+        self.statements.append("vehicles_access")
+        return [
+            self._subject("vehicle", vid, user_id)
+            for vid in vehicle_ids
+            if vid in self.world.vehicles
+        ]
+
     async def violations(
         self,
         kind: Kind,
@@ -198,14 +211,39 @@ class FakeCache:
         """What an applied event does: move the subject's version on."""
         self.versions[(kind, sid)] = self.versions.get((kind, sid), 0) + 1
 
-    async def read_list(self, kind: Kind, subject_id: str, key: PageKey) -> ListRead:
+    def _asker(self, caller: Caller) -> str:
+        return (
+            f"{self._version('user', caller.user_id)}.{self._version('person', caller.person_id)}"
+        )
+
+    async def read_list(
+        self, kind: Kind, subject_id: str, key: PageKey, *, hints_for: Caller | None = None
+    ) -> ListRead:
         self.round_trips.append("read_list")
         version = self._version(kind, subject_id)
+        asker = self._asker(hints_for) if hints_for else None
+        who = (hints_for.user_id, hints_for.person_id) if hints_for else None
         return ListRead(
             version,
             self.values.get(("facts", kind, subject_id, version)),
             self.values.get(("page", kind, subject_id, version, key)),
+            asker,
+            self.values.get(("hints", kind, subject_id, version, who, asker, key)),
         )
+
+    async def put_hints(
+        self,
+        kind: Kind,
+        subject_id: str,
+        version: str,
+        key: PageKey,
+        caller: Caller,
+        asker_version: str,
+        hints: bytes,
+    ) -> None:
+        self.round_trips.append("put_hints")
+        who = (caller.user_id, caller.person_id)
+        self.values[("hints", kind, subject_id, version, who, asker_version, key)] = hints
 
     async def put_facts(
         self, kind: Kind, subject_id: str, version: str, facts: AccessFacts
@@ -228,14 +266,30 @@ class FakeCache:
             raise PortUnavailableError("down")
         self.round_trips.append("grant_proof")
         self.grants.add((user_id, kind, subject_id))
+        self.changed("user", user_id)
 
 
 class FakeRenderer:
-    """Renders a page as JSON (id, status, amount due), so tests can read it back."""
+    """Renders a page as JSON (id, status, amount due, vehicle), and hints as JSON (id,
+    availability, route, reason codes), so tests can read them back."""
 
     def render(self, violations: Sequence[ViolationShown]) -> bytes:
         return json.dumps(
-            [[v.row.violation_id, v.row.status, v.amounts.amount_due_fen] for v in violations]
+            [
+                [v.row.violation_id, v.row.status, v.amounts.amount_due_fen, v.row.vehicle_id]
+                for v in violations
+            ]
+        ).encode()
+
+    def items(self, body: bytes) -> list[tuple[str, str]]:
+        return [(item[0], item[3]) for item in json.loads(body)]
+
+    def render_hints(self, hints: Sequence[tuple[str, OnlineHandlingHint]]) -> bytes:
+        return json.dumps(
+            [
+                [vid, h.availability, h.route, [r.code for r in h.reasons] or [h.reason_code]]
+                for vid, h in hints
+            ]
         ).encode()
 
 
@@ -243,15 +297,52 @@ def shown_ids(body: bytes) -> list[str]:
     return [item[0] for item in json.loads(body)]
 
 
+def shown_hints(page: ListPage) -> dict[str, tuple[str, str, tuple[str, ...]]]:
+    assert page.hints is not None, "the page carries hints"
+    return {
+        vid: (availability, route, tuple(codes))
+        for vid, availability, route, codes in json.loads(page.hints)
+    }
+
+
+ALLOWED = OnlineHandlingHint("allowed", route="handler")
+NO_RELATION = Reason("NO_RELATION", "您与该车辆无关联。", "You are not related to this vehicle.")
+OVER_LIMIT = Reason("POINTS_OVER_LIMIT", "记分将超过12分。", "Points would exceed 12.")
+
+
 class FakeEligibility:
+    """Adjudication's answer as a function of the caller's relation to the vehicle: the
+    owner may handle, a follower or prover is refused with two reasons, anyone else is
+    refused for having no relation; ``down`` answers as the adapter does when it cannot
+    ask."""
+
     def __init__(self) -> None:
         self.asked: list[tuple[Caller, list[str]]] = []
+        self.down = False
+        self.vehicles: dict[str, str] = {}  # violation id -> vehicle id
 
     async def online_handling(
         self, caller: Caller, violation_ids: list[str]
     ) -> dict[str, OnlineHandlingHint]:
         self.asked.append((caller, violation_ids))
-        return dict.fromkeys(violation_ids, OnlineHandlingHint("allowed", route="self"))
+        if self.down:
+            return dict.fromkeys(violation_ids, OnlineHandlingHint.unknown(ELIGIBILITY_UNAVAILABLE))
+        relations = dict(caller.vehicle_relations)
+        answers = {}
+        for vid in violation_ids:
+            relation = relations.get(self.vehicles.get(vid, ""))
+            if relation == "own":
+                answers[vid] = ALLOWED
+            elif relation is None:
+                answers[vid] = refused(NO_RELATION)
+            else:
+                answers[vid] = refused(NO_RELATION, OVER_LIMIT)
+        return answers
+
+
+def refused(*reasons: Reason) -> OnlineHandlingHint:
+    first = reasons[0]
+    return OnlineHandlingHint("refused", "counter", first.code, first.zh, first.en, reasons)
 
 
 class FakeLimiter:
@@ -387,6 +478,7 @@ def h() -> Harness:
     readers, cache = FakeReaders(world), FakeCache()
     cache.grants.add((PROVER.user_id, "licence", OWNER.licence.licence_id))
     eligibility, limiter = FakeEligibility(), FakeLimiter()
+    eligibility.vehicles = {vid: v.vehicle_id for vid, v in world.violations.items()}
     views = QueryViews(
         readers=readers,
         cache=cache,
@@ -416,7 +508,7 @@ async def test_r_q_1_owner_follower_and_prover_see_a_violation_a_stranger_gets_4
     a stranger's answer is the very NOT_FOUND a missing id gets."""
     detail = await h.views.get_violation(OWNER.caller, "vio-ticket")
     assert detail.violation.row.violation_id == "vio-ticket"
-    assert detail.online_handling == OnlineHandlingHint("allowed", route="self")
+    assert detail.online_handling == ALLOWED
     assert (await h.views.get_violation(FOLLOWER.caller, "vio-1")).violation.row.place
     # the prover proved the licence, so sees the ticket on it but not a camera record
     assert (await h.views.get_violation(PROVER.caller, "vio-ticket")).violation.row
@@ -510,8 +602,10 @@ async def test_a_cached_page_is_shared_signed_per_caller_in_one_round_trip(h: Ha
     theirs = await h.views.list_violations(
         FOLLOWER.caller, "vehicle", "veh-1", status=None, page_size_requested=2
     )
-    assert h.cost() == (0, [], ["read_list"], 0)
+    # the page is shared; the follower's hints are their own (one question, then cached)
+    assert h.cost() == (0, [], ["read_list", "put_hints"], 1)
     assert theirs.body == mine.body and theirs.next_cursor != mine.next_cursor
+    assert theirs.hints != mine.hints
     # the second pages are keyed by the verified position: shared as well
     await h.views.list_violations(
         OWNER.caller,
@@ -520,6 +614,14 @@ async def test_a_cached_page_is_shared_signed_per_caller_in_one_round_trip(h: Ha
         status=None,
         page_size_requested=2,
         cursor=mine.next_cursor,
+    )
+    await h.views.list_violations(
+        FOLLOWER.caller,
+        "vehicle",
+        "veh-1",
+        status=None,
+        page_size_requested=2,
+        cursor=theirs.next_cursor,
     )
     h.reset()
     await h.views.list_violations(
@@ -645,3 +747,151 @@ async def test_counter_reads_are_staff_only_and_page_with_their_own_cursor(h: Ha
     with pytest.raises(DomainError) as err:
         await h.views.staff_get_vehicle(OWNER.caller, plate_type="02", plate_number="渝A12341")
     assert err.value.code == "FORBIDDEN"
+
+
+# -- R-Q-3 the online-handling hint on every list item ---------------------------------------
+async def test_r_q_3_every_item_of_a_list_page_carries_the_hint_from_one_question(
+    h: Harness,
+) -> None:
+    """R-Q-3: one question for the whole page, with the caller's relation to the vehicle
+    (so adjudication need not ask back); each item gets its own answer."""
+    page = await h.views.list_violations(OWNER.caller, "vehicle", "veh-1", status=None)
+    ((asker, asked),) = h.eligibility.asked
+    assert asked == shown_ids(page.body) == ["vio-ticket", "vio-3", "vio-2", "vio-1"]
+    assert asker.vehicle_relations == (("veh-1", "own"),)
+    assert shown_hints(page) == dict.fromkeys(asked, ("allowed", "handler", ("",)))
+
+    follower = await h.views.list_violations(FOLLOWER.caller, "vehicle", "veh-1", status=None)
+    assert h.eligibility.asked[-1][0].vehicle_relations == (("veh-1", "followed"),)
+    # every failing rule is relayed, not only the first
+    assert shown_hints(follower)["vio-1"] == (
+        "refused",
+        "counter",
+        ("NO_RELATION", "POINTS_OVER_LIMIT"),
+    )
+
+
+async def test_r_q_3_cached_hints_are_per_caller_and_move_on_with_either_version(
+    h: Harness,
+) -> None:
+    """A caller's hints are reused from the same round trip as the page, never served to
+    another caller, and asked again once the subject, the caller's person (their licence)
+    or the caller's user (their follows and proofs) changed."""
+    first = await h.views.list_violations(OWNER.caller, "vehicle", "veh-1", status=None)
+    h.reset()
+    again = await h.views.list_violations(OWNER.caller, "vehicle", "veh-1", status=None)
+    assert h.cost() == (0, [], ["read_list"], 0)
+    assert again == first
+
+    # another caller who may see the vehicle gets their own answers, asked for them
+    h.reset()
+    theirs = await h.views.list_violations(FOLLOWER.caller, "vehicle", "veh-1", status=None)
+    assert h.cost()[3] == 1 and h.eligibility.asked[-1][0].user_id == FOLLOWER.user_id
+    assert theirs.body == first.body and theirs.hints != first.hints
+
+    for kind, sid in (
+        ("vehicle", "veh-1"),
+        ("person", OWNER.person.person_id),
+        ("user", OWNER.user_id),
+    ):
+        h.cache.changed(kind, sid)
+        h.reset()
+        await h.views.list_violations(OWNER.caller, "vehicle", "veh-1", status=None)
+        assert h.cost()[3] == 1, f"a new {kind} version asks again"
+        h.reset()
+        await h.views.list_violations(OWNER.caller, "vehicle", "veh-1", status=None)
+        assert h.cost()[3] == 0, "and caches the new answer"
+
+
+async def test_r_q_3_adjudication_down_lists_unknown_hints_and_caches_nothing(h: Harness) -> None:
+    """If adjudication cannot answer, the list still answers, every item `unknown` with
+    the reason; that answer is not cached, so the next read asks again."""
+    h.eligibility.down = True
+    page = await h.views.list_violations(OWNER.caller, "vehicle", "veh-1", status=None)
+    assert set(shown_hints(page).values()) == {("unknown", "", ("ELIGIBILITY_UNAVAILABLE",))}
+    assert "put_hints" not in h.cache.round_trips
+    h.eligibility.down = False
+    h.reset()
+    page = await h.views.list_violations(OWNER.caller, "vehicle", "veh-1", status=None)
+    assert h.cost()[3] == 1
+    assert set(shown_hints(page).values()) == {("allowed", "handler", ("",))}
+
+
+async def test_r_q_3_staff_lists_and_empty_pages_ask_nothing(h: Harness) -> None:
+    clerk = Caller(staff_id="clerk01", staff_role="clerk")
+    found = await h.views.staff_get_vehicle(clerk, plate_type="02", plate_number="渝A12341")
+    assert found.page.hints is None
+    empty = await h.views.list_violations(OWNER.caller, "vehicle", "veh-1", status="handled_unpaid")
+    assert shown_ids(empty.body) == [] and empty.hints is None
+    assert h.eligibility.asked == []
+
+
+async def test_r_q_3_a_licence_list_asks_with_each_vehicles_relation(h: Harness) -> None:
+    """On a licence's list the vehicles vary: the question carries the caller's relation
+    to each (own, followed, proven; none is absent)."""
+    h.world.violations["vio-lent"] = replace(
+        violation(7, STRANGER, day=5), violation_id="vio-lent", licence_id="lic-1"
+    )
+    h.eligibility.vehicles["vio-lent"] = STRANGER.vehicle.vehicle_id
+    page = await h.views.list_violations(OWNER.caller, "licence", "lic-1", status=None)
+    asker, asked = h.eligibility.asked[-1]
+    assert asked == ["vio-lent", "vio-ticket"]
+    assert asker.vehicle_relations == (("veh-1", "own"),)
+    assert shown_hints(page)["vio-lent"] == ("refused", "counter", ("NO_RELATION",))
+
+    # the prover sees the licence; proving the stranger's vehicle too makes it "proven"
+    await h.views.list_violations(PROVER.caller, "licence", "lic-1", status=None)
+    assert dict(h.eligibility.asked[-1][0].vehicle_relations) == {}
+    h.cache.grants.add((PROVER.user_id, "vehicle", STRANGER.vehicle.vehicle_id))
+    h.cache.changed("user", PROVER.user_id)  # what a grant does (adapters.cache)
+    await h.views.list_violations(PROVER.caller, "licence", "lic-1", status=None)
+    assert h.eligibility.asked[-1][0].vehicle_relations == (("veh-4", "proven"),)
+
+
+async def test_r_q_3_the_lookups_first_page_carries_hints(h: Harness) -> None:
+    found = await h.views.lookup_vehicle(
+        STRANGER.caller, plate_type="02", plate_number="渝A12341", vin=OWNER.vehicle.vin[-6:]
+    )
+    assert h.eligibility.asked[-1][0].vehicle_relations == (("veh-1", "proven"),)
+    assert set(shown_hints(found.page)) == set(shown_ids(found.page.body))
+
+
+async def test_r_q_3_the_detail_asks_with_the_callers_relation_to_its_vehicle(h: Harness) -> None:
+    await h.views.get_violation(FOLLOWER.caller, "vio-1")
+    assert h.eligibility.asked[-1] == (
+        FOLLOWER.caller.asking_about({"veh-1": "followed"}),
+        ["vio-1"],
+    )
+    # the prover sees the ticket through the licence, not the vehicle: no relation to it
+    detail = await h.views.get_violation(PROVER.caller, "vio-ticket")
+    assert h.eligibility.asked[-1][0].vehicle_relations == ()
+    assert detail.online_handling == refused(NO_RELATION)
+
+
+# -- R-Q-1 for adjudication: GetRelations --------------------------------------------------------
+async def test_r_q_1_vehicle_relations_own_followed_proven_and_none(h: Harness) -> None:
+    """GetRelations: own, followed and proven vehicles are named; another's vehicle, a
+    missing one and a malformed id are simply absent; one statement, and the proof
+    grants asked in one round trip only for what is neither owned nor followed."""
+    asked = ["veh-1", "veh-2", "veh-3", "veh-404", "not-an-id", "veh-1"]
+    h.cache.grants.add((FOLLOWER.user_id, "vehicle", "veh-3"))
+    assert await h.views.vehicle_relations(FOLLOWER.caller, asked) == {
+        "veh-1": "followed",
+        "veh-2": "own",
+        "veh-3": "proven",
+    }
+    assert h.cost() == (1, ["vehicles_access"], ["proofs"], 0)
+    h.reset()
+    assert await h.views.vehicle_relations(OWNER.caller, ["veh-1"]) == {"veh-1": "own"}
+    assert h.cost() == (1, ["vehicles_access"], [], 0)
+    assert await h.views.vehicle_relations(STRANGER.caller, ["veh-1", "veh-2"]) == {}
+    clerk = Caller(staff_id="clerk01", staff_role="clerk")
+    assert await h.views.vehicle_relations(clerk, ["veh-1"]) == {}
+
+
+async def test_r_q_1_vehicle_relations_refuses_more_than_a_page_of_ids(h: Harness) -> None:
+    with pytest.raises(DomainError) as err:
+        await h.views.vehicle_relations(OWNER.caller, [f"veh-{n}" for n in range(101)])
+    assert err.value.code == "VALIDATION_FAILED"
+    assert err.value.details == {"field": "vehicle_ids", "max": 100}
+    assert await h.views.vehicle_relations(OWNER.caller, ["veh-1"] * 101) == {"veh-1": "own"}

@@ -27,8 +27,21 @@ starts after (never by the cursor string, which is signed per caller), and holds
 rendered violations and the unsigned position of its last row; each response signs
 that for its own caller (``cqquery.domain.cursor``).
 
+Online-handling hints (R-Q-3) are per caller, so they live beside the shared page, never
+in it: ``q:hint:<kind>:<id>:<caller>:<version>:<caller's version><page tail>``, read in
+the same round trip as the page. ``<caller>`` is a digest of the caller's user and person
+id (a hint never serves another caller); ``<caller's version>`` joins two more counters,
+``q:ver:user:<alipay user id>`` (the caller's follows and proof grants: their relation to
+vehicles of a licence's list) and ``q:ver:person:<person id>`` (the caller's own licence
+and vehicles: points, R-X-2 usage, ownership), bumped by the same brackets. The subject's
+version covers the violations themselves (handled, disputed, paid) and, for a vehicle,
+its owner and followers. Adjudication's answer also changes with time alone (R-ADJ-6's
+24 h guard, a new scoring cycle) and with state no event here reports at once, so a hint
+lives ``HINT_TTL_S`` at most.
+
 Also here: proof grants (R-Q-1) — a user who proved a vehicle or licence may read it
-for ``proof_grant_ttl_s`` — which are short-lived Redis keys by nature.
+for ``proof_grant_ttl_s`` — which are short-lived Redis keys by nature; a grant bumps
+the user's version (their hints on a licence's list may change with it).
 
 This is the adapter behind ``ports.ReadCache``: Redis errors stop here (a read becomes
 a miss; a grant that cannot be written is ``PortUnavailableError``).
@@ -36,6 +49,7 @@ a miss; a grant that cannot be written is ``PortUnavailableError``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Iterable, Sequence
@@ -45,28 +59,48 @@ from cqcommon.inbox import TransientError
 from redis.exceptions import RedisError
 
 from cqquery.domain.cursor import Position
-from cqquery.domain.model import AccessFacts, Kind
+from cqquery.domain.model import AccessFacts, Caller, Kind
 from cqquery.domain.results import RenderedPage
 from cqquery.ports import ListRead, PageKey, PortUnavailableError
 
 log = logging.getLogger(__name__)
 
-Subject = tuple[str, str]  # ("vehicle" | "licence" | "violation", id)
+# ("vehicle" | "licence" | "violation", id), or a caller's ("user", alipay user id) and
+# ("person", person id): the versions a caller's hints are keyed by
+Subject = tuple[str, str]
 VERSION_TTL_S = 7 * 24 * 3600
 DIRTY_TTL_S = 60
+#: the longest a caller's hints are reused (R-ADJ-6: time alone changes an answer)
+HINT_TTL_S = 60
 
-# One round trip for the hot read: KEYS = version, changing-counter; ARGV = the facts and
-# page key prefixes and the page key's tail. The value keys embed the version read here,
-# so they are built inside the script (fine on one Redis; not cluster-slot safe).
-# Returns {} while a change is in flight, else {version, facts or false, page or false}.
+# One round trip for the hot read: KEYS = version, changing-counter, and the caller's
+# user and person versions; ARGV = the facts and page key prefixes, the page key's tail
+# and the hint key prefix ("" = no hints asked for). The value keys embed the versions
+# read here, so they are built inside the script (fine on one Redis; not cluster-slot
+# safe). Returns {} while a change is in flight, else {version, facts or false, page or
+# false[, caller's version, hints or false]}.
 _READ_SCRIPT = """
 local dirty = redis.call('GET', KEYS[2])
 if dirty and tonumber(dirty) > 0 then return {} end
 local version = redis.call('GET', KEYS[1]) or '0'
 local facts = redis.call('GET', ARGV[1] .. version)
 local page = redis.call('GET', ARGV[2] .. version .. ARGV[3])
-return {version, facts, page}
+if ARGV[4] == '' then return {version, facts, page} end
+local asker = (redis.call('GET', KEYS[3]) or '0') .. '.' .. (redis.call('GET', KEYS[4]) or '0')
+local hints = redis.call('GET', ARGV[4] .. version .. ':' .. asker .. ARGV[3])
+return {version, facts, page, asker, hints}
 """
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def caller_digest(caller: Caller) -> str:
+    """Whose hints: the user and the person together, unambiguously (a user whose token
+    has no person id yet and the same user with one are different askers)."""
+    raw = json.dumps([caller.user_id, caller.person_id]).encode()
+    return hashlib.blake2b(raw, digest_size=16).hexdigest()
 
 
 def facts_to_json(facts: AccessFacts) -> str:
@@ -131,17 +165,28 @@ class ReadModelCache:
             raise TransientError(f"cache invalidation failed: {exc!r}") from exc
 
     # -- reads ----------------------------------------------------------------------------
-    async def read_list(self, kind: Kind, subject_id: str, key: PageKey) -> ListRead:
-        """(version, cached facts, cached page) in one round trip; version None = bypass."""
+    async def read_list(
+        self, kind: Kind, subject_id: str, key: PageKey, *, hints_for: Caller | None = None
+    ) -> ListRead:
+        """(version, cached facts, cached page[, caller's version, cached hints]) in one
+        round trip; version None = bypass."""
         if not self.enabled:
             return ListRead(None, None, None)
+        user_id = hints_for.user_id if hints_for else ""
+        person_id = hints_for.person_id if hints_for else ""
         try:
             result = await self._read_script(
-                keys=[self._ver(kind, subject_id), self._dirty(kind, subject_id)],
+                keys=[
+                    self._ver(kind, subject_id),
+                    self._dirty(kind, subject_id),
+                    self._ver("user", user_id),
+                    self._ver("person", person_id),
+                ],
                 args=[
                     self.facts_key(kind, subject_id, ""),
                     self.page_key(kind, subject_id, ""),
                     self._page_tail(key),
+                    self.hint_key(kind, subject_id, hints_for) if hints_for else "",
                 ],
             )
         except RedisError:
@@ -149,12 +194,38 @@ class ReadModelCache:
             return ListRead(None, None, None)
         if not result:
             return ListRead(None, None, None)
-        version, facts, page = result
+        version, facts, page = result[:3]
+        asker, hints = result[3:] if len(result) == 5 else (None, None)
         return ListRead(
-            version.decode() if isinstance(version, bytes) else str(version),
+            _text(version),
             facts_from_json(facts) if isinstance(facts, bytes) else None,
             page_from_bytes(page) if isinstance(page, bytes) else None,
+            _text(asker) if asker is not None else None,
+            hints if isinstance(hints, bytes) else None,
         )
+
+    def hint_key(self, kind: str, subject_id: str, caller: Caller) -> str:
+        """The prefix of a caller's hint keys for a subject (versions and tail follow)."""
+        return f"{self.prefix}:hint:{kind}:{subject_id}:{caller_digest(caller)}:"
+
+    async def put_hints(
+        self,
+        kind: Kind,
+        subject_id: str,
+        version: str,
+        key: PageKey,
+        caller: Caller,
+        asker_version: str,
+        hints: bytes,
+    ) -> None:
+        full_key = (
+            f"{self.hint_key(kind, subject_id, caller)}{version}:{asker_version}"
+            + self._page_tail(key)
+        )
+        try:
+            await self.redis.set(full_key, hints, ex=min(self.ttl_s, HINT_TTL_S))
+        except RedisError:
+            log.warning("query cache unreachable; not caching hints", exc_info=True)
 
     def facts_key(self, kind: str, subject_id: str, version: str) -> str:
         return f"{self.prefix}:facts:{kind}:{subject_id}:{version}"
@@ -191,9 +262,14 @@ class ReadModelCache:
         return f"{self.prefix}:proof:{user_id}:{kind}:{subject_id}"
 
     async def grant_proof(self, user_id: str, kind: Kind, subject_id: str, ttl_s: int) -> None:
-        """Remember a successful proof; failing to is an error (the user would lose access)."""
+        """Remember a successful proof; failing to is an error (the user would lose access).
+        The user's version moves on with it: hints that saw them unrelated are stale."""
         try:
-            await self.redis.set(self._proof(user_id, kind, subject_id), b"1", ex=ttl_s)
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.set(self._proof(user_id, kind, subject_id), b"1", ex=ttl_s)
+                pipe.incr(self._ver("user", user_id))
+                pipe.expire(self._ver("user", user_id), VERSION_TTL_S)
+                await pipe.execute()
         except RedisError as exc:
             raise PortUnavailableError(f"proof grants unreachable: {exc!r}") from exc
 

@@ -2,8 +2,10 @@
 
 The rules are adjudication's (GetHandlingEligibility); this adapter only asks, with a
 short deadline, and turns "cannot ask" into an ``unknown`` hint with a reason code
-(``cqquery.domain.online_handling``), so a violation's detail never fails because the
-eligibility question could not be answered.
+(``cqquery.domain.online_handling``), so a violation's detail or a list never fails
+because the eligibility question could not be answered. The caller's relations to the
+vehicles asked about go with the question (``vehicle_relations``), so adjudication need
+not ask this service back; every refusal reason comes back untouched.
 """
 
 from __future__ import annotations
@@ -16,7 +18,11 @@ from cqtraffic.adjudication.v1 import adjudication_pb2_grpc as adj_grpc
 from cqtraffic.common.v1 import types_pb2 as common
 
 from cqquery.domain.model import Caller
-from cqquery.domain.online_handling import ELIGIBILITY_NOT_AVAILABLE, ELIGIBILITY_UNAVAILABLE
+from cqquery.domain.online_handling import (
+    ELIGIBILITY_NOT_AVAILABLE,
+    ELIGIBILITY_UNAVAILABLE,
+    Reason,
+)
 from cqquery.domain.results import Availability, OnlineHandlingHint
 
 log = logging.getLogger(__name__)
@@ -35,6 +41,7 @@ def hint_from_proto(answer: common.OnlineHandling) -> OnlineHandlingHint:
         reason_code=answer.reason_code,
         reason_zh=answer.reason_zh,
         reason_en=answer.reason_en,
+        reasons=tuple(Reason(r.code, r.zh, r.en) for r in answer.reasons),
     )
 
 
@@ -57,6 +64,7 @@ class AdjudicationEligibility:
                 staff_role=caller.staff_role,
             ),
             violation_ids=violation_ids,
+            vehicle_relations=dict(caller.vehicle_relations),
         )
         try:
             response = await self.stub.GetHandlingEligibility(request, timeout=self.timeout_s)

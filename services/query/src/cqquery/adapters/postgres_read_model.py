@@ -4,7 +4,7 @@ cases get a :class:`PostgresReadModel` per use from :class:`PostgresReaders`."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import fields
 from datetime import datetime
@@ -273,6 +273,21 @@ class PostgresReadModel:
             params,
         )
         return [ViolationRow(*row) for row in await cur.fetchall()]
+
+    async def vehicles_access(
+        self, vehicle_ids: Sequence[str], *, user_id: str, now: datetime
+    ) -> list[SubjectAccess]:
+        """Owner and the caller's follow of each existing vehicle asked about (R-Q-1)."""
+        cur = await self.conn.execute(
+            "SELECT ve.vehicle_id::text, ve.owner_person_id::text,"
+            f" {_CALLER_FOLLOWS.format(column='vehicle_id', subject='ve')}"
+            " FROM vehicles ve WHERE ve.vehicle_id = ANY(%(ids)s::uuid[])",
+            {"ids": [uuid_or_nil(v) for v in vehicle_ids], "user": user_id, "now": now},
+        )
+        return [
+            SubjectAccess("vehicle", vehicle_id, True, owner, bool(followed))
+            for vehicle_id, owner, followed in await cur.fetchall()
+        ]
 
 
 class PostgresReaders:

@@ -12,7 +12,7 @@ from typing import Literal
 
 from cqcommon.errors import NOT_FOUND, DomainError
 
-from cqquery.domain.model import AccessFacts, Caller, SubjectAccess
+from cqquery.domain.model import AccessFacts, Caller, SubjectAccess, VehicleRelation
 
 Relation = Literal["own", "followed", "proven", "staff"]
 
@@ -62,6 +62,20 @@ def relation_to(
     return relation_of(subject, caller_person_id=caller.person_id, is_staff=caller.is_staff)
 
 
+def subject_relation(subject: SubjectAccess, *, proven: bool, caller: Caller) -> Relation | None:
+    """R-Q-1 on one subject read together with a violation (or for GetRelations)."""
+    return relation_of(
+        SubjectFacts(
+            subject.exists,
+            subject.owner_person_id,
+            subject.followed_by_caller,
+            proven_by_caller=proven and bool(caller.user_id),
+        ),
+        caller_person_id=caller.person_id,
+        is_staff=caller.is_staff,
+    )
+
+
 def violation_relation(
     subjects: tuple[SubjectAccess, SubjectAccess],
     proven: tuple[bool, bool],
@@ -73,16 +87,14 @@ def violation_relation(
     which one grants access, or on whether either does.
     """
     relations = [
-        relation_of(
-            SubjectFacts(
-                s.exists,
-                s.owner_person_id,
-                s.followed_by_caller,
-                proven_by_caller=p and bool(caller.user_id),
-            ),
-            caller_person_id=caller.person_id,
-            is_staff=caller.is_staff,
-        )
-        for s, p in zip(subjects, proven, strict=True)
+        subject_relation(s, proven=p, caller=caller) for s, p in zip(subjects, proven, strict=True)
     ]
     return next((r for r in relations if r is not None), None)
+
+
+def handling_relation(relation: Relation | None) -> VehicleRelation | None:
+    """A vehicle relation as adjudication weighs it (R-ADJ-1/3/4): staff handle nothing
+    online, so "staff" is no relation there."""
+    if relation == "own" or relation == "followed" or relation == "proven":
+        return relation
+    return None

@@ -7,7 +7,8 @@ them knows about PostgreSQL, Redis or gRPC.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Literal
 
@@ -17,18 +18,34 @@ from cqquery.domain.masking import Person
 Kind = Literal["vehicle", "licence"]
 
 
+#: how a user relates to a vehicle for adjudication's R-ADJ-3/4 (R-Q-1's facts; no
+#: relation is simply absent)
+VehicleRelation = Literal["own", "followed", "proven"]
+
+
 @dataclass(frozen=True)
 class Caller:
-    """Who is asking, as the gateway authenticated them (R-USR-1, R-USR-2)."""
+    """Who is asking, as the gateway authenticated them (R-USR-1, R-USR-2).
+
+    ``vehicle_relations`` is never taken from a request: a use case fills it with what this
+    service knows of the caller's relation to the vehicles of an eligibility question
+    (vehicle id, relation), so adjudication gets them with the question and need not ask
+    back (R-Q-3; unrelated vehicles are absent).
+    """
 
     user_id: str = ""
     person_id: str = ""
     staff_id: str = ""
     staff_role: str = ""
+    vehicle_relations: tuple[tuple[str, VehicleRelation], ...] = ()
 
     @property
     def is_staff(self) -> bool:
         return bool(self.staff_id)
+
+    def asking_about(self, relations: Mapping[str, VehicleRelation]) -> Caller:
+        """This caller with their relations to the vehicles of one question."""
+        return replace(self, vehicle_relations=tuple(sorted(relations.items())))
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from cqquery.domain.masking import (
     sees_in_full,
 )
 from cqquery.domain.model import LicenceRow, VehicleRow, ViolationRow
-from cqquery.domain.online_handling import UnknownReason
+from cqquery.domain.online_handling import Reason
 
 
 @dataclass(frozen=True)
@@ -45,17 +45,24 @@ Availability = Literal["unspecified", "allowed", "refused", "unknown"]
 
 @dataclass(frozen=True)
 class OnlineHandlingHint:
-    """Adjudication's answer to "may this caller handle it online" (R-Q-3), relayed."""
+    """Adjudication's answer to "may this caller handle it online" (R-Q-3), relayed.
+
+    ``reasons``: every failing rule when refused (``reason_*`` repeat the first one).
+    ``answered``: False for the ``unknown`` made here when adjudication could not be
+    asked, which is never cached (the next read asks again).
+    """
 
     availability: Availability
     route: str = ""
     reason_code: str = ""
     reason_zh: str = ""
     reason_en: str = ""
+    reasons: tuple[Reason, ...] = ()
+    answered: bool = True
 
     @classmethod
-    def unknown(cls, reason: UnknownReason) -> OnlineHandlingHint:
-        return cls("unknown", "", reason.code, reason.zh, reason.en)
+    def unknown(cls, reason: Reason) -> OnlineHandlingHint:
+        return cls("unknown", "", reason.code, reason.zh, reason.en, (reason,), answered=False)
 
 
 @dataclass(frozen=True)
@@ -75,11 +82,14 @@ class RenderedPage:
 
 @dataclass(frozen=True)
 class ListPage:
-    """A page as answered to one caller: the rendered violations and a cursor signed
-    for that caller and that list ("" on the last page)."""
+    """A page as answered to one caller: the rendered violations, a cursor signed for
+    that caller and that list ("" on the last page), and this caller's online-handling
+    hints for the page's violations (R-Q-3), rendered apart from the shared body (None
+    for staff and for an empty page)."""
 
     body: bytes
     next_cursor: str
+    hints: bytes | None = None
 
 
 @dataclass(frozen=True)

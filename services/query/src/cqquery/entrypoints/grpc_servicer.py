@@ -6,7 +6,6 @@ from typing import Any
 
 import grpc
 from cqcommon.errors import NOT_FOUND, DomainError
-from cqcommon.grpc_server import not_implemented
 from cqcommon.protomap import STATUS_NAMES, plate_type_from_proto
 from cqcommon.runner import ServiceContext
 from cqtraffic.query.v1 import query_pb2 as pb
@@ -116,7 +115,10 @@ class QueryServicer(pb_grpc.QueryServiceServicer):
     async def GetRelations(
         self, request: pb.GetRelationsRequest, context: Context
     ) -> pb.GetRelationsResponse:
-        raise not_implemented("GetRelations")
+        """R-Q-1 for adjudication (R-ADJ-3/4): the caller's relation to each vehicle."""
+        caller = await self.views.with_person(caller_from_proto(request.caller))
+        relations = await self.views.vehicle_relations(caller, list(request.vehicle_ids))
+        return pb.GetRelationsResponse(relations=relations)
 
 
 def register(server: grpc.aio.Server, ctx: ServiceContext) -> list[str]:

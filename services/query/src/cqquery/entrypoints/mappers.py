@@ -3,7 +3,9 @@
 The results arrive already decided and masked (``domain.results``); this module only
 copies fields into messages. ``ProtoPageRenderer`` is the ``ports.PageRenderer`` whose
 bytes the page cache holds: a ``ListViolationsResponse`` without its cursor, so a
-cached page is parsed once and gets its caller's signed cursor set on top.
+cached page is parsed once and gets its caller's signed cursor set on top — and their
+online-handling hints (R-Q-3), rendered as a ``ListViolationsResponse`` of bare items
+(violation id + ``online_handling``) and merged into the page's items by id.
 """
 
 from __future__ import annotations
@@ -86,6 +88,7 @@ def hint_to_proto(hint: OnlineHandlingHint) -> common.OnlineHandling:
         reason_code=hint.reason_code,
         reason_zh=hint.reason_zh,
         reason_en=hint.reason_en,
+        reasons=[common.Reason(code=r.code, zh=r.zh, en=r.en) for r in hint.reasons],
     )
 
 
@@ -157,8 +160,23 @@ def me_to_proto(me: Me) -> pb.GetMeResponse:
     )
 
 
-def list_page_to_proto(page: ListPage) -> pb.ListViolationsResponse:
+def _page_violations(page: ListPage) -> pb.ListViolationsResponse:
+    """The shared page with this caller's hints set on its items."""
     response = pb.ListViolationsResponse.FromString(page.body)
+    if page.hints:
+        hints = {
+            item.violation_id: item.online_handling
+            for item in pb.ListViolationsResponse.FromString(page.hints).violations
+        }
+        for view in response.violations:
+            hint = hints.get(view.violation_id)
+            if hint is not None:
+                view.online_handling.CopyFrom(hint)
+    return response
+
+
+def list_page_to_proto(page: ListPage) -> pb.ListViolationsResponse:
+    response = _page_violations(page)
     response.next_cursor = page.next_cursor
     return response
 
@@ -167,14 +185,30 @@ def lookup_to_proto(lookup: Lookup) -> pb.LookupResponse:
     return pb.LookupResponse(
         vehicle=vehicle_to_proto(lookup.vehicle) if lookup.vehicle else None,
         licence=licence_to_proto(lookup.licence) if lookup.licence else None,
-        violations=pb.ListViolationsResponse.FromString(lookup.page.body).violations,
+        violations=_page_violations(lookup.page).violations,
         next_cursor=lookup.page.next_cursor,
     )
 
 
 class ProtoPageRenderer:
-    """``ports.PageRenderer``: a page's violations as ``ListViolationsResponse`` bytes."""
+    """``ports.PageRenderer``: a page's violations as ``ListViolationsResponse`` bytes, and
+    a caller's hints for them as a ``ListViolationsResponse`` of bare items."""
 
     def render(self, violations: Sequence[ViolationShown]) -> bytes:
         message = pb.ListViolationsResponse(violations=[violation_to_proto(v) for v in violations])
+        return message.SerializeToString()
+
+    def items(self, body: bytes) -> list[tuple[str, str]]:
+        return [
+            (v.violation_id, v.vehicle_id)
+            for v in pb.ListViolationsResponse.FromString(body).violations
+        ]
+
+    def render_hints(self, hints: Sequence[tuple[str, OnlineHandlingHint]]) -> bytes:
+        message = pb.ListViolationsResponse(
+            violations=[
+                pb.ViolationView(violation_id=vid, online_handling=hint_to_proto(hint))
+                for vid, hint in hints
+            ]
+        )
         return message.SerializeToString()

@@ -3,7 +3,10 @@
 Each handler decodes its event into the projector's facts (``adapters.projector``:
 idempotent writes that do not need the referred row to exist yet) and invalidates the
 cache of every subject it touched, with a bracket opened inside the transaction and
-closed after the commit (``adapters.cache`` explains why).
+closed after the commit (``adapters.cache`` explains why). Events that change how a
+person may handle violations online (their licence's points, what they handled, the
+vehicles they own) also move that person's version, and follows move the follower's:
+cached online-handling hints are keyed by both (R-Q-3).
 """
 
 from __future__ import annotations
@@ -68,6 +71,16 @@ def _payload(event: ReceivedEvent, kind: type[M]) -> M:
     return event.payload
 
 
+def _person(person_id: str) -> Subject:
+    """A person's version: their cached online-handling hints (an empty id is skipped)."""
+    return ("person", person_id)
+
+
+def _user(user_id: str) -> Subject:
+    """A user's version: their cached hints that depend on what they follow."""
+    return ("user", user_id)
+
+
 # -- registry ---------------------------------------------------------------------------
 async def on_person(p: ReadModelProjector, event: ReceivedEvent) -> list[Subject]:
     e = _payload(event, reg.PersonRegistered)
@@ -81,16 +94,17 @@ async def on_vehicle(p: ReadModelProjector, event: ReceivedEvent) -> list[Subjec
     plate_type = plate_type_from_proto(e.plate_type)
     if plate_type is None:
         raise ValueError(f"vehicle {e.vehicle_id} has no plate type")
-    return await p.vehicle(
+    touched = await p.vehicle(
         VehicleFacts(
             e.vehicle_id, plate_type.value, e.plate_number, e.vin, e.owner_person_id, e.vehicle_kind
         )
     )
+    return [*touched, _person(e.owner_person_id)]
 
 
 async def on_driver(p: ReadModelProjector, event: ReceivedEvent) -> list[Subject]:
     e = _payload(event, reg.DriverRegistered)
-    return await p.licence(
+    touched = await p.licence(
         LicenceFacts(
             licence_id=e.licence_id,
             person_id=e.person_id,
@@ -102,6 +116,7 @@ async def on_driver(p: ReadModelProjector, event: ReceivedEvent) -> list[Subject
             status=e.status or "valid",
         )
     )
+    return [*touched, _person(e.person_id)]
 
 
 # -- adjudication -----------------------------------------------------------------------
@@ -137,7 +152,7 @@ async def on_violation_handled(p: ReadModelProjector, event: ReceivedEvent) -> l
     decision_date = date_from_proto(e.decision_date)
     if not e.decision_no or decision_date is None:
         raise ValueError(f"handling of {e.violation_id} carries no decision")
-    return await p.violation_handled(
+    touched = await p.violation_handled(
         Handling(
             violation_id=e.violation_id,
             handling_id=e.handling_id,
@@ -150,6 +165,8 @@ async def on_violation_handled(p: ReadModelProjector, event: ReceivedEvent) -> l
             channel=e.channel,
         )
     )
+    # the handler's points and R-X-2 usage changed
+    return [*touched, _person(e.handler_person_id)]
 
 
 async def on_disputed(p: ReadModelProjector, event: ReceivedEvent) -> list[Subject]:
@@ -164,7 +181,7 @@ async def on_undisputed(p: ReadModelProjector, event: ReceivedEvent) -> list[Sub
 
 async def on_points_changed(p: ReadModelProjector, event: ReceivedEvent) -> list[Subject]:
     e = _payload(event, adj.PointsChanged)
-    return await p.points_changed(
+    touched = await p.points_changed(
         e.licence_id,
         points=e.points_after,
         cycle_start=date_from_proto(e.cycle_start),
@@ -172,6 +189,7 @@ async def on_points_changed(p: ReadModelProjector, event: ReceivedEvent) -> list
         channel=e.channel,
         as_of=_occurred(event),
     )
+    return [*touched, _person(e.person_id)]
 
 
 # -- payment ----------------------------------------------------------------------------
@@ -215,21 +233,23 @@ def _follow(e: fol.FollowStarted | fol.FollowEnded) -> Follow:
 
 async def on_follow_started(p: ReadModelProjector, event: ReceivedEvent) -> list[Subject]:
     e = _payload(event, fol.FollowStarted)
-    return await p.follow_started(
+    touched = await p.follow_started(
         _follow(e),
         consent=e.consent,
         started_at=timestamp_from_proto(e.started_at) or _occurred(event),
         expires_at=timestamp_from_proto(e.expires_at),
     )
+    return [*touched, _user(e.follower_user_id)]
 
 
 async def on_follow_ended(p: ReadModelProjector, event: ReceivedEvent) -> list[Subject]:
     e = _payload(event, fol.FollowEnded)
-    return await p.follow_ended(
+    touched = await p.follow_ended(
         _follow(e),
         reason=e.reason,
         ended_at=timestamp_from_proto(e.ended_at) or _occurred(event),
     )
+    return [*touched, _user(e.follower_user_id)]
 
 
 PROJECTIONS: dict[type[Message], Projection] = {

@@ -1,0 +1,177 @@
+"""R-Q-3 on the wire: the hints rendered beside a shared page and merged into its items,
+and the eligibility question as adjudication receives it (relations in, every reason
+back), on a fake stub: no gRPC server."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import grpc
+from cqquery.adapters.eligibility import AdjudicationEligibility
+from cqquery.domain.model import Caller, ViolationRow
+from cqquery.domain.online_handling import (
+    ELIGIBILITY_NOT_AVAILABLE,
+    ELIGIBILITY_UNAVAILABLE,
+    Reason,
+)
+from cqquery.domain.results import ListPage, Lookup, OnlineHandlingHint, violation_shown
+from cqquery.entrypoints.mappers import ProtoPageRenderer, list_page_to_proto, lookup_to_proto
+from cqtraffic.adjudication.v1 import adjudication_pb2 as adj
+from cqtraffic.common.v1 import types_pb2 as common
+
+AVAILABILITY = common.OnlineHandling
+OWN_VEHICLE = "3f1e0c8a-7d7b-4a55-9a8e-000000000001"
+LENT_VEHICLE = "3f1e0c8a-7d7b-4a55-9a8e-000000000002"
+POINTS = Reason("POINTS_OVER_LIMIT", "记分将超过12分。", "Points would exceed 12.")
+AB = Reason("LICENCE_CLASS_AB", "A/B 类驾驶证不能在线处理记分违法。", "A/B licences cannot.")
+
+
+def row(n: int, vehicle_id: str) -> ViolationRow:
+    return ViolationRow(
+        violation_id=f"vio-{n}",
+        vehicle_id=vehicle_id,
+        plate_type="02",
+        plate_number="渝A12345",
+        licence_id=None,
+        violation_code="1345",
+        description_zh="超速",
+        occurred_at=datetime(2026, 11, n, 1, 0, tzinfo=UTC),
+        place="重庆市渝中区",
+        fine_fen=20_000,
+        points=3,
+        source="non_site",
+        procedure="simple",
+        status="unhandled",
+        decision_no=None,
+        decision_date=None,
+        disputed=False,
+    )
+
+
+def rendered_page() -> bytes:
+    today = date(2026, 11, 21)
+    shown = [
+        violation_shown(row(n, v), today=today)
+        for n, v in ((1, OWN_VEHICLE), (2, LENT_VEHICLE), (3, OWN_VEHICLE))
+    ]
+    return ProtoPageRenderer().render(shown)
+
+
+def test_r_q_3_hints_rendered_apart_are_merged_into_their_own_items() -> None:
+    """Each item gets its own hint with every reason; an item without one stays without;
+    the shared body itself carries no hint (it is shared by every caller)."""
+    renderer = ProtoPageRenderer()
+    body = rendered_page()
+    assert renderer.items(body) == [
+        ("vio-1", OWN_VEHICLE),
+        ("vio-2", LENT_VEHICLE),
+        ("vio-3", OWN_VEHICLE),
+    ]
+    refused = OnlineHandlingHint(
+        "refused", "counter", POINTS.code, POINTS.zh, POINTS.en, (POINTS, AB)
+    )
+    hints = renderer.render_hints(
+        [("vio-2", refused), ("vio-1", OnlineHandlingHint("allowed", "handler"))]
+    )
+    response = list_page_to_proto(ListPage(body, "cursor", hints))
+    assert response.next_cursor == "cursor"
+    first, second, third = response.violations
+    assert first.online_handling.availability == AVAILABILITY.AVAILABILITY_ALLOWED
+    assert first.online_handling.route == "handler"
+    assert second.online_handling.availability == AVAILABILITY.AVAILABILITY_REFUSED
+    assert second.online_handling.reason_code == "POINTS_OVER_LIMIT"
+    assert [(r.code, r.zh, r.en) for r in second.online_handling.reasons] == [
+        (POINTS.code, POINTS.zh, POINTS.en),
+        (AB.code, AB.zh, AB.en),
+    ]
+    assert not third.HasField("online_handling")
+    assert (first.place, second.fine_fen) == ("重庆市渝中区", 20_000), "the page itself is intact"
+
+    plain = list_page_to_proto(ListPage(body, ""))
+    assert not any(v.HasField("online_handling") for v in plain.violations)
+    looked_up = lookup_to_proto(Lookup(None, None, ListPage(body, "c", hints)))
+    assert [v.online_handling.availability for v in looked_up.violations][:2] == [
+        AVAILABILITY.AVAILABILITY_ALLOWED,
+        AVAILABILITY.AVAILABILITY_REFUSED,
+    ]
+
+
+# -- the question to adjudication --------------------------------------------------------------
+@dataclass
+class FakeStub:
+    """GetHandlingEligibility as adjudication answers it (or fails with ``error``)."""
+
+    answers: dict[str, common.OnlineHandling] = field(default_factory=dict)
+    error: grpc.StatusCode | None = None
+    requests: list[adj.GetHandlingEligibilityRequest] = field(default_factory=list)
+
+    async def GetHandlingEligibility(  # noqa: N802
+        self,
+        request: adj.GetHandlingEligibilityRequest,
+        timeout: float,  # noqa: ASYNC109
+    ) -> adj.GetHandlingEligibilityResponse:
+        self.requests.append(request)
+        if self.error is not None:
+            raise grpc.aio.AioRpcError(
+                self.error, grpc.aio.Metadata(), grpc.aio.Metadata(), "fake", None
+            )
+        return adj.GetHandlingEligibilityResponse(
+            results=[
+                adj.HandlingEligibility(violation_id=vid, online_handling=answer)
+                for vid, answer in self.answers.items()
+                if vid in request.violation_ids
+            ]
+        )
+
+
+def adapter(stub: FakeStub) -> AdjudicationEligibility:
+    eligibility = AdjudicationEligibility(grpc.aio.insecure_channel("127.0.0.1:9"), timeout_s=0.5)
+    eligibility.stub = stub  # type: ignore[assignment]
+    return eligibility
+
+
+CALLER = Caller(user_id="2088000000000001", person_id="p-1")
+
+
+async def test_r_q_3_the_question_carries_relations_and_every_reason_comes_back() -> None:
+    stub = FakeStub(
+        answers={
+            "vio-1": common.OnlineHandling(
+                availability=AVAILABILITY.AVAILABILITY_REFUSED,
+                route="counter",
+                reason_code=POINTS.code,
+                reason_zh=POINTS.zh,
+                reason_en=POINTS.en,
+                reasons=[
+                    common.Reason(code=POINTS.code, zh=POINTS.zh, en=POINTS.en),
+                    common.Reason(code=AB.code, zh=AB.zh, en=AB.en),
+                ],
+            )
+        }
+    )
+    asker = CALLER.asking_about({OWN_VEHICLE: "own", LENT_VEHICLE: "followed"})
+    hints = await adapter(stub).online_handling(asker, ["vio-1", "vio-2"])
+    (request,) = stub.requests
+    assert dict(request.vehicle_relations) == {OWN_VEHICLE: "own", LENT_VEHICLE: "followed"}
+    assert (request.caller.user_id, request.caller.person_id) == (CALLER.user_id, "p-1")
+    assert list(request.violation_ids) == ["vio-1", "vio-2"]
+    assert hints["vio-1"] == OnlineHandlingHint(
+        "refused", "counter", POINTS.code, POINTS.zh, POINTS.en, (POINTS, AB)
+    )
+    # an id adjudication left out is unknown, and not an answer of adjudication's
+    assert hints["vio-2"] == OnlineHandlingHint.unknown(ELIGIBILITY_UNAVAILABLE)
+    assert hints["vio-1"].answered and not hints["vio-2"].answered
+
+
+async def test_r_q_3_a_failed_question_is_unknown_for_every_id_never_an_error() -> None:
+    for code, reason in (
+        (grpc.StatusCode.DEADLINE_EXCEEDED, ELIGIBILITY_UNAVAILABLE),
+        (grpc.StatusCode.UNAVAILABLE, ELIGIBILITY_UNAVAILABLE),
+        (grpc.StatusCode.UNIMPLEMENTED, ELIGIBILITY_NOT_AVAILABLE),
+    ):
+        hints = await adapter(FakeStub(error=code)).online_handling(CALLER, ["vio-1", "vio-2"])
+        expected: Any = OnlineHandlingHint.unknown(reason)
+        assert hints == {"vio-1": expected, "vio-2": expected}, code
+        assert expected.reasons == (reason,) and not expected.answered
