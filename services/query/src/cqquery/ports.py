@@ -190,7 +190,7 @@ class PageRenderer(Protocol):
 
 class Eligibility(Protocol):
     """Adjudication's online-handling answer per violation id (R-Q-3); never raises:
-    an unanswered question is an ``unknown`` hint with a reason code (``answered`` False).
+    an unanswered question is an ``unknown`` hint with a reason code.
     The caller's ``vehicle_relations`` travel with the question."""
 
     async def online_handling(

@@ -160,9 +160,9 @@ async def test_r_q_3_the_question_carries_relations_and_every_reason_comes_back(
     assert hints["vio-1"] == OnlineHandlingHint(
         "refused", "counter", POINTS.code, POINTS.zh, POINTS.en, (POINTS, AB)
     )
-    # an id adjudication left out is unknown, and not an answer of adjudication's
+    # an id adjudication left out is unknown, which is not kept
     assert hints["vio-2"] == OnlineHandlingHint.unknown(ELIGIBILITY_UNAVAILABLE)
-    assert hints["vio-1"].answered and not hints["vio-2"].answered
+    assert hints["vio-1"].definite and not hints["vio-2"].definite
 
 
 async def test_r_q_3_a_failed_question_is_unknown_for_every_id_never_an_error() -> None:
@@ -174,4 +174,4 @@ async def test_r_q_3_a_failed_question_is_unknown_for_every_id_never_an_error() 
         hints = await adapter(FakeStub(error=code)).online_handling(CALLER, ["vio-1", "vio-2"])
         expected: Any = OnlineHandlingHint.unknown(reason)
         assert hints == {"vio-1": expected, "vio-2": expected}, code
-        assert expected.reasons == (reason,) and not expected.answered
+        assert expected.reasons == (reason,) and not expected.definite

@@ -48,8 +48,6 @@ class OnlineHandlingHint:
     """Adjudication's answer to "may this caller handle it online" (R-Q-3), relayed.
 
     ``reasons``: every failing rule when refused (``reason_*`` repeat the first one).
-    ``answered``: False for the ``unknown`` made here when adjudication could not be
-    asked, which is never cached (the next read asks again).
     """
 
     availability: Availability
@@ -58,11 +56,16 @@ class OnlineHandlingHint:
     reason_zh: str = ""
     reason_en: str = ""
     reasons: tuple[Reason, ...] = ()
-    answered: bool = True
 
     @classmethod
     def unknown(cls, reason: Reason) -> OnlineHandlingHint:
-        return cls("unknown", "", reason.code, reason.zh, reason.en, (reason,), answered=False)
+        return cls("unknown", "", reason.code, reason.zh, reason.en, (reason,))
+
+    @property
+    def definite(self) -> bool:
+        """Allowed or refused. ``unknown`` (adjudication could not be asked, or could not
+        decide now) is transient: never kept, the next read asks again."""
+        return self.availability in ("allowed", "refused")
 
 
 @dataclass(frozen=True)

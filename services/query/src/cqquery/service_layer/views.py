@@ -191,7 +191,7 @@ class QueryViews:
     ) -> bytes | None:
         """This caller's hints for a page (R-Q-3): cached ones as they are, else ONE
         question to adjudication for all of the page's violations, cached when every
-        answer is adjudication's (an ``unknown`` made here is asked again next time)."""
+        answer is definite (an ``unknown`` is asked again next time)."""
         if caller.is_staff:
             return None
         if cached.hints is not None:
@@ -213,7 +213,7 @@ class QueryViews:
         if (
             cached.version is not None
             and cached.asker_version is not None
-            and all(hint.answered for _, hint in pairs)
+            and all(hint.definite for _, hint in pairs)
         ):
             await self.cache.put_hints(
                 kind, sid, cached.version, key, caller, cached.asker_version, rendered
