@@ -104,6 +104,30 @@ class FakeServices(
     async def RecordViolation(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
         return await self._answer("RecordViolation", request, context)
 
+    async def StartHandling(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        return await self._answer("StartHandling", request, context)
+
+    async def CompleteVerification(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        return await self._answer("CompleteVerification", request, context)
+
+    async def SubmitHandling(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        return await self._answer("SubmitHandling", request, context)
+
+    async def GetHandling(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        return await self._answer("GetHandling", request, context)
+
+    async def HandleAtCounter(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        return await self._answer("HandleAtCounter", request, context)
+
+    async def DisputeViolation(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        return await self._answer("DisputeViolation", request, context)
+
+    async def UndisputeViolation(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        return await self._answer("UndisputeViolation", request, context)
+
+    async def ListPointsBuyingAlerts(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        return await self._answer("ListPointsBuyingAlerts", request, context)
+
     async def start(self) -> None:
         server = grpc.aio.server()
         query_pb2_grpc.add_QueryServiceServicer_to_server(self, server)

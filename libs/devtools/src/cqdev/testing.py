@@ -19,6 +19,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 from cqcommon.events import event_type_of, new_envelope, topic_name
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from cqcommon.settings import Settings
     from cqtraffic.events.v1.envelope_pb2 import EventEnvelope
     from google.protobuf.message import Message
+
+    from cqdev.stack import Stack
 
 T = TypeVar("T")
 _rng = random.SystemRandom()
@@ -299,6 +302,60 @@ async def in_process_cluster(
     finally:
         for runtime in reversed(list(runtimes.values())):
             await runtime.stop(grace_s=1)
+
+
+@contextlib.asynccontextmanager
+async def isolated_cluster(
+    stack: Stack, base: Settings, *, label: str = "iso"
+) -> AsyncIterator[Cluster]:
+    """:func:`in_process_cluster` on state of its own: a fresh, migrated database
+    ``cqtest_<label>_<random>``, another Redis db index than ``base``'s and its own topic
+    prefix; everything else (broker, secrets, timeouts) as ``base``. Dropped and flushed at
+    the end.
+
+    For tests whose story changes shared fixtures (the sandbox roster's people and records):
+    the session's cluster stays as the other tests expect it, and the story starts from the
+    same state whatever ran before it.
+    """
+    import redis.asyncio as aioredis
+    from cqcommon.migrations import apply_migrations
+
+    from cqdev.pytest_plugin import migration_targets
+    from cqdev.stack import create_database, drop_database, with_database, with_redis_db
+
+    suffix = uuid.uuid4().hex[:8]
+    dbname = f"cqtest_{label}_{suffix}"
+    base_index = int(urlsplit(base.redis_url).path.lstrip("/") or "0")
+    redis_url = with_redis_db(
+        stack.redis_url, _rng.choice([i for i in range(1, 16) if i != base_index])
+    )
+    settings = base.model_copy(
+        update={
+            "database_url": with_database(stack.database_url, dbname),
+            "redis_url": redis_url,
+            "kafka_topic_prefix": f"{base.kafka_topic_prefix}{label}-{suffix}.",
+        }
+    )
+
+    async def flush() -> None:
+        client = aioredis.from_url(redis_url, socket_connect_timeout=5)
+        try:
+            await client.flushdb()
+        finally:
+            await client.aclose()
+
+    await asyncio.to_thread(create_database, stack.database_url, dbname)
+    try:
+        await flush()
+        for schema, folder in migration_targets():
+            await apply_migrations(settings.database_url, schema, folder)
+        async with in_process_cluster(settings) as cluster:
+            yield cluster
+    finally:
+        try:
+            await flush()
+        finally:
+            await asyncio.to_thread(drop_database, stack.database_url, dbname)
 
 
 async def eventually(
