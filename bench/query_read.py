@@ -295,14 +295,23 @@ async def _login_all(
                 return f"{VIOLATIONS_PATH}?vehicle_id={vehicle_id}", headers
 
         requests = await asyncio.gather(*(one(u, v) for u, v in owners))
-        # sanity: a few of them answer 200 with the owner's violations
+        # sanity: a few of them answer 200 with the owner's violations, each carrying the
+        # owner's online-handling hint (R-Q-3), so the load exercises the hint path too
         sizes = []
+        hints: collections.Counter[str] = collections.Counter()
         for target, headers in requests[:5]:
             r = await client.get(target, headers=dict(headers))
             if r.status_code != 200:
                 raise RuntimeError(f"GET {target} -> {r.status_code}: {r.text[:300]}")
-            sizes.append(len(r.json()["violations"]))
+            violations = r.json()["violations"]
+            sizes.append(len(violations))
+            for v in violations:
+                hint = v.get("online_handling")
+                if hint is None:
+                    raise RuntimeError(f"GET {target}: {v['violation_id']} has no online_handling")
+                hints[f"{hint['availability']}:{hint.get('reason_code') or hint.get('route')}"] += 1
     print(f"    logged in {len(requests)} owners; first answers list {sizes} violations")
+    print(f"    their online-handling hints: {dict(sorted(hints.items()))}")
     return list(requests)
 
 
