@@ -477,6 +477,46 @@ FACE_PROVIDER_ANSWER_UNTRUSTED = _define(
 )
 
 # -- adjudication: handlings, points and decisions (R-ADJ-5, 7) ---------------------
+ALREADY_HANDLED = _define(
+    "ALREADY_HANDLED",
+    ErrorKind.CONFLICT,
+    "该违法已被处理，不能重复处理。",
+    "This violation has already been handled; it cannot be handled twice.",
+)
+HANDLING_NOT_FOUND = _define(
+    "HANDLING_NOT_FOUND", ErrorKind.NOT_FOUND, "未找到该处理记录。", "No such handling."
+)
+HANDLING_STEP_UNKNOWN = _define(
+    "HANDLING_STEP_UNKNOWN",
+    ErrorKind.INVALID,
+    "该处理没有这一人脸验证步骤。",
+    "This handling has no such face-verification step.",
+)
+HANDLING_OWNER_STEP_FIRST = _define(
+    "HANDLING_OWNER_STEP_FIRST",
+    ErrorKind.CONFLICT,
+    "须先完成车主的人脸验证，再进行处理人的人脸验证。",
+    "The owner's face verification must pass before the handler's.",
+)
+HANDLING_RELATIONS_UNAVAILABLE = _define(
+    "HANDLING_RELATIONS_UNAVAILABLE",
+    ErrorKind.UNAVAILABLE,
+    "暂时无法确认您与该车辆的关系，请稍后再试。",
+    "Your relation to this vehicle cannot be checked right now; please try again later.",
+)
+HANDLING_IDENTITY_UNAVAILABLE = _define(
+    "HANDLING_IDENTITY_UNAVAILABLE",
+    ErrorKind.UNAVAILABLE,
+    "暂时无法取得人脸验证所需的身份信息，请稍后再试或到交警窗口办理。",
+    "The identity a face verification needs is not available yet; try again later or "
+    "visit a police counter.",
+)
+DISPUTE_NOT_ALLOWED = _define(
+    "DISPUTE_NOT_ALLOWED",
+    ErrorKind.CONFLICT,
+    "已缴款的违法记录不能标记为有异议。",
+    "A paid violation cannot be marked as disputed.",
+)
 
 # -- registry ------------------------------------------------------------------
 REGISTRY_ID_CONFLICT = _define(

@@ -4,10 +4,15 @@ PostgreSQL adapters implement them; unit tests use in-memory fakes."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import Protocol
 
+from cqadjudication.domain.alerts import PointsBuyingAlert
+from cqadjudication.domain.callers import Caller
+from cqadjudication.domain.eligibility import CycleUsage, HandlerLicence
 from cqadjudication.domain.events import DomainEvent
+from cqadjudication.domain.handlings import Decision, Handling
+from cqadjudication.domain.points import LedgerRow, PointsEntry
 from cqadjudication.domain.verification import CertifyStart, FaceResult, FaceSubject
 from cqadjudication.domain.violations import Violation, ViolationReport
 
@@ -51,6 +56,95 @@ class ViolationRepository(Protocol):
         """The violations among ``violation_ids`` that exist (unknown ids are left out)."""
         ...
 
+    async def lock(self, violation_id: str) -> Violation | None:
+        """The violation, its row locked until the transaction ends (SELECT ... FOR UPDATE)."""
+        ...
+
+    async def owners(self, vehicle_ids: Sequence[str]) -> dict[str, str]:
+        """vehicle id -> owner person id, from the registry copy (unknown ids left out)."""
+        ...
+
+    async def decide(self, violation_id: str, decision: Decision) -> Violation:
+        """Store the decision: the violation becomes ``handled_unpaid`` (R-ADJ-7)."""
+        ...
+
+    async def set_disputed(self, violation_id: str, disputed: bool) -> Violation:
+        """Mark or clear a dispute (R-ADJ-9)."""
+        ...
+
+    async def next_decision_serial(self) -> int:
+        """The next decision serial (a database sequence: unique across processes)."""
+        ...
+
+    async def decision_no_taken(self, decision_no: str) -> bool:
+        """True when a violation already holds ``decision_no`` (e.g. an imported one)."""
+        ...
+
+
+class HandlingRepository(Protocol):
+    """Handlings, their verification steps, and the persons copy the face steps need."""
+
+    async def subject(self, person_id: str) -> FaceSubject | None:
+        """The named person a face verification checks (registry copy), or None."""
+        ...
+
+    async def add(self, handling: Handling) -> None: ...
+
+    async def get(
+        self, handling_id: str, handler_person_id: str, *, for_update: bool = False
+    ) -> Handling | None:
+        """The handling if it exists *and* ``handler_person_id`` started it; None otherwise
+        (one query for both, so another's handling and an unknown id answer alike)."""
+        ...
+
+    async def save(self, handling: Handling, *, now: datetime) -> None:
+        """Write the handling's state, decision and steps (status, times, used)."""
+        ...
+
+    async def submitted_for(self, violation_id: str) -> Handling | None:
+        """The violation's submitted handling, if any."""
+        ...
+
+
+class PointsLedgerRepository(Protocol):
+    """Licences with their points ledger (R-ADJ-5/6, R-X-2)."""
+
+    async def licence_of_person(self, person_id: str) -> HandlerLicence | None:
+        """The person's licence (a valid one first) with its ledger row, or None."""
+        ...
+
+    async def licence_by_no(self, licence_no: str) -> HandlerLicence | None: ...
+
+    async def licence(self, licence_id: str) -> HandlerLicence | None: ...
+
+    async def lock(self, licence_id: str) -> LedgerRow | None:
+        """The ledger row, locked until the transaction ends (SELECT ... FOR UPDATE)."""
+        ...
+
+    async def apply(self, row: LedgerRow, entry: PointsEntry) -> None:
+        """Store the row after ``entry`` and append the entry (the row == sum of entries)."""
+        ...
+
+    async def usage(
+        self, licence: HandlerLicence, vehicle_ids: Sequence[str]
+    ) -> dict[str, CycleUsage]:
+        """R-X-2 facts per vehicle for ``licence`` in its current cycle: the other people's
+        vehicles it took points for, and the licences each vehicle's points went to."""
+        ...
+
+
+class AlertRepository(Protocol):
+    async def add(self, alert: PointsBuyingAlert) -> None:
+        """Store an alert; the same case again (kind, licence, vehicle, violation, cycle)
+        is kept once."""
+        ...
+
+    async def page(
+        self, *, limit: int, after: tuple[datetime, str] | None
+    ) -> list[PointsBuyingAlert]:
+        """Newest first, after the (raised_at, alert_id) key of the previous page."""
+        ...
+
 
 class UnitOfWork(Protocol):
     """One transaction: its repositories, the events it records, and ``commit()``.
@@ -61,6 +155,15 @@ class UnitOfWork(Protocol):
 
     @property
     def violations(self) -> ViolationRepository: ...
+
+    @property
+    def handlings(self) -> HandlingRepository: ...
+
+    @property
+    def points(self) -> PointsLedgerRepository: ...
+
+    @property
+    def alerts(self) -> AlertRepository: ...
 
     def record(self, event: DomainEvent) -> None: ...
 
@@ -93,6 +196,15 @@ class RegistryCopy(Protocol):
         status: str,
     ) -> None: ...
 
+    async def upsert_person(self, *, person_id: str, name: str, id_number: str) -> None: ...
+
+    async def open_ledger(
+        self, *, licence_id: str, points: int, first_issued_on: date, now: datetime
+    ) -> None:
+        """The registry's points for the licence: open its ledger on first sight; a later
+        import with different points is a change by another channel (R-ADJ-6)."""
+        ...
+
     async def upsert_violation_code(
         self,
         *,
@@ -121,4 +233,13 @@ class FaceVerifier(Protocol):
 
     async def result(self, certify_id: str) -> FaceResult:
         """What the provider says now; raises ``DomainError`` for an id it does not know."""
+        ...
+
+
+class Relations(Protocol):
+    """R-Q-1 facts the query service keeps: how the caller relates to each vehicle
+    ("own", "followed" or "proven"; a vehicle left out is not related)."""
+
+    async def relations(self, caller: Caller, vehicle_ids: Sequence[str]) -> dict[str, str]:
+        """Raises ``DomainError(HANDLING_RELATIONS_UNAVAILABLE)`` when it cannot ask."""
         ...

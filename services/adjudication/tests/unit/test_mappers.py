@@ -1,20 +1,30 @@
 """Proto <-> domain at adjudication's edge: dates that are absent vs invalid, the
-online-handling answer, and the event envelope of a recorded violation."""
+online-handling answer, the event envelopes (recorded, handled, points, disputes) with the
+fields the query read model reads, and the handling as its handler sees it."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from cqadjudication.domain.eligibility import NOT_DETERMINED, record_eligibility
-from cqadjudication.domain.events import ViolationRecorded
+from cqadjudication.domain.eligibility import CycleUsage, EligibilityRules, assess
+from cqadjudication.domain.events import (
+    PointsChanged,
+    ViolationDisputed,
+    ViolationHandled,
+    ViolationRecorded,
+    ViolationUndisputed,
+)
+from cqadjudication.domain.handlings import Decision, Handling, VerificationStep
 from cqadjudication.domain.violations import RecordingWindow, Violation
 from cqadjudication.entrypoints.mappers import (
     decision_date_from_proto,
     envelope_of,
+    handling_to_proto,
     online_handling_to_proto,
     report_from_request,
 )
+from cqadjudication.service_layer.handling_eligibility import NOT_DETERMINED
 from cqcommon.clock import FixedClock
 from cqcommon.errors import DomainError
 from cqcommon.events import unpack
@@ -102,10 +112,25 @@ def violation() -> Violation:
 
 
 def test_online_handling_answer_on_the_wire() -> None:
-    refused = online_handling_to_proto(record_eligibility(violation()))
+    """R-Q-3: the first reason in the single-reason fields, every reason in ``reasons``."""
+    person = "7f1d4c1e-0000-4000-8000-0000000000aa"
+    refused = online_handling_to_proto(
+        assess(
+            violation=violation(),
+            owner_person_id=person,
+            handler_person_id=person,
+            licence=None,
+            relation="owner",
+            usage=CycleUsage(),
+            now=CLOCK.now(),
+            rules=EligibilityRules(),
+        )
+    )
     assert refused.availability == common.OnlineHandling.AVAILABILITY_REFUSED
     assert (refused.route, refused.reason_code) == ("counter", "GENERAL_PROCEDURE_COUNTER_ONLY")
     assert refused.reason_zh and refused.reason_en
+    assert [r.code for r in refused.reasons] == ["GENERAL_PROCEDURE_COUNTER_ONLY", "NO_LICENCE"]
+    assert all(r.zh and r.en for r in refused.reasons)
     unknown = online_handling_to_proto(NOT_DETERMINED)
     assert unknown.availability == common.OnlineHandling.AVAILABILITY_UNKNOWN
     assert unknown.reason_code == "ELIGIBILITY_NOT_AVAILABLE"
@@ -123,3 +148,100 @@ def test_violation_recorded_envelope_is_keyed_by_the_violation() -> None:
         50_000,
         v.place,
     )
+
+
+DECISION = Decision(
+    decision_no="5000000000000042",
+    violation_id="7f1d4c1e-0000-4000-8000-000000000001",
+    decision_date=date(2026, 11, 20),
+    due_date=date(2026, 12, 5),
+    fine_fen=20_000,
+    points=3,
+)
+
+
+def test_violation_handled_carries_what_the_read_model_reads() -> None:
+    """R-ADJ-7: decision no/date, due date, fine, points, handler's licence, channel; keyed
+    by the violation (read by cqquery's on_violation_handled)."""
+    v = violation()
+    envelope = envelope_of(
+        ViolationHandled(v, DECISION, "h-1", "person-1", "licence-1", channel="online")
+    )
+    assert envelope.aggregate_id == v.violation_id
+    e = unpack(envelope)
+    assert isinstance(e, events.ViolationHandled)
+    assert (e.violation_id, e.handling_id, e.decision_no, e.channel) == (
+        v.violation_id,
+        "h-1",
+        "5000000000000042",
+        "online",
+    )
+    assert (e.decision_date.year, e.decision_date.month, e.decision_date.day) == (2026, 11, 20)
+    assert (e.due_date.month, e.due_date.day) == (12, 5)
+    assert (e.fine_fen, e.points, e.handler_person_id, e.handler_licence_id) == (
+        20_000,
+        3,
+        "person-1",
+        "licence-1",
+    )
+    assert e.vehicle_id == v.vehicle_id
+
+
+def test_points_changed_and_disputes_on_the_wire() -> None:
+    """R-ADJ-6: PointsChanged names its channel and cycle, keyed by the licence; R-ADJ-9."""
+    points = envelope_of(
+        PointsChanged(
+            "licence-1", "person-1", 3, 9, date(2026, 3, 1), date(2027, 2, 28), "counter", "v-1"
+        )
+    )
+    assert points.aggregate_id == "licence-1"
+    p = unpack(points)
+    assert isinstance(p, events.PointsChanged)
+    assert (p.delta, p.points_after, p.channel, p.violation_id) == (3, 9, "counter", "v-1")
+    assert (p.cycle_start.month, p.cycle_end.year) == (3, 2027)
+    disputed = unpack(envelope_of(ViolationDisputed("v-1", "clerk01", "车辆被套牌")))
+    assert isinstance(disputed, events.ViolationDisputed)
+    assert (disputed.staff_id, disputed.reason) == ("clerk01", "车辆被套牌")
+    undisputed = unpack(envelope_of(ViolationUndisputed("v-1", "clerk01")))
+    assert isinstance(undisputed, events.ViolationUndisputed)
+
+
+def test_a_handling_masks_the_owners_name_and_shows_expiry_and_use() -> None:
+    """R-Q-4: the handler sees the owner's name masked; R-ADJ-8: a passed step shows when
+    it expires, and "expired" once past it."""
+    now = CLOCK.now()
+    step = VerificationStep(
+        "ver-1",
+        "owner",
+        "owner-1",
+        "张伟",
+        "sandbox",
+        "sbx-1",
+        "https://x",
+        "passed",
+        now,
+        passed_at=now,
+        expires_at=now + timedelta(minutes=10),
+    )
+    mine = VerificationStep(
+        "ver-2", "handler", "handler-1", "刘洋", "sandbox", "sbx-2", "https://y", "pending", now
+    )
+    handling = Handling(
+        "h-1",
+        "v-1",
+        "veh-1",
+        "handler-1",
+        "licence-1",
+        "owner_then_handler",
+        "follower",
+        "awaiting_verification",
+        (step, mine),
+        now,
+    )
+    shown = handling_to_proto(handling, now=now)
+    assert [s.person_name for s in shown.steps] == ["张*", "刘洋"]
+    assert [s.status for s in shown.steps] == ["passed", "pending"]
+    assert shown.steps[0].expires_at.ToDatetime(tzinfo=UTC) == now + timedelta(minutes=10)
+    assert not shown.HasField("decision")
+    later = handling_to_proto(handling, now=now + timedelta(minutes=10))
+    assert later.steps[0].status == "expired"

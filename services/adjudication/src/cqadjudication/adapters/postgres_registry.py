@@ -1,12 +1,16 @@
-"""PostgreSQL adapter of adjudication's registry copy (vehicles, licences, violation
-codes), written by the registry-event consumer. Upserts by id, so a replayed or
-re-imported record changes nothing new."""
+"""PostgreSQL adapter of adjudication's registry copy (persons, vehicles, licences,
+violation codes, and each licence's opening points), written by the registry-event
+consumer. Upserts by id, so a replayed or re-imported record changes nothing new."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
+from cqcommon.clock import SHANGHAI
 from cqcommon.db import Conn
+
+from cqadjudication.adapters.postgres_points import PostgresPointsLedger
+from cqadjudication.domain.points import opened, reimported
 
 
 class PostgresRegistryCopy:
@@ -77,3 +81,52 @@ class PostgresRegistryCopy:
             " fine_min_fen = EXCLUDED.fine_min_fen, fine_max_fen = EXCLUDED.fine_max_fen",
             (code, description_zh, points, fine_min_fen, fine_max_fen),
         )
+
+    async def upsert_person(self, *, person_id: str, name: str, id_number: str) -> None:
+        await self.conn.execute(
+            "INSERT INTO persons (person_id, name, id_number) VALUES (%s, %s, %s)"
+            " ON CONFLICT (person_id) DO UPDATE SET name = EXCLUDED.name,"
+            " id_number = EXCLUDED.id_number",
+            (person_id, name, id_number),
+        )
+
+    async def open_ledger(
+        self, *, licence_id: str, points: int, first_issued_on: date, now: datetime
+    ) -> None:
+        ledger = PostgresPointsLedger(self.conn)
+        row = await ledger.lock(licence_id)
+        if row is None:
+            new_row, entry = opened(
+                licence_id,
+                points,
+                first_issued_on=first_issued_on,
+                today=now.astimezone(SHANGHAI).date(),
+                now=now,
+            )
+            # Two deliveries racing: the first insert wins, the other is a re-import.
+            cur = await self.conn.execute(
+                "INSERT INTO points_ledger (licence_id, points, cycle_start, cycle_end,"
+                " external_change_at, updated_at) VALUES (%s, %s, %s, %s, NULL, %s)"
+                " ON CONFLICT (licence_id) DO NOTHING",
+                (licence_id, new_row.points, new_row.cycle_start, new_row.cycle_end, now),
+            )
+            if cur.rowcount == 1:
+                if entry is not None:
+                    await self.conn.execute(
+                        "INSERT INTO points_entries (licence_id, delta, points_after, channel,"
+                        " violation_id, cycle_start, at) VALUES (%s, %s, %s, %s, NULL, %s, %s)",
+                        (
+                            licence_id,
+                            entry.delta,
+                            entry.points_after,
+                            entry.channel,
+                            entry.cycle_start,
+                            entry.at,
+                        ),
+                    )
+                return
+            row = await ledger.lock(licence_id)
+            assert row is not None
+        change = reimported(row, points, now=now)
+        if change is not None:
+            await ledger.apply(*change)

@@ -12,6 +12,7 @@ from typing import Any
 from cqcommon.db import Conn, uuid_or_nil
 from cqcommon.identifiers import PlateType
 
+from cqadjudication.domain.handlings import Decision
 from cqadjudication.domain.violations import Violation, ViolationReport
 
 _COLUMNS = (
@@ -140,3 +141,54 @@ class PostgresViolationRepository:
             (ids,),
         )
         return [_violation(row) for row in await cur.fetchall()]
+
+    async def lock(self, violation_id: str) -> Violation | None:
+        cur = await self.conn.execute(
+            f"SELECT {_COLUMNS} FROM violations JOIN vehicles v USING (vehicle_id)"
+            " WHERE violation_id = %s FOR UPDATE OF violations",
+            (uuid_or_nil(violation_id),),
+        )
+        row = await cur.fetchone()
+        return _violation(row) if row else None
+
+    async def owners(self, vehicle_ids: Sequence[str]) -> dict[str, str]:
+        ids = list({uuid_or_nil(vid) for vid in vehicle_ids})
+        if not ids:
+            return {}
+        cur = await self.conn.execute(
+            "SELECT vehicle_id::text, owner_person_id::text FROM vehicles"
+            " WHERE vehicle_id = ANY(%s::uuid[])",
+            (ids,),
+        )
+        return {row[0]: row[1] for row in await cur.fetchall()}
+
+    async def decide(self, violation_id: str, decision: Decision) -> Violation:
+        await self.conn.execute(
+            "UPDATE violations SET status = 'handled_unpaid', decision_no = %s,"
+            " decision_date = %s WHERE violation_id = %s",
+            (decision.decision_no, decision.decision_date, violation_id),
+        )
+        decided = await self.get(violation_id)
+        assert decided is not None  # locked by the caller's transaction
+        return decided
+
+    async def set_disputed(self, violation_id: str, disputed: bool) -> Violation:
+        await self.conn.execute(
+            "UPDATE violations SET disputed = %s WHERE violation_id = %s",
+            (disputed, violation_id),
+        )
+        changed = await self.get(violation_id)
+        assert changed is not None  # locked by the caller's transaction
+        return changed
+
+    async def next_decision_serial(self) -> int:
+        cur = await self.conn.execute("SELECT nextval('decision_serial')")
+        row = await cur.fetchone()
+        assert row is not None
+        return int(row[0])
+
+    async def decision_no_taken(self, decision_no: str) -> bool:
+        cur = await self.conn.execute(
+            "SELECT 1 FROM violations WHERE decision_no = %s", (decision_no,)
+        )
+        return await cur.fetchone() is not None

@@ -1,6 +1,7 @@
 """The PostgreSQL unit of work of adjudication's use cases (the ``UnitOfWork`` port).
 
-One pooled connection, one transaction: ``violations`` works inside it, recorded domain
+One pooled connection, one transaction: the repositories (``violations``, ``handlings``,
+``points``, ``alerts``) work inside it, recorded domain
 events are encoded and written to the outbox at ``commit()`` in the same transaction, and
 leaving the block without ``commit()`` rolls everything back. An ``IntegrityError`` raised
 inside the block (commit included) becomes the stable error its constraint maps to
@@ -22,6 +23,8 @@ from cqcommon.db import UnitOfWork as Transaction
 from cqtraffic.events.v1.envelope_pb2 import EventEnvelope
 
 from cqadjudication.adapters.constraints import ADJUDICATION_CONSTRAINTS
+from cqadjudication.adapters.postgres_handlings import PostgresHandlingRepository
+from cqadjudication.adapters.postgres_points import PostgresAlertRepository, PostgresPointsLedger
 from cqadjudication.adapters.postgres_violations import PostgresViolationRepository
 from cqadjudication.domain.events import DomainEvent
 
@@ -32,6 +35,9 @@ class PostgresUnitOfWork:
     """``async with PostgresUnitOfWork(db, encode) as uow: ...; await uow.commit()``."""
 
     violations: PostgresViolationRepository
+    handlings: PostgresHandlingRepository
+    points: PostgresPointsLedger
+    alerts: PostgresAlertRepository
 
     def __init__(
         self,
@@ -55,7 +61,11 @@ class PostgresUnitOfWork:
         except BaseException:
             await self._stack.aclose()
             raise
-        self.violations = PostgresViolationRepository(self._tx.conn)
+        conn = self._tx.conn
+        self.violations = PostgresViolationRepository(conn)
+        self.handlings = PostgresHandlingRepository(conn)
+        self.points = PostgresPointsLedger(conn)
+        self.alerts = PostgresAlertRepository(conn)
         return self
 
     async def __aexit__(

@@ -3,36 +3,73 @@ become gRPC status through the shared interceptor."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
 import grpc
+import httpx
 from cqcommon.errors import VIOLATION_NOT_FOUND, DomainError
-from cqcommon.grpc_server import not_implemented
 from cqcommon.runner import ServiceContext
 from cqtraffic.adjudication.v1 import adjudication_pb2 as pb
 from cqtraffic.adjudication.v1 import adjudication_pb2_grpc as pb_grpc
 
+from cqadjudication.adapters.face_counter import CounterFaceVerifier
+from cqadjudication.adapters.face_verifiers import face_verifier_for
+from cqadjudication.adapters.query_relations import QueryRelations
 from cqadjudication.adapters.unit_of_work import PostgresUnitOfWork
 from cqadjudication.domain.violations import RecordingWindow
 from cqadjudication.entrypoints.mappers import (
+    alert_to_proto,
+    caller_from_proto,
+    decision_date_from_proto,
     envelope_of,
+    handling_to_proto,
     online_handling_to_proto,
     report_from_request,
     violation_to_proto,
 )
+from cqadjudication.ports import FaceVerifier, Relations
+from cqadjudication.service_layer.alerts import list_points_buying_alerts
+from cqadjudication.service_layer.config import HandlingConfig
+from cqadjudication.service_layer.counter import handle_at_counter, record_decision
+from cqadjudication.service_layer.disputes import dispute_violation, undispute_violation
 from cqadjudication.service_layer.handling_eligibility import handling_eligibility
+from cqadjudication.service_layer.handlings import (
+    complete_verification,
+    get_handling,
+    start_handling,
+    submit_handling,
+)
 from cqadjudication.service_layer.record_violation import record_violation
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class AdjudicationServicer(pb_grpc.AdjudicationServiceServicer):
-    def __init__(self, ctx: ServiceContext) -> None:
+    def __init__(
+        self,
+        ctx: ServiceContext,
+        *,
+        online_verifier: FaceVerifier | None = None,
+        relations: Relations | None = None,
+    ) -> None:
         self.ctx = ctx
+        settings = ctx.settings
         self.window = RecordingWindow(
-            clock_skew=timedelta(seconds=ctx.settings.record_clock_skew_s),
-            floor_date=ctx.settings.violation_floor_date,
+            clock_skew=timedelta(seconds=settings.record_clock_skew_s),
+            floor_date=settings.violation_floor_date,
+        )
+        self.config = HandlingConfig.from_settings(settings)
+        # R-ADJ-8 / R-SBX-1: sandbox in sandbox mode, else Alipay; counter for the desk.
+        self.online_verifier = online_verifier or face_verifier_for(settings, httpx.AsyncClient())
+        self.counter_verifier: FaceVerifier = CounterFaceVerifier()
+        self.verifiers: Mapping[str, FaceVerifier] = {
+            self.online_verifier.name: self.online_verifier,
+            self.counter_verifier.name: self.counter_verifier,
+        }
+        self.relations: Relations = relations or QueryRelations(
+            ctx.channel(settings.query_service_addr), timeout_s=settings.grpc_deadline_s
         )
 
     def unit_of_work(self) -> PostgresUnitOfWork:
@@ -58,10 +95,16 @@ class AdjudicationServicer(pb_grpc.AdjudicationServiceServicer):
     async def GetHandlingEligibility(
         self, request: pb.GetHandlingEligibilityRequest, context: Context
     ) -> pb.GetHandlingEligibilityResponse:
-        """Record-level answers now (DOMAIN.md, R-ADJ-9); the per-person rules (R-ADJ-1..6)
-        come with the handling issue and will use ``request.caller``."""
         async with self.unit_of_work() as uow:
-            answers = await handling_eligibility(uow=uow, violation_ids=request.violation_ids)
+            answers = await handling_eligibility(
+                uow=uow,
+                relations=self.relations,
+                caller=caller_from_proto(request.caller),
+                violation_ids=request.violation_ids,
+                given_relations=dict(request.vehicle_relations),
+                rules=self.config.rules,
+                now=self.ctx.clock.now(),
+            )
         return pb.GetHandlingEligibilityResponse(
             results=[
                 pb.HandlingEligibility(
@@ -71,50 +114,125 @@ class AdjudicationServicer(pb_grpc.AdjudicationServiceServicer):
             ]
         )
 
-    # -- handled by the adjudication issue (self-service handling, disputes) -----------
-
     async def StartHandling(
         self, request: pb.StartHandlingRequest, context: Context
     ) -> pb.Handling:
-        raise not_implemented("StartHandling")
+        now = self.ctx.clock.now()
+        async with self.unit_of_work() as uow:
+            handling = await start_handling(
+                uow=uow,
+                relations=self.relations,
+                verifier=self.online_verifier,
+                caller=caller_from_proto(request.caller),
+                violation_id=request.violation_id,
+                config=self.config,
+                now=now,
+            )
+        return handling_to_proto(handling, now=now)
 
     async def CompleteVerification(
         self, request: pb.CompleteVerificationRequest, context: Context
     ) -> pb.Handling:
-        raise not_implemented("CompleteVerification")
+        now = self.ctx.clock.now()
+        async with self.unit_of_work() as uow:
+            handling = await complete_verification(
+                uow=uow,
+                verifiers=self.verifiers,
+                caller=caller_from_proto(request.caller),
+                handling_id=request.handling_id,
+                step=request.step,
+                config=self.config,
+                now=now,
+            )
+        return handling_to_proto(handling, now=now)
 
     async def SubmitHandling(
         self, request: pb.SubmitHandlingRequest, context: Context
     ) -> pb.Handling:
-        raise not_implemented("SubmitHandling")
+        now = self.ctx.clock.now()
+        async with self.unit_of_work() as uow:
+            handling = await submit_handling(
+                uow=uow,
+                caller=caller_from_proto(request.caller),
+                handling_id=request.handling_id,
+                config=self.config,
+                now=now,
+            )
+        return handling_to_proto(handling, now=now)
 
     async def GetHandling(self, request: pb.GetHandlingRequest, context: Context) -> pb.Handling:
-        raise not_implemented("GetHandling")
+        now = self.ctx.clock.now()
+        async with self.unit_of_work() as uow:
+            handling = await get_handling(
+                uow=uow, caller=caller_from_proto(request.caller), handling_id=request.handling_id
+            )
+        return handling_to_proto(handling, now=now)
 
     async def DisputeViolation(
         self, request: pb.DisputeViolationRequest, context: Context
     ) -> pb.Violation:
-        raise not_implemented("DisputeViolation")
+        async with self.unit_of_work() as uow:
+            violation = await dispute_violation(
+                uow=uow,
+                caller=caller_from_proto(request.caller),
+                violation_id=request.violation_id,
+                reason=request.reason,
+            )
+        return violation_to_proto(violation)
 
     async def UndisputeViolation(
         self, request: pb.UndisputeViolationRequest, context: Context
     ) -> pb.Violation:
-        raise not_implemented("UndisputeViolation")
+        async with self.unit_of_work() as uow:
+            violation = await undispute_violation(
+                uow=uow, caller=caller_from_proto(request.caller), violation_id=request.violation_id
+            )
+        return violation_to_proto(violation)
 
     async def HandleAtCounter(
         self, request: pb.HandleAtCounterRequest, context: Context
     ) -> pb.Handling:
-        raise not_implemented("HandleAtCounter")
+        now = self.ctx.clock.now()
+        async with self.unit_of_work() as uow:
+            handling = await handle_at_counter(
+                uow=uow,
+                verifier=self.counter_verifier,
+                caller=caller_from_proto(request.caller),
+                violation_id=request.violation_id,
+                licence_no=request.handler_licence_no,
+                config=self.config,
+                now=now,
+            )
+        return handling_to_proto(handling, now=now)
 
     async def RecordDecision(
         self, request: pb.RecordDecisionRequest, context: Context
     ) -> pb.Violation:
-        raise not_implemented("RecordDecision")
+        async with self.unit_of_work() as uow:
+            violation = await record_decision(
+                uow=uow,
+                caller=caller_from_proto(request.caller),
+                violation_id=request.violation_id,
+                decision_no=request.decision_no,
+                decision_date=decision_date_from_proto(request.decision_date),
+                licence_no=request.licence_no,
+                now=self.ctx.clock.now(),
+            )
+        return violation_to_proto(violation)
 
     async def ListPointsBuyingAlerts(
         self, request: pb.ListPointsBuyingAlertsRequest, context: Context
     ) -> pb.ListPointsBuyingAlertsResponse:
-        raise not_implemented("ListPointsBuyingAlerts")
+        async with self.unit_of_work() as uow:
+            page = await list_points_buying_alerts(
+                uow=uow,
+                caller=caller_from_proto(request.caller),
+                page_size=request.page.page_size,
+                cursor=request.page.cursor,
+            )
+        return pb.ListPointsBuyingAlertsResponse(
+            alerts=[alert_to_proto(a) for a in page.alerts], next_cursor=page.next_cursor
+        )
 
 
 def register(server: grpc.aio.Server, ctx: ServiceContext) -> list[str]:

@@ -1,14 +1,15 @@
-"""Domain <-> protobuf: the RecordViolation request, the Violation message, the events
-adjudication publishes and the online-handling answer."""
+"""Domain <-> protobuf: the RecordViolation request, the Violation and Handling messages,
+the events adjudication publishes, the online-handling answer and the R-X-2 alerts."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from cqcommon.clock import Clock
 from cqcommon.errors import INVALID_DECISION_DATE, DomainError
 from cqcommon.events import new_envelope
+from cqcommon.identifiers import mask_name
 from cqcommon.protomap import (
     PROCEDURE_NAMES,
     PROCEDURES,
@@ -26,8 +27,18 @@ from cqtraffic.adjudication.v1 import events_pb2 as events
 from cqtraffic.common.v1 import types_pb2 as common
 from cqtraffic.events.v1.envelope_pb2 import EventEnvelope
 
-from cqadjudication.domain.eligibility import Availability, Eligibility
-from cqadjudication.domain.events import DomainEvent, ViolationRecorded
+from cqadjudication.domain.alerts import PointsBuyingAlert
+from cqadjudication.domain.callers import Caller
+from cqadjudication.domain.eligibility import Assessment, Availability
+from cqadjudication.domain.events import (
+    DomainEvent,
+    PointsChanged,
+    ViolationDisputed,
+    ViolationHandled,
+    ViolationRecorded,
+    ViolationUndisputed,
+)
+from cqadjudication.domain.handlings import Decision, Handling, VerificationStep
 from cqadjudication.domain.violations import (
     RecordingWindow,
     Violation,
@@ -105,12 +116,131 @@ def violation_recorded(v: Violation) -> events.ViolationRecorded:
     return events.ViolationRecorded(**_violation_fields(v))
 
 
+def violation_handled(e: ViolationHandled) -> events.ViolationHandled:
+    d = e.decision
+    return events.ViolationHandled(
+        violation_id=e.violation.violation_id,
+        handling_id=e.handling_id,
+        decision_no=d.decision_no,
+        decision_date=date_to_proto(d.decision_date),
+        handler_person_id=e.handler_person_id,
+        handler_licence_id=e.handler_licence_id,
+        fine_fen=d.fine_fen,
+        points=d.points,
+        channel=e.channel,
+        vehicle_id=e.violation.vehicle_id,
+        due_date=date_to_proto(d.due_date),
+    )
+
+
+def points_changed(e: PointsChanged) -> events.PointsChanged:
+    return events.PointsChanged(
+        licence_id=e.licence_id,
+        person_id=e.person_id,
+        delta=e.delta,
+        points_after=e.points_after,
+        cycle_start=date_to_proto(e.cycle_start),
+        cycle_end=date_to_proto(e.cycle_end),
+        channel=e.channel,
+        violation_id=e.violation_id or "",
+    )
+
+
 def envelope_of(event: DomainEvent) -> EventEnvelope:
-    """The outbox envelope of a domain event a use case recorded."""
+    """The outbox envelope of a domain event a use case recorded (key: the violation, or
+    the licence for points, so one aggregate's events stay in order on its partition)."""
     if isinstance(event, ViolationRecorded):
         v = event.violation
         return new_envelope(violation_recorded(v), aggregate_id=v.violation_id, producer=PRODUCER)
+    if isinstance(event, ViolationHandled):
+        return new_envelope(
+            violation_handled(event),
+            aggregate_id=event.violation.violation_id,
+            producer=PRODUCER,
+        )
+    if isinstance(event, PointsChanged):
+        return new_envelope(points_changed(event), aggregate_id=event.licence_id, producer=PRODUCER)
+    if isinstance(event, ViolationDisputed):
+        return new_envelope(
+            events.ViolationDisputed(
+                violation_id=event.violation_id, staff_id=event.staff_id, reason=event.reason
+            ),
+            aggregate_id=event.violation_id,
+            producer=PRODUCER,
+        )
+    if isinstance(event, ViolationUndisputed):
+        return new_envelope(
+            events.ViolationUndisputed(violation_id=event.violation_id, staff_id=event.staff_id),
+            aggregate_id=event.violation_id,
+            producer=PRODUCER,
+        )
     raise TypeError(f"no wire format for {type(event).__name__}")
+
+
+def caller_from_proto(caller: common.Caller) -> Caller:
+    return Caller(
+        user_id=caller.user_id,
+        person_id=caller.person_id,
+        staff_id=caller.staff_id,
+        staff_role=caller.staff_role,
+    )
+
+
+def decision_to_proto(d: Decision) -> pb.Decision:
+    return pb.Decision(
+        decision_no=d.decision_no,
+        violation_id=d.violation_id,
+        decision_date=date_to_proto(d.decision_date),
+        due_date=date_to_proto(d.due_date),
+        fine_fen=d.fine_fen,
+        points=d.points,
+    )
+
+
+def _step_to_proto(h: Handling, s: VerificationStep, now: datetime) -> pb.VerificationStep:
+    # R-Q-4: the handler sees their own name; another person's (the owner's) is masked.
+    name = s.person_name if s.person_id == h.handler_person_id else mask_name(s.person_name)
+    step = pb.VerificationStep(
+        step=s.step,
+        certify_id=s.certify_id,
+        url=s.url,
+        status=s.shown_status(now),
+        person_name=name,
+    )
+    if s.expires_at is not None:
+        step.expires_at.CopyFrom(timestamp_to_proto(s.expires_at))
+    return step
+
+
+def handling_to_proto(h: Handling, *, now: datetime) -> pb.Handling:
+    """The handling as its handler sees it at ``now`` (a step may have expired since)."""
+    message = pb.Handling(
+        handling_id=h.handling_id,
+        violation_id=h.violation_id,
+        handler_person_id=h.handler_person_id,
+        state=h.state,
+        steps=[_step_to_proto(h, s, now) for s in h.steps],
+        route=h.route,
+        handler_licence_id=h.handler_licence_id,
+        created_at=timestamp_to_proto(h.created_at),
+    )
+    if h.decision is not None:
+        message.decision.CopyFrom(decision_to_proto(h.decision))
+    return message
+
+
+def alert_to_proto(a: PointsBuyingAlert) -> pb.PointsBuyingAlert:
+    return pb.PointsBuyingAlert(
+        alert_id=a.alert_id,
+        kind=a.kind,
+        licence_id=a.licence_id,
+        vehicle_id=a.vehicle_id,
+        cycle_start=date_to_proto(a.cycle_start),
+        count=a.count,
+        violation_id=a.violation_id,
+        handler_person_id=a.handler_person_id,
+        raised_at=timestamp_to_proto(a.raised_at),
+    )
 
 
 _AVAILABILITY: dict[Availability, common.OnlineHandling.Availability.ValueType] = {
@@ -120,11 +250,14 @@ _AVAILABILITY: dict[Availability, common.OnlineHandling.Availability.ValueType] 
 }
 
 
-def online_handling_to_proto(e: Eligibility) -> common.OnlineHandling:
+def online_handling_to_proto(a: Assessment) -> common.OnlineHandling:
+    """R-Q-3's hint: the first reason in the single-reason fields, every one in ``reasons``."""
+    first = a.reason
     return common.OnlineHandling(
-        availability=_AVAILABILITY[e.availability],
-        route=e.route,
-        reason_code=e.reason.code,
-        reason_zh=e.reason.zh,
-        reason_en=e.reason.en,
+        availability=_AVAILABILITY[a.availability],
+        route=a.route,
+        reason_code=first.code if first else "",
+        reason_zh=first.zh if first else "",
+        reason_en=first.en if first else "",
+        reasons=[common.Reason(code=r.code, zh=r.zh, en=r.en) for r in a.reasons],
     )

@@ -1,0 +1,189 @@
+"""PostgreSQL repository of handlings, their face verifications, and the persons copy the
+face steps need. Works inside the caller's transaction.
+
+A handling is read with its handler in the WHERE clause, so another person's handling and
+an unknown id are the same empty answer from the same query.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from cqcommon.db import Conn, uuid_or_nil
+from cqcommon.fees import due_date
+
+from cqadjudication.domain.handlings import Decision, Handling, VerificationStep
+from cqadjudication.domain.verification import FaceSubject
+
+_HANDLING = (
+    "h.handling_id::text, h.violation_id::text, v.vehicle_id::text, h.handler_person_id::text,"
+    " h.handler_licence_id::text, h.route, h.relation, h.state, h.created_at, h.staff_id,"
+    " h.decision_no, v.decision_date, v.fine_fen, v.points"
+)
+_STEP = (
+    "r.verification_id::text, r.step, r.person_id::text, coalesce(p.name, ''), r.adapter,"
+    " r.certify_id, r.url, r.status, r.started_at, r.passed_at, r.expires_at, r.used_at"
+)
+
+
+def _step(row: tuple[Any, ...]) -> VerificationStep:
+    return VerificationStep(
+        verification_id=row[0],
+        step=row[1],
+        person_id=row[2],
+        person_name=row[3],
+        adapter=row[4],
+        certify_id=row[5],
+        url=row[6],
+        status=row[7],
+        started_at=row[8],
+        passed_at=row[9],
+        expires_at=row[10],
+        used_at=row[11],
+    )
+
+
+class PostgresHandlingRepository:
+    def __init__(self, conn: Conn) -> None:
+        self.conn = conn
+
+    async def subject(self, person_id: str) -> FaceSubject | None:
+        cur = await self.conn.execute(
+            "SELECT person_id::text, name, id_number FROM persons WHERE person_id = %s",
+            (uuid_or_nil(person_id),),
+        )
+        row = await cur.fetchone()
+        return FaceSubject(row[0], row[1], row[2]) if row else None
+
+    async def add(self, handling: Handling) -> None:
+        h = handling
+        await self.conn.execute(
+            "INSERT INTO handlings (handling_id, violation_id, handler_person_id,"
+            " handler_licence_id, route, relation, state, staff_id, decision_no, created_at,"
+            " submitted_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                h.handling_id,
+                h.violation_id,
+                h.handler_person_id,
+                h.handler_licence_id,
+                h.route,
+                h.relation,
+                h.state,
+                h.staff_id,
+                h.decision.decision_no if h.decision else None,
+                h.created_at,
+                h.created_at if h.state == "submitted" else None,
+            ),
+        )
+        async with self.conn.cursor() as cur:
+            await cur.executemany(
+                "INSERT INTO verifications (verification_id, handling_id, step, person_id,"
+                " adapter, certify_id, url, status, started_at, passed_at, expires_at, used_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                [
+                    (
+                        s.verification_id,
+                        h.handling_id,
+                        s.step,
+                        s.person_id,
+                        s.adapter,
+                        s.certify_id,
+                        s.url,
+                        s.status,
+                        s.started_at,
+                        s.passed_at,
+                        s.expires_at,
+                        s.used_at,
+                    )
+                    for s in h.steps
+                ],
+            )
+
+    async def get(
+        self, handling_id: str, handler_person_id: str, *, for_update: bool = False
+    ) -> Handling | None:
+        key = (uuid_or_nil(handling_id), uuid_or_nil(handler_person_id))
+        if for_update:
+            # Lock first, read after: a statement that waited for the lock sees the joined
+            # violation as of its start, so the read is its own statement (READ COMMITTED).
+            await self.conn.execute(
+                "SELECT 1 FROM handlings WHERE handling_id = %s AND handler_person_id = %s"
+                " FOR UPDATE",
+                key,
+            )
+        cur = await self.conn.execute(
+            f"SELECT {_HANDLING} FROM handlings h JOIN violations v USING (violation_id)"
+            " WHERE h.handling_id = %s AND h.handler_person_id = %s",
+            key,
+        )
+        row = await cur.fetchone()
+        if row is None:
+            return None
+        steps = await self.conn.execute(
+            f"SELECT {_STEP} FROM verifications r LEFT JOIN persons p USING (person_id)"
+            " WHERE r.handling_id = %s ORDER BY (r.step = 'handler'), r.started_at",
+            (row[0],),
+        )
+        decision = None
+        if row[7] == "submitted":
+            decision = Decision(
+                decision_no=row[10],
+                violation_id=row[1],
+                decision_date=row[11],
+                due_date=due_date(row[11]),
+                fine_fen=row[12],
+                points=row[13],
+            )
+        return Handling(
+            handling_id=row[0],
+            violation_id=row[1],
+            vehicle_id=row[2],
+            handler_person_id=row[3],
+            handler_licence_id=row[4],
+            route=row[5],
+            relation=row[6],
+            state=row[7],
+            steps=tuple(_step(s) for s in await steps.fetchall()),
+            created_at=row[8],
+            decision=decision,
+            staff_id=row[9],
+        )
+
+    async def save(self, handling: Handling, *, now: datetime) -> None:
+        h = handling
+        await self.conn.execute(
+            "UPDATE handlings SET state = %s, decision_no = %s, submitted_at = %s"
+            " WHERE handling_id = %s",
+            (
+                h.state,
+                h.decision.decision_no if h.decision else None,
+                now if h.state == "submitted" else None,
+                h.handling_id,
+            ),
+        )
+        async with self.conn.cursor() as cur:
+            await cur.executemany(
+                "UPDATE verifications SET status = %s, passed_at = %s, expires_at = %s,"
+                " used_at = %s WHERE verification_id = %s AND handling_id = %s",
+                [
+                    (
+                        s.status,
+                        s.passed_at,
+                        s.expires_at,
+                        s.used_at,
+                        s.verification_id,
+                        h.handling_id,
+                    )
+                    for s in h.steps
+                ],
+            )
+
+    async def submitted_for(self, violation_id: str) -> Handling | None:
+        cur = await self.conn.execute(
+            "SELECT handling_id::text, handler_person_id::text FROM handlings"
+            " WHERE violation_id = %s AND state = 'submitted'",
+            (uuid_or_nil(violation_id),),
+        )
+        row = await cur.fetchone()
+        return await self.get(row[0], row[1]) if row else None

@@ -1,0 +1,173 @@
+"""PostgreSQL repository of licences with their points ledger (R-ADJ-5/6, R-X-2), and of
+the R-X-2 alerts. Works inside the caller's transaction.
+
+A licence without a ledger row (its DriverRegistered not applied yet) reads as no
+licence: points and decisions need the ledger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from cqcommon.clock import SHANGHAI
+from cqcommon.db import Conn, uuid_or_nil
+
+from cqadjudication.domain.alerts import PointsBuyingAlert
+from cqadjudication.domain.eligibility import CycleUsage, HandlerLicence
+from cqadjudication.domain.points import LedgerRow, PointsEntry
+
+_LICENCE = (
+    "SELECT l.licence_id::text, l.person_id::text, l.licence_class, l.status, p.points,"
+    " p.cycle_start, p.cycle_end, p.external_change_at"
+    " FROM licences l JOIN points_ledger p USING (licence_id)"
+)
+
+
+def _licence(row: tuple[Any, ...] | None) -> HandlerLicence | None:
+    if row is None:
+        return None
+    return HandlerLicence(
+        licence_id=row[0],
+        person_id=row[1],
+        licence_class=row[2],
+        status=row[3],
+        points=row[4],
+        cycle_start=row[5],
+        cycle_end=row[6],
+        external_change_at=row[7],
+    )
+
+
+class PostgresPointsLedger:
+    def __init__(self, conn: Conn) -> None:
+        self.conn = conn
+
+    async def licence_of_person(self, person_id: str) -> HandlerLicence | None:
+        cur = await self.conn.execute(
+            f"{_LICENCE} WHERE l.person_id = %s"
+            " ORDER BY (l.status = 'valid') DESC, l.first_issued_on DESC LIMIT 1",
+            (uuid_or_nil(person_id),),
+        )
+        return _licence(await cur.fetchone())
+
+    async def licence_by_no(self, licence_no: str) -> HandlerLicence | None:
+        cur = await self.conn.execute(f"{_LICENCE} WHERE l.licence_no = %s", (licence_no,))
+        return _licence(await cur.fetchone())
+
+    async def licence(self, licence_id: str) -> HandlerLicence | None:
+        cur = await self.conn.execute(
+            f"{_LICENCE} WHERE l.licence_id = %s", (uuid_or_nil(licence_id),)
+        )
+        return _licence(await cur.fetchone())
+
+    async def lock(self, licence_id: str) -> LedgerRow | None:
+        cur = await self.conn.execute(
+            "SELECT licence_id::text, points, cycle_start, cycle_end, external_change_at"
+            " FROM points_ledger WHERE licence_id = %s FOR UPDATE",
+            (uuid_or_nil(licence_id),),
+        )
+        row = await cur.fetchone()
+        return LedgerRow(*row) if row else None
+
+    async def apply(self, row: LedgerRow, entry: PointsEntry) -> None:
+        await self.conn.execute(
+            "UPDATE points_ledger SET points = %s, cycle_start = %s, cycle_end = %s,"
+            " external_change_at = %s, updated_at = %s WHERE licence_id = %s",
+            (
+                row.points,
+                row.cycle_start,
+                row.cycle_end,
+                row.external_change_at,
+                entry.at,
+                row.licence_id,
+            ),
+        )
+        await self.conn.execute(
+            "INSERT INTO points_entries (licence_id, delta, points_after, channel, violation_id,"
+            " cycle_start, at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            (
+                entry.licence_id,
+                entry.delta,
+                entry.points_after,
+                entry.channel,
+                entry.violation_id,
+                entry.cycle_start,
+                entry.at,
+            ),
+        )
+
+    async def usage(
+        self, licence: HandlerLicence, vehicle_ids: Sequence[str]
+    ) -> dict[str, CycleUsage]:
+        # Entries booked within the licence's cycle (Asia/Shanghai calendar days).
+        start = datetime.combine(licence.cycle_start, time(), SHANGHAI)
+        end = datetime.combine(licence.cycle_end + timedelta(days=1), time(), SHANGHAI)
+        cur = await self.conn.execute(
+            "SELECT DISTINCT v.vehicle_id::text FROM points_entries e"
+            " JOIN violations v USING (violation_id) JOIN vehicles vh USING (vehicle_id)"
+            " WHERE e.licence_id = %s AND e.delta > 0 AND e.at >= %s AND e.at < %s"
+            " AND vh.owner_person_id <> %s",
+            (licence.licence_id, start, end, licence.person_id),
+        )
+        taken = frozenset(row[0] for row in await cur.fetchall())
+        ids = list({uuid_or_nil(vid) for vid in vehicle_ids})
+        cur = await self.conn.execute(
+            "SELECT DISTINCT v.vehicle_id::text, e.licence_id::text FROM points_entries e"
+            " JOIN violations v USING (violation_id)"
+            " WHERE v.vehicle_id = ANY(%s::uuid[]) AND e.delta > 0 AND e.at >= %s AND e.at < %s",
+            (ids, start, end),
+        )
+        on_vehicle: dict[str, set[str]] = {}
+        for vehicle_id, licence_id in await cur.fetchall():
+            on_vehicle.setdefault(vehicle_id, set()).add(licence_id)
+        return {vid: CycleUsage(taken, frozenset(on_vehicle.get(vid, ()))) for vid in vehicle_ids}
+
+
+_ALERT = (
+    "alert_id::text, kind, licence_id::text, vehicle_id::text, cycle_start, count,"
+    " violation_id::text, handler_person_id::text, raised_at"
+)
+
+
+class PostgresAlertRepository:
+    def __init__(self, conn: Conn) -> None:
+        self.conn = conn
+
+    async def add(self, alert: PointsBuyingAlert) -> None:
+        a = alert
+        await self.conn.execute(
+            "INSERT INTO points_buying_alerts (alert_id, kind, licence_id, vehicle_id,"
+            " cycle_start, count, violation_id, handler_person_id, raised_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT ON CONSTRAINT points_buying_alerts_case_unique DO NOTHING",
+            (
+                a.alert_id,
+                a.kind,
+                a.licence_id,
+                a.vehicle_id,
+                a.cycle_start,
+                a.count,
+                a.violation_id,
+                a.handler_person_id,
+                a.raised_at,
+            ),
+        )
+
+    async def page(
+        self, *, limit: int, after: tuple[datetime, str] | None
+    ) -> list[PointsBuyingAlert]:
+        if after is None:
+            cur = await self.conn.execute(
+                f"SELECT {_ALERT} FROM points_buying_alerts"
+                " ORDER BY raised_at DESC, alert_id DESC LIMIT %s",
+                (limit,),
+            )
+        else:
+            cur = await self.conn.execute(
+                f"SELECT {_ALERT} FROM points_buying_alerts WHERE (raised_at, alert_id) < (%s, %s)"
+                " ORDER BY raised_at DESC, alert_id DESC LIMIT %s",
+                (after[0], after[1], limit),
+            )
+        return [PointsBuyingAlert(*row) for row in await cur.fetchall()]
