@@ -273,12 +273,21 @@ async def test_zhang_wei_is_sent_to_a_counter_for_the_one_over_200_yuan_which_a_
 
     shown = await in_status(c, zhang, zw03, "handled_unpaid")
     assert shown["decision_no"] == counter["decision"]["decision_no"]
+    # R-ADJ-5: the clerk's retried call answers the same decision; another licence is refused
     again = await c.http.post(
         f"/internal/v1/violations/{zw03}/handle",
         json={"licence_no": driver.id_number},
         headers=clerk,
     )
-    assert again.status_code == 409, again.text  # handled once, never twice
+    assert again.status_code == 201, again.text
+    assert again.json()["decision"] == counter["decision"]
+    other = await c.http.post(
+        f"/internal/v1/violations/{zw03}/handle",
+        json={"licence_no": roster.person(ZHANG).id_number},
+        headers=clerk,
+    )
+    assert other.status_code == 409, other.text
+    assert error(other)["code"] == "ALREADY_HANDLED"
 
     supervisor = await c.staff("super01")
     audit = await c.http.get(
@@ -434,6 +443,11 @@ async def test_every_handling_endpoint_answers_404_for_another_users_handling(
 
     stranger = await c.login(WANG)
     unknown = str(uuid.uuid4())
+    # R-Q-1: the stranger cannot start on the owner's violation either (same as unknown)
+    foreign = await c.http.post(f"/api/v1/violations/{vid}/handlings", headers=stranger)
+    missing = await c.http.post(f"/api/v1/violations/{unknown}/handlings", headers=stranger)
+    assert foreign.status_code == missing.status_code == 404, foreign.text
+    assert error(foreign) == error(missing)
     for method, path in (
         ("GET", "/api/v1/handlings/{}"),
         ("POST", "/api/v1/handlings/{}/verifications/handler/complete"),

@@ -10,12 +10,14 @@ Identifier formats are checked here with ``cqcommon.identifiers``, which raises
 
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime
 from typing import Any, Literal, TypeVar, cast, get_args
 from zoneinfo import ZoneInfo
 
 from cqcommon import identifiers as ids
 from cqcommon import protomap
+from cqcommon.errors import INTERNAL_ERROR, DomainError
 from cqtraffic.adjudication.v1 import adjudication_pb2 as adj
 from cqtraffic.common.v1 import types_pb2 as common
 from cqtraffic.query.v1 import query_pb2 as query
@@ -55,6 +57,8 @@ from cqgateway.schemas import (
     ViolationSourceName,
     ViolationStatusName,
 )
+
+log = logging.getLogger("cqgateway.mappers")
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -387,12 +391,18 @@ def staff_lookup_out(r: query.LookupResponse) -> StaffLookupOut:
 
 
 # -- /api/v1/violations/{id}/handlings, /api/v1/handlings/{id}/… ----------------------------
+def _contract_break(message: str) -> DomainError:
+    """An answer of the adjudication service outside the documented contract: a bug there,
+    logged for us and answered as 500 ``INTERNAL_ERROR`` (never passed on half-mapped)."""
+    log.error("adjudication answer outside the contract: %s", message)
+    return DomainError(INTERNAL_ERROR)
+
+
 def _known(value: str, names: Any, what: str) -> Any:
-    """``value`` when it is one of the Literal type ``names``' members. The proto carries
-    these as free text; a value outside the documented set is a contract break between
-    the services, not something to pass on to clients (it fails loudly as a 500)."""
+    """``value`` when it is one of the Literal type ``names``' members (the proto carries
+    these as free text with a documented set of values)."""
     if value not in get_args(names):
-        raise ValueError(f"unexpected {what} {value!r} from the adjudication service")
+        raise _contract_break(f"unexpected {what} {value!r}")
     return value
 
 
@@ -458,7 +468,7 @@ def submitted_decision_out(h: adj.Handling) -> DecisionOut:
     """The decision of a submitted handling (a submit that answers without one broke the
     contract: a 500, never an empty decision)."""
     if not (h.HasField("decision") and h.decision.decision_no):
-        raise ValueError("the adjudication service answered a submit without a decision")
+        raise _contract_break(f"submit of handling {h.handling_id!r} answered without a decision")
     return decision_out(h.decision)
 
 

@@ -316,6 +316,7 @@ async def test_list_violations_maps_the_view_to_json(client: httpx.AsyncClient, 
         "reason_code": "ALREADY_HANDLED",
         "reason": "已处理",
         "reason_en": "Already handled",
+        "reasons": [],
     }
 
 

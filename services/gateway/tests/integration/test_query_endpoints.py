@@ -498,6 +498,7 @@ async def test_violation_detail_maps_amount_due_and_allowed_online_handling_r_q_
             "reason_code": None,
             "reason": None,
             "reason_en": None,
+            "reasons": [],
         },
     }
 
@@ -526,6 +527,7 @@ async def test_violation_detail_with_unknown_eligibility_r_q_3(
         "reason_code": "ELIGIBILITY_NOT_AVAILABLE",
         "reason": "暂时无法判断能否网上处理，请稍后再试。",
         "reason_en": "Online handling cannot be checked right now; try again later.",
+        "reasons": [],
     }
     assert r.json()["status"] == "unhandled" and r.json()["amount_due_fen"] == 20000
 

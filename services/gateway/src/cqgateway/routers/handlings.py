@@ -4,7 +4,7 @@ face-verification steps, submit it for the penalty decision, read it back.
 Thin routes over the AdjudicationService: it decides eligibility (every failing rule is a
 reason code of the one error table), runs the face adapters and issues the decision
 atomically. A handling belongs to the user who started it: another user's handling answers
-404 ``NOT_FOUND`` exactly like an unknown id (the service makes no difference either).
+404 ``HANDLING_NOT_FOUND`` exactly like an unknown id (the service makes no difference either).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ HandlingId = Annotated[str, Path(min_length=1, max_length=64, pattern=ID_PATTERN
         "already handled, decided or paid) whose `details.reasons` lists **every** failing "
         "rule as `{code, zh, en}` and `details.route` names where to go instead (`counter`, "
         "`payment`); the error's own code is the first reason's. An unknown violation, or "
-        "one the caller may not see, answers 404 `NOT_FOUND`."
+        "one the caller may not see, answers 404 (`NOT_FOUND`, `VIOLATION_NOT_FOUND`)."
     ),
     openapi_extra=error_codes(*START_ERRORS),
 )
@@ -61,7 +61,7 @@ async def start_handling(violation_id: PathId, user: CurrentUser, ctx: Context) 
         "R-ADJ-8: asks the face adapter whether the step's verification passed and answers "
         "the handling with the step's new `status` (`pending` while the person has not "
         "finished, `passed` with `expires_at`, `failed`). The `handler` step waits for the "
-        "`owner` step where there is one. Another user's handling answers 404 `NOT_FOUND` "
+        "`owner` step where there is one. Another user's handling answers 404 `HANDLING_NOT_FOUND` "
         "like an unknown one."
     ),
     openapi_extra=error_codes(*COMPLETE_ERRORS),
@@ -87,7 +87,7 @@ async def complete_verification(
         "the violation becomes `handled_unpaid`, all at once. Submitting again answers the "
         "same decision (never a second one). Eligibility is checked again at this moment: a "
         "rule that fails now answers 403/409 with `details.reasons` as when starting. "
-        "Another user's handling answers 404 `NOT_FOUND` like an unknown one."
+        "Another user's handling answers 404 `HANDLING_NOT_FOUND` like an unknown one."
     ),
     openapi_extra=error_codes(*SUBMIT_ERRORS),
 )
@@ -106,7 +106,7 @@ async def submit_handling(handling_id: HandlingId, user: CurrentUser, ctx: Conte
     summary="The state of a handling",
     description=(
         "The handling's state, steps and, once submitted, its decision. Another user's "
-        "handling answers 404 `NOT_FOUND` like an unknown one."
+        "handling answers 404 `HANDLING_NOT_FOUND` like an unknown one."
     ),
     openapi_extra=error_codes(*GET_ERRORS),
 )
