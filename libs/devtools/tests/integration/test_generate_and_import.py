@@ -105,6 +105,8 @@ async def test_generate_counts_in_all_three_schemas(
             ("adjudication", "licences", licences),
             ("adjudication", "violation_codes", 35),
             ("adjudication", "violations", violations),
+            ("adjudication", "persons", people),
+            ("adjudication", "points_ledger", licences),
             ("query", "persons", people),
             ("query", "vehicles", vehicles),
             ("query", "licences", licences),
@@ -123,6 +125,16 @@ async def test_generate_counts_in_all_three_schemas(
         )
         row = await cur.fetchone()
         assert row is not None and row[0] == violations
+        # every licence can be handled: its ledger opened with the registry's points, and
+        # points == sum(entries) holds from the start (R-ADJ-5's invariant)
+        cur = await conn.execute(
+            "SELECT count(*) FROM adjudication.points_ledger l JOIN query.licences q"
+            " USING (licence_id) WHERE l.points = q.points AND l.points = COALESCE((SELECT"
+            " sum(e.delta) FROM adjudication.points_entries e WHERE e.licence_id = l.licence_id"
+            " AND e.channel = 'registry'), 0)"
+        )
+        row = await cur.fetchone()
+        assert row is not None and row[0] == licences
         # adjudication's rule: a decision iff handled (or paid)
         cur = await conn.execute(
             "SELECT count(*) FROM adjudication.violations"
@@ -131,7 +143,12 @@ async def test_generate_counts_in_all_three_schemas(
         row = await cur.fetchone()
         assert row is not None and row[0] == 0
     registry_rows = people + vehicles + licences + 35
-    adjudication_rows = vehicles + licences + 35 + violations
+    async with await psycopg.AsyncConnection.connect(conninfo) as conn:
+        cur = await conn.execute("SELECT count(*) FROM adjudication.points_entries")
+        entries = await cur.fetchone()
+    assert entries is not None
+    # persons and a ledger per licence (+ an opening entry for licences with points)
+    adjudication_rows = vehicles + licences + 35 + violations + people + licences + entries[0]
     query_rows = people + vehicles + licences + violations
     assert generated.total_rows == registry_rows + adjudication_rows + query_rows
 

@@ -21,16 +21,18 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from cqadjudication.domain.points import opened
 from cqadjudication.domain.violations import (
     Procedure,
     Source,
     ViolationReport,
     violation_status,
 )
+from cqcommon.clock import SHANGHAI
 from cqcommon.identifiers import PlateType, points_of_code
 
 from cqdev.datagen.bulkcopy import (
@@ -62,6 +64,22 @@ class LicenceInput(NamedTuple):
     licence_class: str
     first_issued_on: dt.date
     status: str
+
+
+class PersonInput(NamedTuple):
+    """The identity a face verification names (adjudication's ``persons`` copy)."""
+
+    person_id: uuid.UUID
+    name: str
+    id_number: str
+
+
+class LedgerInput(NamedTuple):
+    """A licence's points as the registry has them: its ledger opens with them."""
+
+    licence_id: uuid.UUID
+    points: int
+    first_issued_on: dt.date
 
 
 class ViolationCodeInput(NamedTuple):
@@ -102,6 +120,10 @@ class AdjudicationSnapshot:
     licences: Iterable[LicenceInput]
     violation_codes: Iterable[ViolationCodeInput]
     violations: Iterable[ViolationInput]
+    persons: Iterable[PersonInput] = ()
+    ledgers: Iterable[LedgerInput] = ()
+    #: "now" of the load: the day the ledgers' scoring cycles are computed for
+    now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
 
 @dataclass
@@ -159,6 +181,38 @@ def violation_row(v: ViolationInput, descriptions: dict[str, str]) -> tuple[Any,
     )
 
 
+def ledger_rows(ledgers: Iterable[LedgerInput], now: dt.datetime) -> Iterator[tuple[Any, ...]]:
+    """``points_ledger`` rows, opened by adjudication's own rule
+    (``cqadjudication.domain.points.opened``: the licence's current scoring cycle), exactly
+    as the registry consumer opens a ledger from DriverRegistered; streamed."""
+    today = now.astimezone(SHANGHAI).date()
+    for ledger in ledgers:
+        row, _first_entry = opened(
+            str(ledger.licence_id),
+            ledger.points,
+            first_issued_on=ledger.first_issued_on,
+            today=today,
+            now=now,
+        )
+        yield (ledger.licence_id, row.points, row.cycle_start, row.cycle_end, None, now)
+
+
+# ``opened``'s first entry (a "registry" entry of the opening points, none for 0 points),
+# for every ledger this load opened: so points == sum(entries.delta) holds from the start.
+_OPENING_ENTRIES = (
+    "INSERT INTO points_entries (licence_id, delta, points_after, channel, cycle_start, at)"
+    " SELECT l.licence_id, l.points, l.points, 'registry', l.cycle_start, l.updated_at"
+    " FROM points_ledger l WHERE l.points > 0 AND l.updated_at = %s"
+    " AND NOT EXISTS (SELECT 1 FROM points_entries e WHERE e.licence_id = l.licence_id)"
+)
+
+
+_PERSON_COLUMNS = ("person_id", "name", "id_number")
+_PERSON_TYPES = ["uuid", "text", "text"]
+_LEDGER_COLUMNS = (
+    "licence_id", "points", "cycle_start", "cycle_end", "external_change_at", "updated_at",
+)  # fmt: skip
+_LEDGER_TYPES = ["uuid", "int4", "date", "date", "timestamptz", "timestamptz"]
 _VEHICLE_COLUMNS = ("vehicle_id", "plate_type", "plate_number", "vin", "owner_person_id")
 _VEHICLE_TYPES = ["uuid", "text", "text", "text", "uuid"]
 _LICENCE_COLUMNS = (
@@ -236,6 +290,17 @@ async def copy_snapshot(
                 conn, "licences", _LICENCE_COLUMNS, _LICENCE_TYPES, snapshot.licences,
                 label="adjudication.licences", report=report,
             )  # fmt: skip
+            counts.rows["persons"] = await copy_rows(
+                conn, "persons", _PERSON_COLUMNS, _PERSON_TYPES, snapshot.persons,
+                label="adjudication.persons", report=report,
+            )  # fmt: skip
+            counts.rows["points_ledger"] = await copy_rows(
+                conn, "points_ledger", _LEDGER_COLUMNS, _LEDGER_TYPES,
+                ledger_rows(snapshot.ledgers, snapshot.now),
+                label="adjudication.points_ledger", report=report,
+            )  # fmt: skip
+            cur = await conn.execute(_OPENING_ENTRIES, (snapshot.now,))
+            counts.rows["points_entries"] = cur.rowcount
             counts.rows["violations"] = await copy_rows(
                 conn, "violations", _VIOLATION_COLUMNS, _VIOLATION_TYPES,
                 (violation_row(v, descriptions) for v in snapshot.violations),

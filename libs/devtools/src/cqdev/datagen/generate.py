@@ -205,9 +205,20 @@ def adjudication_snapshot(opts: GenerateOptions) -> ab.AdjudicationSnapshot:
                 bool(r[14]),
             )
 
+    def persons() -> Iterator[ab.PersonInput]:
+        for r in _rows(opts, "people"):
+            yield ab.PersonInput(r[0], r[1], r[2])  # type: ignore[arg-type]
+
+    def ledgers() -> Iterator[ab.LedgerInput]:
+        for r in _rows(opts, "licences"):
+            lic = licence_from_row(r)  # type: ignore[arg-type]
+            yield ab.LedgerInput(lic.licence_id, lic.points, lic.first_issued_on)
+
     return ab.AdjudicationSnapshot(
         vehicles=vehicles(),
         licences=licences(),
+        persons=persons(),
+        ledgers=ledgers(),
         violation_codes=[
             ab.ViolationCodeInput(
                 c.code, c.description_zh, c.points, c.fine_min_fen, c.fine_max_fen
@@ -274,9 +285,10 @@ def query_snapshot(opts: GenerateOptions) -> qb.QuerySnapshot:
 
 
 def estimated_rows(opts: GenerateOptions) -> int:
-    """Rows all three loaders will write, for the progress bar (≈85 % hold a licence)."""
+    """Rows all three loaders will write, for the progress bar (≈85 % hold a licence;
+    adjudication also copies the persons and opens a points ledger per licence)."""
     n, rate = opts.vehicles, opts.violations_per_vehicle
-    return int(n * (2.85 + 2.85 + 1.85 + 2 * rate)) + 70
+    return int(n * (2.85 + 2.85 + 1.85 + 1.85 + 2 * rate)) + 70
 
 
 async def migrate_all(conninfo: str) -> list[str]:
