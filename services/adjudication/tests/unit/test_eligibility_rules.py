@@ -479,7 +479,8 @@ def test_a_refusal_raises_the_first_reason_with_all_reasons_and_the_route() -> N
     assert error.details == {
         "route": "counter",
         "reasons": [
-            {"code": r.code, "zh": r.zh, "en": r.en} for r in (answer.reasons[0], answer.reasons[1])
+            {"code": r.code, "message_zh": r.zh, "message_en": r.en}
+            for r in (answer.reasons[0], answer.reasons[1])
         ],
     }
     assert [r["code"] for r in error.details["reasons"]] == [

@@ -198,7 +198,10 @@ async def test_start_answers_201_with_the_steps_in_order_r_adj_4(
 def _refusal(spec: ErrorSpec, route: str) -> DomainError:
     """A refused start as adjudication sends it: the first reason's spec, every reason."""
     second = next(s for s in ELIGIBILITY_REASONS if s.code != spec.code)
-    reasons = [{"code": s.code, "zh": s.message_zh, "en": s.message_en} for s in (spec, second)]
+    reasons = [
+        {"code": s.code, "message_zh": s.message_zh, "message_en": s.message_en}
+        for s in (spec, second)
+    ]
     return DomainError(spec, details={"reasons": reasons, "route": route})
 
 

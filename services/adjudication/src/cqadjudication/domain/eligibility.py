@@ -82,8 +82,9 @@ class Reason:
         return errors.CATALOGUE[self.code]
 
     def as_dict(self) -> dict[str, str]:
-        """The JSON form in a refusal's details (API.md error body)."""
-        return {"code": self.code, "zh": self.zh, "en": self.en}
+        """The JSON form in a refusal's details: the same keys as API.md's error body and as
+        the reasons of a violation's ``online_handling``."""
+        return {"code": self.code, "message_zh": self.zh, "message_en": self.en}
 
 
 @dataclass(frozen=True)
