@@ -7,7 +7,7 @@ port as :class:`PortUnavailableError`, never as a driver's own exception type.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -117,15 +117,16 @@ class PageKey:
 @dataclass(frozen=True)
 class ListRead:
     """One round trip's answer for a list: the version (None = bypass the cache), and
-    the cached facts and page when present; when asked for a caller's hints, also that
-    caller's own version (None = none read: hints are not cached) and the hints cached
-    for the page at both versions."""
+    the cached facts and shared page when present. When asked for a caller's page: that
+    caller's own version (None = none read: their page is not cached), and their page
+    (the shared one with their hints, R-Q-3) when cached at both versions — then the
+    shared page is not read at all."""
 
     version: str | None
     facts: AccessFacts | None
     page: RenderedPage | None
     asker_version: str | None = None
-    hints: bytes | None = None
+    own_page: RenderedPage | None = None
 
 
 class ReadCache(Protocol):
@@ -136,13 +137,13 @@ class ReadCache(Protocol):
     """
 
     async def read_list(
-        self, kind: Kind, subject_id: str, key: PageKey, *, hints_for: Caller | None = None
+        self, kind: Kind, subject_id: str, key: PageKey, *, for_caller: Caller | None = None
     ) -> ListRead:
-        """Version, facts and the page in one round trip; with ``hints_for``, in the same
-        round trip that caller's version and their hints for the page."""
+        """Version, facts and the page in one round trip; with ``for_caller``, in the same
+        round trip that caller's version and their own page, if cached."""
         ...
 
-    async def put_hints(
+    async def put_own_page(
         self,
         kind: Kind,
         subject_id: str,
@@ -150,10 +151,10 @@ class ReadCache(Protocol):
         key: PageKey,
         caller: Caller,
         asker_version: str,
-        hints: bytes,
+        page: RenderedPage,
     ) -> None:
-        """Cache one caller's rendered hints for one page (short-lived: R-ADJ-6's guard
-        and the scoring cycle change answers with time alone)."""
+        """Cache one caller's page (the shared one with their hints) — short-lived: R-ADJ-6's
+        guard and the scoring cycle change adjudication's answers with time alone."""
         ...
 
     async def put_facts(
@@ -174,8 +175,8 @@ class ReadCache(Protocol):
 
 
 class PageRenderer(Protocol):
-    """Turns a page's violations, and a caller's hints for them, into the form cached and
-    sent (opaque to use cases)."""
+    """Turns a page's violations into the form cached and sent, and sets a caller's
+    hints on a rendered page (opaque to use cases)."""
 
     def render(self, violations: Sequence[ViolationShown]) -> bytes: ...
 
@@ -183,8 +184,8 @@ class PageRenderer(Protocol):
         """(violation id, vehicle id) of each violation of a rendered page, in order."""
         ...
 
-    def render_hints(self, hints: Sequence[tuple[str, OnlineHandlingHint]]) -> bytes:
-        """(violation id, hint) pairs in the form merged into a page when it is sent."""
+    def with_hints(self, body: bytes, hints: Mapping[str, OnlineHandlingHint]) -> bytes:
+        """The rendered page with each violation's hint set (by violation id)."""
         ...
 
 

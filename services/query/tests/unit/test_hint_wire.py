@@ -1,5 +1,5 @@
-"""R-Q-3 on the wire: the hints rendered beside a shared page and merged into its items,
-and the eligibility question as adjudication receives it (relations in, every reason
+"""R-Q-3 on the wire: a caller's copy of a shared page with their hint on each item, and
+the eligibility question as adjudication receives it (relations in, every reason
 back), on a fake stub: no gRPC server."""
 
 from __future__ import annotations
@@ -59,9 +59,9 @@ def rendered_page() -> bytes:
     return ProtoPageRenderer().render(shown)
 
 
-def test_r_q_3_hints_rendered_apart_are_merged_into_their_own_items() -> None:
+def test_r_q_3_a_callers_copy_of_a_page_carries_their_hint_on_each_item() -> None:
     """Each item gets its own hint with every reason; an item without one stays without;
-    the shared body itself carries no hint (it is shared by every caller)."""
+    the shared page itself is untouched (it is shared by every caller)."""
     renderer = ProtoPageRenderer()
     body = rendered_page()
     assert renderer.items(body) == [
@@ -72,10 +72,10 @@ def test_r_q_3_hints_rendered_apart_are_merged_into_their_own_items() -> None:
     refused = OnlineHandlingHint(
         "refused", "counter", POINTS.code, POINTS.zh, POINTS.en, (POINTS, AB)
     )
-    hints = renderer.render_hints(
-        [("vio-2", refused), ("vio-1", OnlineHandlingHint("allowed", "handler"))]
+    own = renderer.with_hints(
+        body, {"vio-2": refused, "vio-1": OnlineHandlingHint("allowed", "handler")}
     )
-    response = list_page_to_proto(ListPage(body, "cursor", hints))
+    response = list_page_to_proto(ListPage(own, "cursor"))
     assert response.next_cursor == "cursor"
     first, second, third = response.violations
     assert first.online_handling.availability == AVAILABILITY.AVAILABILITY_ALLOWED
@@ -89,9 +89,9 @@ def test_r_q_3_hints_rendered_apart_are_merged_into_their_own_items() -> None:
     assert not third.HasField("online_handling")
     assert (first.place, second.fine_fen) == ("重庆市渝中区", 20_000), "the page itself is intact"
 
-    plain = list_page_to_proto(ListPage(body, ""))
-    assert not any(v.HasField("online_handling") for v in plain.violations)
-    looked_up = lookup_to_proto(Lookup(None, None, ListPage(body, "c", hints)))
+    shared = list_page_to_proto(ListPage(body, ""))
+    assert not any(v.HasField("online_handling") for v in shared.violations)
+    looked_up = lookup_to_proto(Lookup(None, None, ListPage(own, "c")))
     assert [v.online_handling.availability for v in looked_up.violations][:2] == [
         AVAILABILITY.AVAILABILITY_ALLOWED,
         AVAILABILITY.AVAILABILITY_REFUSED,

@@ -7,7 +7,7 @@ a list asks adjudication one question per page, at most once per caller and vers
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
@@ -217,21 +217,22 @@ class FakeCache:
         )
 
     async def read_list(
-        self, kind: Kind, subject_id: str, key: PageKey, *, hints_for: Caller | None = None
+        self, kind: Kind, subject_id: str, key: PageKey, *, for_caller: Caller | None = None
     ) -> ListRead:
         self.round_trips.append("read_list")
         version = self._version(kind, subject_id)
-        asker = self._asker(hints_for) if hints_for else None
-        who = (hints_for.user_id, hints_for.person_id) if hints_for else None
+        asker = self._asker(for_caller) if for_caller else None
+        who = (for_caller.user_id, for_caller.person_id) if for_caller else None
+        own = self.values.get(("own", kind, subject_id, version, who, asker, key))
         return ListRead(
             version,
             self.values.get(("facts", kind, subject_id, version)),
-            self.values.get(("page", kind, subject_id, version, key)),
+            None if own else self.values.get(("page", kind, subject_id, version, key)),
             asker,
-            self.values.get(("hints", kind, subject_id, version, who, asker, key)),
+            own,
         )
 
-    async def put_hints(
+    async def put_own_page(
         self,
         kind: Kind,
         subject_id: str,
@@ -239,11 +240,11 @@ class FakeCache:
         key: PageKey,
         caller: Caller,
         asker_version: str,
-        hints: bytes,
+        page: RenderedPage,
     ) -> None:
-        self.round_trips.append("put_hints")
+        self.round_trips.append("put_own_page")
         who = (caller.user_id, caller.person_id)
-        self.values[("hints", kind, subject_id, version, who, asker_version, key)] = hints
+        self.values[("own", kind, subject_id, version, who, asker_version, key)] = page
 
     async def put_facts(
         self, kind: Kind, subject_id: str, version: str, facts: AccessFacts
@@ -270,8 +271,8 @@ class FakeCache:
 
 
 class FakeRenderer:
-    """Renders a page as JSON (id, status, amount due, vehicle), and hints as JSON (id,
-    availability, route, reason codes), so tests can read them back."""
+    """Renders a page as JSON (id, status, amount due, vehicle[, hint: availability,
+    route, reason codes]), so tests can read it back."""
 
     def render(self, violations: Sequence[ViolationShown]) -> bytes:
         return json.dumps(
@@ -284,13 +285,12 @@ class FakeRenderer:
     def items(self, body: bytes) -> list[tuple[str, str]]:
         return [(item[0], item[3]) for item in json.loads(body)]
 
-    def render_hints(self, hints: Sequence[tuple[str, OnlineHandlingHint]]) -> bytes:
-        return json.dumps(
-            [
-                [vid, h.availability, h.route, [r.code for r in h.reasons] or [h.reason_code]]
-                for vid, h in hints
-            ]
-        ).encode()
+    def with_hints(self, body: bytes, hints: Mapping[str, OnlineHandlingHint]) -> bytes:
+        items = json.loads(body)
+        for item in items:
+            h = hints[item[0]]
+            item.append([h.availability, h.route, [r.code for r in h.reasons] or [h.reason_code]])
+        return json.dumps(items).encode()
 
 
 def shown_ids(body: bytes) -> list[str]:
@@ -298,10 +298,11 @@ def shown_ids(body: bytes) -> list[str]:
 
 
 def shown_hints(page: ListPage) -> dict[str, tuple[str, str, tuple[str, ...]]]:
-    assert page.hints is not None, "the page carries hints"
+    """The hint of each violation of the page that carries one."""
     return {
-        vid: (availability, route, tuple(codes))
-        for vid, availability, route, codes in json.loads(page.hints)
+        item[0]: (item[4][0], item[4][1], tuple(item[4][2]))
+        for item in json.loads(page.body)
+        if len(item) > 4
     }
 
 
@@ -602,10 +603,12 @@ async def test_a_cached_page_is_shared_signed_per_caller_in_one_round_trip(h: Ha
     theirs = await h.views.list_violations(
         FOLLOWER.caller, "vehicle", "veh-1", status=None, page_size_requested=2
     )
-    # the page is shared; the follower's hints are their own (one question, then cached)
-    assert h.cost() == (0, [], ["read_list", "put_hints"], 1)
-    assert theirs.body == mine.body and theirs.next_cursor != mine.next_cursor
-    assert theirs.hints != mine.hints
+    # the page is shared; the follower's hints are their own (one question, then their
+    # copy of the page is kept)
+    assert h.cost() == (0, [], ["read_list", "put_own_page"], 1)
+    assert shown_ids(theirs.body) == shown_ids(mine.body)
+    assert theirs.next_cursor != mine.next_cursor
+    assert shown_hints(theirs) != shown_hints(mine)
     # the second pages are keyed by the verified position: shared as well
     await h.views.list_violations(
         OWNER.caller,
@@ -787,7 +790,8 @@ async def test_r_q_3_cached_hints_are_per_caller_and_move_on_with_either_version
     h.reset()
     theirs = await h.views.list_violations(FOLLOWER.caller, "vehicle", "veh-1", status=None)
     assert h.cost()[3] == 1 and h.eligibility.asked[-1][0].user_id == FOLLOWER.user_id
-    assert theirs.body == first.body and theirs.hints != first.hints
+    assert shown_ids(theirs.body) == shown_ids(first.body)
+    assert shown_hints(theirs) != shown_hints(first)
 
     for kind, sid in (
         ("vehicle", "veh-1"),
@@ -809,7 +813,7 @@ async def test_r_q_3_adjudication_down_lists_unknown_hints_and_caches_nothing(h:
     h.eligibility.down = True
     page = await h.views.list_violations(OWNER.caller, "vehicle", "veh-1", status=None)
     assert set(shown_hints(page).values()) == {("unknown", "", ("ELIGIBILITY_UNAVAILABLE",))}
-    assert "put_hints" not in h.cache.round_trips
+    assert "put_own_page" not in h.cache.round_trips
     h.eligibility.down = False
     h.reset()
     page = await h.views.list_violations(OWNER.caller, "vehicle", "veh-1", status=None)
@@ -820,9 +824,9 @@ async def test_r_q_3_adjudication_down_lists_unknown_hints_and_caches_nothing(h:
 async def test_r_q_3_staff_lists_and_empty_pages_ask_nothing(h: Harness) -> None:
     clerk = Caller(staff_id="clerk01", staff_role="clerk")
     found = await h.views.staff_get_vehicle(clerk, plate_type="02", plate_number="渝A12341")
-    assert found.page.hints is None
+    assert shown_ids(found.page.body) and shown_hints(found.page) == {}
     empty = await h.views.list_violations(OWNER.caller, "vehicle", "veh-1", status="handled_unpaid")
-    assert shown_ids(empty.body) == [] and empty.hints is None
+    assert shown_ids(empty.body) == []
     assert h.eligibility.asked == []
 
 

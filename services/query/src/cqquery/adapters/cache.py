@@ -27,17 +27,19 @@ starts after (never by the cursor string, which is signed per caller), and holds
 rendered violations and the unsigned position of its last row; each response signs
 that for its own caller (``cqquery.domain.cursor``).
 
-Online-handling hints (R-Q-3) are per caller, so they live beside the shared page, never
-in it: ``q:hint:<kind>:<id>:<caller>:<version>:<caller's version><page tail>``, read in
-the same round trip as the page. ``<caller>`` is a digest of the caller's user and person
-id (a hint never serves another caller); ``<caller's version>`` joins two more counters,
+Online-handling hints (R-Q-3) are per caller, so they never go into the shared page: a
+user's own copy of a page, with their hints set on its violations, lives beside it under
+``q:own:<kind>:<id>:<caller>:<version>:<caller's version><page tail>`` and is read in
+the same round trip instead of the shared page (so a hit parses one page and merges
+nothing). ``<caller>`` is a digest of the caller's user and person id (a copy never
+serves another caller); ``<caller's version>`` joins two more counters,
 ``q:ver:user:<alipay user id>`` (the caller's follows and proof grants: their relation to
 vehicles of a licence's list) and ``q:ver:person:<person id>`` (the caller's own licence
 and vehicles: points, R-X-2 usage, ownership), bumped by the same brackets. The subject's
 version covers the violations themselves (handled, disputed, paid) and, for a vehicle,
 its owner and followers. Adjudication's answer also changes with time alone (R-ADJ-6's
 24 h guard, a new scoring cycle) and with state no event here reports at once, so a hint
-lives ``HINT_TTL_S`` at most.
+copy lives ``HINT_TTL_S`` at most.
 
 Also here: proof grants (R-Q-1) — a user who proved a vehicle or licence may read it
 for ``proof_grant_ttl_s`` — which are short-lived Redis keys by nature; a grant bumps
@@ -70,25 +72,28 @@ log = logging.getLogger(__name__)
 Subject = tuple[str, str]
 VERSION_TTL_S = 7 * 24 * 3600
 DIRTY_TTL_S = 60
-#: the longest a caller's hints are reused (R-ADJ-6: time alone changes an answer)
+#: the longest a caller's own page is reused (R-ADJ-6: time alone changes an answer)
 HINT_TTL_S = 60
 
 # One round trip for the hot read: KEYS = version, changing-counter, and the caller's
 # user and person versions; ARGV = the facts and page key prefixes, the page key's tail
-# and the hint key prefix ("" = no hints asked for). The value keys embed the versions
-# read here, so they are built inside the script (fine on one Redis; not cluster-slot
-# safe). Returns {} while a change is in flight, else {version, facts or false, page or
-# false[, caller's version, hints or false]}.
+# and the caller's own-page key prefix ("" = a read for no caller, e.g. staff). The value
+# keys embed the versions read here, so they are built inside the script (fine on one
+# Redis; not cluster-slot safe). Returns {} while a change is in flight, else {version,
+# facts or false, shared page or false[, caller's version, own page]} — the shared page
+# only when there is no own page to answer with.
 _READ_SCRIPT = """
 local dirty = redis.call('GET', KEYS[2])
 if dirty and tonumber(dirty) > 0 then return {} end
 local version = redis.call('GET', KEYS[1]) or '0'
 local facts = redis.call('GET', ARGV[1] .. version)
-local page = redis.call('GET', ARGV[2] .. version .. ARGV[3])
-if ARGV[4] == '' then return {version, facts, page} end
+if ARGV[4] == '' then
+  return {version, facts, redis.call('GET', ARGV[2] .. version .. ARGV[3])}
+end
 local asker = (redis.call('GET', KEYS[3]) or '0') .. '.' .. (redis.call('GET', KEYS[4]) or '0')
-local hints = redis.call('GET', ARGV[4] .. version .. ':' .. asker .. ARGV[3])
-return {version, facts, page, asker, hints}
+local own = redis.call('GET', ARGV[4] .. version .. ':' .. asker .. ARGV[3])
+if own then return {version, facts, false, asker, own} end
+return {version, facts, redis.call('GET', ARGV[2] .. version .. ARGV[3]), asker}
 """
 
 
@@ -97,7 +102,7 @@ def _text(value: bytes | str) -> str:
 
 
 def caller_digest(caller: Caller) -> str:
-    """Whose hints: the user and the person together, unambiguously (a user whose token
+    """Whose page: the user and the person together, unambiguously (a user whose token
     has no person id yet and the same user with one are different askers)."""
     raw = json.dumps([caller.user_id, caller.person_id]).encode()
     return hashlib.blake2b(raw, digest_size=16).hexdigest()
@@ -166,14 +171,14 @@ class ReadModelCache:
 
     # -- reads ----------------------------------------------------------------------------
     async def read_list(
-        self, kind: Kind, subject_id: str, key: PageKey, *, hints_for: Caller | None = None
+        self, kind: Kind, subject_id: str, key: PageKey, *, for_caller: Caller | None = None
     ) -> ListRead:
-        """(version, cached facts, cached page[, caller's version, cached hints]) in one
-        round trip; version None = bypass."""
+        """(version, cached facts, cached shared page[, caller's version, their own page])
+        in one round trip; version None = bypass."""
         if not self.enabled:
             return ListRead(None, None, None)
-        user_id = hints_for.user_id if hints_for else ""
-        person_id = hints_for.person_id if hints_for else ""
+        user_id = for_caller.user_id if for_caller else ""
+        person_id = for_caller.person_id if for_caller else ""
         try:
             result = await self._read_script(
                 keys=[
@@ -186,7 +191,7 @@ class ReadModelCache:
                     self.facts_key(kind, subject_id, ""),
                     self.page_key(kind, subject_id, ""),
                     self._page_tail(key),
-                    self.hint_key(kind, subject_id, hints_for) if hints_for else "",
+                    self.own_page_key(kind, subject_id, for_caller) if for_caller else "",
                 ],
             )
         except RedisError:
@@ -195,20 +200,21 @@ class ReadModelCache:
         if not result:
             return ListRead(None, None, None)
         version, facts, page = result[:3]
-        asker, hints = result[3:] if len(result) == 5 else (None, None)
+        asker = result[3] if len(result) > 3 else None
+        own = result[4] if len(result) > 4 else None
         return ListRead(
             _text(version),
             facts_from_json(facts) if isinstance(facts, bytes) else None,
             page_from_bytes(page) if isinstance(page, bytes) else None,
             _text(asker) if asker is not None else None,
-            hints if isinstance(hints, bytes) else None,
+            page_from_bytes(own) if isinstance(own, bytes) else None,
         )
 
-    def hint_key(self, kind: str, subject_id: str, caller: Caller) -> str:
-        """The prefix of a caller's hint keys for a subject (versions and tail follow)."""
-        return f"{self.prefix}:hint:{kind}:{subject_id}:{caller_digest(caller)}:"
+    def own_page_key(self, kind: str, subject_id: str, caller: Caller) -> str:
+        """The prefix of a caller's own page keys for a subject (versions, tail follow)."""
+        return f"{self.prefix}:own:{kind}:{subject_id}:{caller_digest(caller)}:"
 
-    async def put_hints(
+    async def put_own_page(
         self,
         kind: Kind,
         subject_id: str,
@@ -216,16 +222,16 @@ class ReadModelCache:
         key: PageKey,
         caller: Caller,
         asker_version: str,
-        hints: bytes,
+        page: RenderedPage,
     ) -> None:
         full_key = (
-            f"{self.hint_key(kind, subject_id, caller)}{version}:{asker_version}"
+            f"{self.own_page_key(kind, subject_id, caller)}{version}:{asker_version}"
             + self._page_tail(key)
         )
         try:
-            await self.redis.set(full_key, hints, ex=min(self.ttl_s, HINT_TTL_S))
+            await self.redis.set(full_key, page_to_bytes(page), ex=min(self.ttl_s, HINT_TTL_S))
         except RedisError:
-            log.warning("query cache unreachable; not caching hints", exc_info=True)
+            log.warning("query cache unreachable; not caching a caller's page", exc_info=True)
 
     def facts_key(self, kind: str, subject_id: str, version: str) -> str:
         return f"{self.prefix}:facts:{kind}:{subject_id}:{version}"

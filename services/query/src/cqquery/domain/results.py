@@ -85,14 +85,12 @@ class RenderedPage:
 
 @dataclass(frozen=True)
 class ListPage:
-    """A page as answered to one caller: the rendered violations, a cursor signed for
-    that caller and that list ("" on the last page), and this caller's online-handling
-    hints for the page's violations (R-Q-3), rendered apart from the shared body (None
-    for staff and for an empty page)."""
+    """A page as answered to one caller: the rendered violations (for a user, each with
+    their online-handling hint, R-Q-3) and a cursor signed for that caller and that list
+    ("" on the last page)."""
 
     body: bytes
     next_cursor: str
-    hints: bytes | None = None
 
 
 @dataclass(frozen=True)

@@ -3,14 +3,14 @@
 The results arrive already decided and masked (``domain.results``); this module only
 copies fields into messages. ``ProtoPageRenderer`` is the ``ports.PageRenderer`` whose
 bytes the page cache holds: a ``ListViolationsResponse`` without its cursor, so a
-cached page is parsed once and gets its caller's signed cursor set on top — and their
-online-handling hints (R-Q-3), rendered as a ``ListViolationsResponse`` of bare items
-(violation id + ``online_handling``) and merged into the page's items by id.
+cached page is parsed once and gets its caller's signed cursor set on top. A user's
+own copy of a page carries their online-handling hints (R-Q-3), set on its items once
+when the copy is made (``with_hints``), so a cached copy is sent as it is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from cqcommon import scoring
 from cqcommon.protomap import (
@@ -160,23 +160,8 @@ def me_to_proto(me: Me) -> pb.GetMeResponse:
     )
 
 
-def _page_violations(page: ListPage) -> pb.ListViolationsResponse:
-    """The shared page with this caller's hints set on its items."""
-    response = pb.ListViolationsResponse.FromString(page.body)
-    if page.hints:
-        hints = {
-            item.violation_id: item.online_handling
-            for item in pb.ListViolationsResponse.FromString(page.hints).violations
-        }
-        for view in response.violations:
-            hint = hints.get(view.violation_id)
-            if hint is not None:
-                view.online_handling.CopyFrom(hint)
-    return response
-
-
 def list_page_to_proto(page: ListPage) -> pb.ListViolationsResponse:
-    response = _page_violations(page)
+    response = pb.ListViolationsResponse.FromString(page.body)
     response.next_cursor = page.next_cursor
     return response
 
@@ -185,14 +170,13 @@ def lookup_to_proto(lookup: Lookup) -> pb.LookupResponse:
     return pb.LookupResponse(
         vehicle=vehicle_to_proto(lookup.vehicle) if lookup.vehicle else None,
         licence=licence_to_proto(lookup.licence) if lookup.licence else None,
-        violations=_page_violations(lookup.page).violations,
+        violations=pb.ListViolationsResponse.FromString(lookup.page.body).violations,
         next_cursor=lookup.page.next_cursor,
     )
 
 
 class ProtoPageRenderer:
-    """``ports.PageRenderer``: a page's violations as ``ListViolationsResponse`` bytes, and
-    a caller's hints for them as a ``ListViolationsResponse`` of bare items."""
+    """``ports.PageRenderer``: a page's violations as ``ListViolationsResponse`` bytes."""
 
     def render(self, violations: Sequence[ViolationShown]) -> bytes:
         message = pb.ListViolationsResponse(violations=[violation_to_proto(v) for v in violations])
@@ -204,11 +188,10 @@ class ProtoPageRenderer:
             for v in pb.ListViolationsResponse.FromString(body).violations
         ]
 
-    def render_hints(self, hints: Sequence[tuple[str, OnlineHandlingHint]]) -> bytes:
-        message = pb.ListViolationsResponse(
-            violations=[
-                pb.ViolationView(violation_id=vid, online_handling=hint_to_proto(hint))
-                for vid, hint in hints
-            ]
-        )
+    def with_hints(self, body: bytes, hints: Mapping[str, OnlineHandlingHint]) -> bytes:
+        message = pb.ListViolationsResponse.FromString(body)
+        for view in message.violations:
+            hint = hints.get(view.violation_id)
+            if hint is not None:
+                view.online_handling.CopyFrom(hint_to_proto(hint))
         return message.SerializeToString()

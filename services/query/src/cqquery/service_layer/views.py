@@ -9,8 +9,8 @@ missing one, so not even the time it takes tells them apart.
 
 Every violation a user sees carries adjudication's online-handling hint (R-Q-3): the
 detail asks for its one violation; a list page asks ONE question for all of its
-violations, and keeps the answer per caller beside the shared page (``adapters.cache``),
-read in the same round trip as the page. The caller's relations to the vehicles go with
+violations and keeps the caller's copy of the page with their answers beside the shared
+page (``adapters.cache``), read in the same round trip instead of it. The caller's relations to the vehicles go with
 the question, so adjudication does not ask back. Staff get no hints (they handle at the
 counter, not online).
 """
@@ -131,16 +131,17 @@ class QueryViews:
         after = self.cursors.verify(scope, cursor) if cursor else None
         today = today_in_shanghai(self.clock)
         key = PageKey(status, limit, today.isoformat(), after)
-        # the hot path: version, access facts, the page and (for a user) their hints for
-        # it in one Redis round trip
-        cached = await self.cache.read_list(kind, sid, key, hints_for=_asker(caller))
-        if cached.facts is not None and cached.page is not None:
+        # the hot path: version, access facts and the page — a user's own copy with their
+        # hints, else the shared one — in one Redis round trip
+        cached = await self.cache.read_list(kind, sid, key, for_caller=_asker(caller))
+        shared = cached.own_page or cached.page
+        if cached.facts is not None and shared is not None:
             relation = require_visible(await self._relation(caller, kind, sid, cached.facts))
-            page = cached.page
+            page = shared
         else:
             relation, page = await self._list_miss(caller, kind, sid, key, cached, today)
-        hints = await self._page_hints(caller, kind, sid, relation, key, page, cached)
-        return self._signed(scope, page, hints)
+        page = await self._own_page(caller, kind, sid, relation, key, page, cached)
+        return self._signed(scope, page)
 
     async def _list_miss(
         self, caller: Caller, kind: Kind, sid: str, key: PageKey, cached: ListRead, today: date
@@ -154,8 +155,9 @@ class QueryViews:
                 if cached.version is not None:
                     await self.cache.put_facts(kind, sid, cached.version, facts)
             relation = require_visible(await self._relation(caller, kind, sid, facts))
-            if cached.page is not None:
-                return relation, cached.page
+            shared = cached.own_page or cached.page
+            if shared is not None:
+                return relation, shared
             page = await self._load_page(model, kind, sid, key.status, key.after, key.limit, today)
         if cached.version is not None:
             await self.cache.put_page(kind, sid, cached.version, key, page)
@@ -169,17 +171,17 @@ class QueryViews:
         scope = CursorScope.of("user_list", kind, sid, None, caller)
         today = today_in_shanghai(self.clock)
         key = PageKey(None, LOOKUP_PAGE_SIZE, today.isoformat(), None)
-        cached = await self.cache.read_list(kind, sid, key, hints_for=_asker(caller))
-        page = cached.page
+        cached = await self.cache.read_list(kind, sid, key, for_caller=_asker(caller))
+        page = cached.own_page or cached.page
         if page is None:
             async with self.readers.reader() as model:
                 page = await self._load_page(model, kind, sid, None, None, LOOKUP_PAGE_SIZE, today)
             if cached.version is not None:
                 await self.cache.put_page(kind, sid, cached.version, key, page)
-        hints = await self._page_hints(caller, kind, sid, relation, key, page, cached)
-        return self._signed(scope, page, hints)
+        page = await self._own_page(caller, kind, sid, relation, key, page, cached)
+        return self._signed(scope, page)
 
-    async def _page_hints(
+    async def _own_page(
         self,
         caller: Caller,
         kind: Kind,
@@ -188,17 +190,18 @@ class QueryViews:
         key: PageKey,
         page: RenderedPage,
         cached: ListRead,
-    ) -> bytes | None:
-        """This caller's hints for a page (R-Q-3): cached ones as they are, else ONE
-        question to adjudication for all of the page's violations, cached when every
-        answer is definite (an ``unknown`` is asked again next time)."""
+    ) -> RenderedPage:
+        """The caller's copy of a page, each violation with their hint (R-Q-3): the cached
+        copy as it is, else ONE question to adjudication for all of the page's
+        violations, the copy kept when every answer is definite (an ``unknown`` is asked
+        again next time). Staff get the shared page (no online handling)."""
         if caller.is_staff:
-            return None
-        if cached.hints is not None:
-            return cached.hints
+            return page
+        if cached.own_page is not None:
+            return cached.own_page
         items = self.renderer.items(page.body)
         if not items:
-            return None
+            return page
         if kind == "vehicle":
             # every violation of the page is on the listed vehicle, whose relation we have
             subject = handling_relation(relation)
@@ -208,17 +211,16 @@ class QueryViews:
         answers = await self.eligibility.online_handling(
             caller.asking_about(relations), [vid for vid, _ in items]
         )
-        pairs = [(vid, answers[vid]) for vid, _ in items]
-        rendered = self.renderer.render_hints(pairs)
+        own = RenderedPage(self.renderer.with_hints(page.body, answers), page.next_position)
         if (
             cached.version is not None
             and cached.asker_version is not None
-            and all(hint.definite for _, hint in pairs)
+            and all(answers[vid].definite for vid, _ in items)
         ):
-            await self.cache.put_hints(
-                kind, sid, cached.version, key, caller, cached.asker_version, rendered
+            await self.cache.put_own_page(
+                kind, sid, cached.version, key, caller, cached.asker_version, own
             )
-        return rendered
+        return own
 
     async def _load_page(
         self,
@@ -241,12 +243,10 @@ class QueryViews:
         body = self.renderer.render([violation_shown(r, today=today) for r in rows])
         return RenderedPage(body, position)
 
-    def _signed(self, scope: CursorScope, page: RenderedPage, hints: bytes | None) -> ListPage:
-        """The shared page with a cursor signed for this caller and this list, and their
-        hints."""
+    def _signed(self, scope: CursorScope, page: RenderedPage) -> ListPage:
+        """The page with a cursor signed for this caller and this list."""
         position = page.next_position
-        cursor = self.cursors.sign(scope, position) if position else ""
-        return ListPage(page.body, cursor, hints)
+        return ListPage(page.body, self.cursors.sign(scope, position) if position else "")
 
     # -- R-Q-1 for adjudication (R-ADJ-3/4) -------------------------------------------------
     async def vehicle_relations(
@@ -498,7 +498,7 @@ class QueryViews:
 
 
 def _asker(caller: Caller) -> Caller | None:
-    """Whose hints a list reads with its page: a user's; staff get none."""
+    """Whose own page a list reads: a user's; staff get the shared page."""
     return None if caller.is_staff else caller
 
 
