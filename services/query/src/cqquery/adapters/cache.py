@@ -38,8 +38,8 @@ vehicles of a licence's list) and ``q:ver:person:<person id>`` (the caller's own
 and vehicles: points, R-X-2 usage, ownership), bumped by the same brackets. The subject's
 version covers the violations themselves (handled, disputed, paid) and, for a vehicle,
 its owner and followers. Adjudication's answer also changes with time alone (R-ADJ-6's
-24 h guard, a new scoring cycle) and with state no event here reports at once, so a hint
-copy lives ``HINT_TTL_S`` at most.
+24 h guard, a new scoring cycle) and with state no event here reports at once, so a
+caller's copy lives ``HINT_TTL_S`` at most; one holding any ``unknown`` is not kept.
 
 Also here: proof grants (R-Q-1) — a user who proved a vehicle or licence may read it
 for ``proof_grant_ttl_s`` — which are short-lived Redis keys by nature; a grant bumps
