@@ -213,6 +213,10 @@ def generate(ds: Dataset) -> dict[str, Any]:
     with psycopg.connect(ds.url, autocommit=True) as conn:
         for table in ("persons", "vehicles", "licences", "violations"):
             conn.execute(f"VACUUM ANALYZE query.{table}")
+        # adjudication answers every page's eligibility question: its planner needs stats too
+        for table in ("persons", "vehicles", "licences", "violations", "points_ledger",
+                      "points_entries"):  # fmt: skip
+            conn.execute(f"VACUUM ANALYZE adjudication.{table}")
         counts = [
             int(conn.execute(f"SELECT count(*) FROM query.{t}").fetchone()[0])  # type: ignore[index]
             for t in ("vehicles", "violations", "persons")
