@@ -46,11 +46,10 @@ from cqadjudication.domain.eligibility import (
     HandlerLicence,
     assess,
 )
-from cqadjudication.domain.events import PointsChanged, ViolationHandled
 from cqadjudication.domain.handlings import Decision, Handling, VerificationStep
-from cqadjudication.domain.points import Channel, add_points
 from cqadjudication.domain.violations import Violation, check_decision
 from cqadjudication.ports import FaceVerifier, UnitOfWork
+from cqadjudication.service_layer.booking import book_decision
 from cqadjudication.service_layer.config import HandlingConfig
 from cqadjudication.service_layer.facts import new_decision_no
 from cqadjudication.service_layer.handlings import new_uuid
@@ -73,44 +72,6 @@ COUNTER_KEEPS = frozenset(
 def _licence_no(raw: str) -> str:
     check_text(raw, field="licence_no")
     return raw.strip().upper()
-
-
-async def _book_points(
-    uow: UnitOfWork,
-    licence: HandlerLicence,
-    violation: Violation,
-    *,
-    channel: Channel,
-    limit: int | None,
-    now: datetime,
-) -> None:
-    """Lock the licence's ledger row, add the violation's points, record PointsChanged."""
-    if violation.points == 0:
-        return
-    row = await uow.points.lock(licence.licence_id)
-    if row is None:  # a licence whose ledger the registry consumer has not opened yet
-        raise DomainError(LICENCE_NOT_FOUND, details={"field": "licence_no"})
-    new_row, entry = add_points(
-        row,
-        violation.points,
-        channel=channel,
-        violation_id=violation.violation_id,
-        now=now,
-        limit=limit,
-    )
-    await uow.points.apply(new_row, entry)
-    uow.record(
-        PointsChanged(
-            licence_id=licence.licence_id,
-            person_id=licence.person_id,
-            delta=entry.delta,
-            points_after=entry.points_after,
-            cycle_start=new_row.cycle_start,
-            cycle_end=new_row.cycle_end,
-            channel=channel,
-            violation_id=violation.violation_id,
-        )
-    )
 
 
 async def handle_at_counter(
@@ -167,13 +128,21 @@ async def handle_at_counter(
     )
     if await verifier.result(started.certify_id) != "passed":
         raise DomainError(VERIFICATION_FAILED, details={"step": "handler"})
+    handling_id = new_id()
     decision = issue(violation, await new_decision_no(uow, config.authority_code), now=now)
-    decided = await uow.violations.decide(violation.violation_id, decision)
-    await _book_points(
-        uow, licence, violation, channel="counter", limit=config.rules.points_limit, now=now
+    await book_decision(
+        uow,
+        violation,
+        decision,
+        licence=licence,
+        handling_id=handling_id,
+        channel="counter",
+        limit=config.rules.points_limit,
+        now=now,
+        row=row,
     )
     handling = Handling(
-        handling_id=new_id(),
+        handling_id=handling_id,
         violation_id=violation.violation_id,
         vehicle_id=violation.vehicle_id,
         handler_person_id=licence.person_id,
@@ -202,16 +171,6 @@ async def handle_at_counter(
         staff_id=staff_id,
     )
     await uow.handlings.add(handling)
-    uow.record(
-        ViolationHandled(
-            violation=decided,
-            decision=decision,
-            handling_id=handling.handling_id,
-            handler_person_id=licence.person_id,
-            handler_licence_id=licence.licence_id,
-            channel="counter",
-        )
-    )
     await uow.commit()
     return handling
 
@@ -266,18 +225,15 @@ async def record_decision(
         fine_fen=violation.fine_fen,
         points=violation.points,
     )
-    decided = await uow.violations.decide(violation.violation_id, decision)
-    if licence is not None:
-        await _book_points(uow, licence, violation, channel="counter", limit=None, now=now)
-    uow.record(
-        ViolationHandled(
-            violation=decided,
-            decision=decision,
-            handling_id="",
-            handler_person_id=licence.person_id if licence else "",
-            handler_licence_id=licence.licence_id if licence else "",
-            channel="counter",
-        )
+    decided = await book_decision(
+        uow,
+        violation,
+        decision,
+        licence=licence,
+        handling_id="",
+        channel="counter",
+        limit=None,  # a legal fact: booked whatever the points total
+        now=now,
     )
     await uow.commit()
     return decided

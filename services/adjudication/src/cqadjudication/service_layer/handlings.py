@@ -33,7 +33,6 @@ from cqadjudication.domain.alerts import AlertCase, alerts_for
 from cqadjudication.domain.callers import Caller
 from cqadjudication.domain.decisions import issue
 from cqadjudication.domain.eligibility import Assessment, CycleUsage, HandlerLicence, assess
-from cqadjudication.domain.events import PointsChanged, ViolationHandled
 from cqadjudication.domain.handlings import (
     STEPS_OF_ROUTE,
     Handling,
@@ -44,10 +43,10 @@ from cqadjudication.domain.handlings import (
     record_result,
     submitted,
 )
-from cqadjudication.domain.points import add_points
 from cqadjudication.domain.verification import Step
 from cqadjudication.domain.violations import Violation
 from cqadjudication.ports import FaceVerifier, Relations, UnitOfWork
+from cqadjudication.service_layer.booking import book_decision
 from cqadjudication.service_layer.config import HandlingConfig
 from cqadjudication.service_layer.facts import (
     new_decision_no,
@@ -267,40 +266,18 @@ async def submit_handling(
         raise assessment.refusal()
     assert licence is not None and row is not None  # NO_LICENCE refuses otherwise
     decision = issue(violation, await new_decision_no(uow, config.authority_code), now=now)
-    decided = await uow.violations.decide(violation.violation_id, decision)
-    if violation.points > 0:
-        new_row, entry = add_points(
-            row,
-            violation.points,
-            channel="online",
-            violation_id=violation.violation_id,
-            now=now,
-            limit=config.rules.points_limit,
-        )
-        await uow.points.apply(new_row, entry)
-        uow.record(
-            PointsChanged(
-                licence_id=licence.licence_id,
-                person_id=licence.person_id,
-                delta=entry.delta,
-                points_after=entry.points_after,
-                cycle_start=new_row.cycle_start,
-                cycle_end=new_row.cycle_end,
-                channel="online",
-                violation_id=violation.violation_id,
-            )
-        )
+    await book_decision(
+        uow,
+        violation,
+        decision,
+        licence=licence,
+        handling_id=handling.handling_id,
+        channel="online",
+        limit=config.rules.points_limit,
+        now=now,
+        row=row,
+    )
     done = submitted(handling, decision, now=now)
     await uow.handlings.save(done, now=now)
-    uow.record(
-        ViolationHandled(
-            violation=decided,
-            decision=decision,
-            handling_id=handling.handling_id,
-            handler_person_id=handling.handler_person_id,
-            handler_licence_id=handling.handler_licence_id,
-            channel="online",
-        )
-    )
     await uow.commit()
     return done
