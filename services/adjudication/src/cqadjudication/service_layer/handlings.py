@@ -32,7 +32,13 @@ from cqcommon.errors import (
 from cqadjudication.domain.alerts import AlertCase, alerts_for
 from cqadjudication.domain.callers import Caller
 from cqadjudication.domain.decisions import issue
-from cqadjudication.domain.eligibility import Assessment, CycleUsage, HandlerLicence, assess
+from cqadjudication.domain.eligibility import (
+    Assessment,
+    CycleUsage,
+    HandlerLicence,
+    Relation,
+    assess,
+)
 from cqadjudication.domain.handlings import (
     STEPS_OF_ROUTE,
     Handling,
@@ -95,6 +101,40 @@ async def _record_alerts(
         await uow.commit()
 
 
+async def _assess_or_refuse(
+    uow: UnitOfWork,
+    violation: Violation,
+    *,
+    owner_person_id: str,
+    handler_person_id: str,
+    licence: HandlerLicence | None,
+    relation: Relation,
+    config: HandlingConfig,
+    now: datetime,
+    new_id: Callable[[], str],
+) -> Assessment:
+    """Assess the handler for ``violation`` with the licence's usage this cycle; refused ->
+    the R-X-2 alerts are recorded and the first reason's error (every reason in its
+    details) is raised."""
+    usage = CycleUsage()
+    if licence is not None:
+        usage = (await uow.points.usage(licence, [violation.vehicle_id]))[violation.vehicle_id]
+    assessment = assess(
+        violation=violation,
+        owner_person_id=owner_person_id,
+        handler_person_id=handler_person_id,
+        licence=licence,
+        relation=relation,
+        usage=usage,
+        now=now,
+        rules=config.rules,
+    )
+    if not assessment.allowed:
+        await _record_alerts(uow, assessment, usage, licence, violation, now=now, new_id=new_id)
+        raise assessment.refusal()
+    return assessment
+
+
 async def start_handling(
     *,
     uow: UnitOfWork,
@@ -125,22 +165,17 @@ async def start_handling(
     if relation == "none" and not on_own_licence:
         # R-Q-1: a violation the caller may not see answers like one that does not exist.
         raise DomainError(VIOLATION_NOT_FOUND)
-    usage = CycleUsage()
-    if licence is not None:
-        usage = (await uow.points.usage(licence, [violation.vehicle_id]))[violation.vehicle_id]
-    assessment = assess(
-        violation=violation,
+    assessment = await _assess_or_refuse(
+        uow,
+        violation,
         owner_person_id=owner,
         handler_person_id=caller.person_id,
         licence=licence,
         relation=relation,
-        usage=usage,
+        config=config,
         now=now,
-        rules=config.rules,
+        new_id=new_id,
     )
-    if not assessment.allowed:
-        await _record_alerts(uow, assessment, usage, licence, violation, now=now, new_id=new_id)
-        raise assessment.refusal()
     assert licence is not None  # NO_LICENCE refuses otherwise
     route = cast(HandlingRoute, assessment.route)
     handling_id = new_id()
@@ -245,25 +280,20 @@ async def submit_handling(
     licence = own_licence(
         await uow.points.licence(handling.handler_licence_id), handling.handler_person_id
     )
-    usage = CycleUsage()
-    if licence is not None:
-        usage = (await uow.points.usage(licence, [violation.vehicle_id]))[violation.vehicle_id]
-    # The relation the handling started with (follows and proofs are the query service's;
-    # asking again here would hold the locks over a network call); ownership is re-read.
-    relation = relation_at_submit(handling.handler_person_id, owner, handling.relation)
-    assessment = assess(
-        violation=violation,
+    await _assess_or_refuse(
+        uow,
+        violation,
         owner_person_id=owner,
         handler_person_id=handling.handler_person_id,
         licence=licence,
-        relation=relation,
-        usage=usage,
+        # The relation the handling started with (follows and proofs are the query
+        # service's; asking again here would hold the locks over a network call);
+        # ownership is re-read.
+        relation=relation_at_submit(handling.handler_person_id, owner, handling.relation),
+        config=config,
         now=now,
-        rules=config.rules,
+        new_id=new_id,
     )
-    if not assessment.allowed:
-        await _record_alerts(uow, assessment, usage, licence, violation, now=now, new_id=new_id)
-        raise assessment.refusal()
     assert licence is not None and row is not None  # NO_LICENCE refuses otherwise
     decision = issue(violation, await new_decision_no(uow, config.authority_code), now=now)
     await book_decision(
