@@ -10,9 +10,10 @@ PostgreSQL and the real adjudication gRPC server.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -20,24 +21,22 @@ import grpc
 import psycopg
 import pytest
 from cqadjudication.adapters.postgres_registry import PostgresRegistryCopy
-from cqadjudication.wiring import SPEC
-from cqcommon.db import Database
 from cqcommon.errors import DomainError
-from cqcommon.grpc_client import call, make_channel
+from cqcommon.grpc_client import call
 from cqcommon.protomap import date_to_proto, timestamp_to_proto
-from cqcommon.runner import ServiceRuntime
 from cqcommon.settings import Settings
-from cqdev.stack import free_port
 from cqtraffic.adjudication.v1 import adjudication_pb2 as pb
-from cqtraffic.adjudication.v1 import adjudication_pb2_grpc as pb_grpc
 from cqtraffic.common.v1 import types_pb2 as common
 
 if TYPE_CHECKING:
     from cqtraffic.adjudication.v1.adjudication_pb2_grpc import AdjudicationServiceAsyncStub
 
-pytestmark = pytest.mark.integration
+#: The ``registry_copy`` fixture (conftest).
+RegistryCopies = Callable[
+    [Mapping[str, int]], contextlib.AbstractAsyncContextManager[PostgresRegistryCopy]
+]
 
-SCHEMA = "adjudication"
+pytestmark = pytest.mark.integration
 
 
 async def _rows(conninfo: str, query: str, *params: Any) -> list[tuple[Any, ...]]:
@@ -46,50 +45,20 @@ async def _rows(conninfo: str, query: str, *params: Any) -> list[tuple[Any, ...]
         return list(await cur.fetchall())
 
 
-# -- through the real gRPC server -------------------------------------------------------
-@pytest.fixture(scope="module")
-async def adjudication(
-    test_settings: Settings, migrated_database: Any
-) -> AsyncIterator[AdjudicationServiceAsyncStub]:
-    """The adjudication gRPC server alone (no relay: outbox rows stay to be counted)."""
-    runtime = ServiceRuntime(SPEC, test_settings, roles=("serve",), port=free_port())
-    await runtime.start()
-    channel = make_channel(f"127.0.0.1:{runtime.port}")
-    try:
-        stub: AdjudicationServiceAsyncStub = pb_grpc.AdjudicationServiceStub(channel)
-        yield stub
-    finally:
-        await channel.close(None)
-        await runtime.stop(grace_s=1)
-
-
+# -- through the real gRPC server (the ``adjudication`` fixture: conftest) ----------------
 @pytest.fixture
-async def plate(test_settings: Settings, migrated_database: Any) -> str:
+async def plate(registry_copy: RegistryCopies) -> str:
     """A vehicle (and the codes used here) in adjudication's registry copy, as the registry
     consumer would have written it."""
     number = f"渝A{random.randrange(10_000, 100_000)}"
-    db = Database(test_settings.database_url, SCHEMA, max_size=1)
-    await db.open()
-    try:
-        async with db.transaction() as conn:
-            copy = PostgresRegistryCopy(conn)
-            await copy.upsert_vehicle(
-                vehicle_id=str(uuid.uuid4()),
-                plate_type="02",
-                plate_number=number,
-                vin=f"LS5A3AJE7KS{random.randrange(100_000, 1_000_000)}",
-                owner_person_id=str(uuid.uuid4()),
-            )
-            for code, points in (("1345", 3), ("1636", 6)):
-                await copy.upsert_violation_code(
-                    code=code,
-                    description_zh=f"测试违法代码 {code}",
-                    points=points,
-                    fine_min_fen=5_000,
-                    fine_max_fen=200_000,
-                )
-    finally:
-        await db.close()
+    async with registry_copy({"1345": 3, "1636": 6}) as copy:
+        await copy.upsert_vehicle(
+            vehicle_id=str(uuid.uuid4()),
+            plate_type="02",
+            plate_number=number,
+            vin=f"LS5A3AJE7KS{random.randrange(100_000, 1_000_000)}",
+            owner_person_id=str(uuid.uuid4()),
+        )
     return number
 
 

@@ -8,9 +8,10 @@ query read model reads, from the outbox.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -18,17 +19,12 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 import pytest
 from cqadjudication.adapters.postgres_registry import PostgresRegistryCopy
-from cqadjudication.wiring import SPEC
-from cqcommon.db import Database
 from cqcommon.errors import DomainError
 from cqcommon.events import unpack
-from cqcommon.grpc_client import call, make_channel
+from cqcommon.grpc_client import call
 from cqcommon.protomap import timestamp_to_proto
-from cqcommon.runner import ServiceRuntime
 from cqcommon.settings import Settings
-from cqdev.stack import free_port
 from cqtraffic.adjudication.v1 import adjudication_pb2 as pb
-from cqtraffic.adjudication.v1 import adjudication_pb2_grpc as pb_grpc
 from cqtraffic.adjudication.v1 import events_pb2 as events
 from cqtraffic.common.v1 import types_pb2 as common
 from cqtraffic.events.v1.envelope_pb2 import EventEnvelope
@@ -36,31 +32,18 @@ from cqtraffic.events.v1.envelope_pb2 import EventEnvelope
 if TYPE_CHECKING:
     from cqtraffic.adjudication.v1.adjudication_pb2_grpc import AdjudicationServiceAsyncStub
 
-pytestmark = pytest.mark.integration
+#: The ``registry_copy`` fixture (conftest); ``adjudication`` (the gRPC server) is there too.
+RegistryCopies = Callable[
+    [Mapping[str, int]], contextlib.AbstractAsyncContextManager[PostgresRegistryCopy]
+]
 
-SCHEMA = "adjudication"
+pytestmark = pytest.mark.integration
 
 
 async def _rows(conninfo: str, query: str, *params: Any) -> list[tuple[Any, ...]]:
     async with await psycopg.AsyncConnection.connect(conninfo) as conn:
         cur = await conn.execute(query, params)
         return list(await cur.fetchall())
-
-
-@pytest.fixture(scope="module")
-async def adjudication(
-    test_settings: Settings, migrated_database: Any
-) -> AsyncIterator[AdjudicationServiceAsyncStub]:
-    """The adjudication gRPC server alone (no relay: outbox rows stay to be read)."""
-    runtime = ServiceRuntime(SPEC, test_settings, roles=("serve",), port=free_port())
-    await runtime.start()
-    channel = make_channel(f"127.0.0.1:{runtime.port}")
-    try:
-        stub: AdjudicationServiceAsyncStub = pb_grpc.AdjudicationServiceStub(channel)
-        yield stub
-    finally:
-        await channel.close(None)
-        await runtime.stop(grace_s=1)
 
 
 @dataclass(frozen=True)
@@ -78,54 +61,42 @@ class Driver:
         return common.Caller(user_id=f"u-{self.person_id}", person_id=self.person_id)
 
 
-async def new_driver(settings: Settings, *, name: str = "张伟", points: int = 0) -> Driver:
+async def new_driver(
+    registry_copy: RegistryCopies, *, name: str = "张伟", points: int = 0
+) -> Driver:
     person_id, licence_id, vehicle_id = (str(uuid.uuid4()) for _ in range(3))
     plate = f"渝B{random.randrange(10_000, 100_000)}"
-    db = Database(settings.database_url, SCHEMA, max_size=1)
-    await db.open()
-    try:
-        async with db.transaction() as conn:
-            copy = PostgresRegistryCopy(conn)
-            id_number = f"5001011990{random.randrange(10**7, 10**8)}"
-            await copy.upsert_person(person_id=person_id, name=name, id_number=id_number)
-            await copy.upsert_vehicle(
-                vehicle_id=vehicle_id,
-                plate_type="02",
-                plate_number=plate,
-                vin=f"LS5A3AJE7KS{random.randrange(100_000, 1_000_000)}",
-                owner_person_id=person_id,
-            )
-            await copy.upsert_licence(
-                licence_id=licence_id,
-                person_id=person_id,
-                licence_no=id_number,
-                file_no=f"{random.randrange(10**11, 10**12)}",
-                licence_class="C1",
-                first_issued_on=date(2015, 3, 1),
-                status="valid",
-            )
-            await copy.open_ledger(
-                licence_id=licence_id,
-                points=points,
-                first_issued_on=date(2015, 3, 1),
-                now=datetime.now(UTC),
-            )
-            for code, pts in (("1345", 3), ("1039", 0), ("1636", 6)):
-                await copy.upsert_violation_code(
-                    code=code,
-                    description_zh=f"测试违法代码 {code}",
-                    points=pts,
-                    fine_min_fen=5_000,
-                    fine_max_fen=200_000,
-                )
-    finally:
-        await db.close()
+    async with registry_copy({"1345": 3, "1039": 0, "1636": 6}) as copy:
+        id_number = f"5001011990{random.randrange(10**7, 10**8)}"
+        await copy.upsert_person(person_id=person_id, name=name, id_number=id_number)
+        await copy.upsert_vehicle(
+            vehicle_id=vehicle_id,
+            plate_type="02",
+            plate_number=plate,
+            vin=f"LS5A3AJE7KS{random.randrange(100_000, 1_000_000)}",
+            owner_person_id=person_id,
+        )
+        await copy.upsert_licence(
+            licence_id=licence_id,
+            person_id=person_id,
+            licence_no=id_number,
+            file_no=f"{random.randrange(10**11, 10**12)}",
+            licence_class="C1",
+            first_issued_on=date(2015, 3, 1),
+            status="valid",
+        )
+        await copy.open_ledger(
+            licence_id=licence_id,
+            points=points,
+            first_issued_on=date(2015, 3, 1),
+            now=datetime.now(UTC),
+        )
     return Driver(person_id, licence_id, plate, vehicle_id)
 
 
 @pytest.fixture
-async def driver(test_settings: Settings, migrated_database: Any) -> Driver:
-    return await new_driver(test_settings)
+async def driver(registry_copy: RegistryCopies) -> Driver:
+    return await new_driver(registry_copy)
 
 
 async def record(
@@ -309,11 +280,11 @@ async def _exec(conninfo: str, query: str, *params: Any) -> None:
 
 
 async def test_another_persons_handling_answers_404_like_an_unknown_one(
-    adjudication: AdjudicationServiceAsyncStub, driver: Driver, test_settings: Settings
+    adjudication: AdjudicationServiceAsyncStub, driver: Driver, registry_copy: RegistryCopies
 ) -> None:
     v = await record(adjudication, driver)
     mine = await verified_handling(adjudication, driver, v.violation_id)
-    stranger = await new_driver(test_settings, name="王强")
+    stranger = await new_driver(registry_copy, name="王强")
     answers = []
     for handling_id in (mine.handling_id, str(uuid.uuid4()), "not-a-uuid"):
         for method, request in (
@@ -413,11 +384,13 @@ async def test_the_outbox_carries_what_the_read_model_reads(
 
 
 async def test_the_counter_decides_a_general_procedure_case_and_keeps_the_limit(
-    adjudication: AdjudicationServiceAsyncStub, test_settings: Settings
+    adjudication: AdjudicationServiceAsyncStub,
+    registry_copy: RegistryCopies,
+    test_settings: Settings,
 ) -> None:
     """DOMAIN.md: an over-200-yuan non-site case gets its decision at the counter (channel
     counter, which then blocks point-bearing online handling for a while, R-ADJ-6)."""
-    d = await new_driver(test_settings, points=3)
+    d = await new_driver(registry_copy, points=3)
     recorded = await call(
         adjudication.RecordViolation,
         pb.RecordViolationRequest(
