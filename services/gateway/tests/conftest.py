@@ -8,13 +8,16 @@ answers whatever the test scripted (a response, or a ``DomainError`` sent exactl
 ``cqcommon.grpc_server.DomainErrorInterceptor`` sends it: status + ``error-bin``
 trailing metadata). It holds no business rules; the real services are exercised by
 the end-to-end tests under the repository's ``tests/``.
+
+The endpoint tests' shared steps are fixtures here too: ``user_headers`` (a sandbox user's
+login) and ``audit_row`` (the audit entry of one trace, read by a supervisor).
 """
 
 from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import grpc
@@ -25,6 +28,7 @@ from cqcommon.grpc_errors import ERROR_METADATA_KEY, status_for
 from cqcommon.settings import Settings
 from cqgateway.app import create_app
 from cqtraffic.adjudication.v1 import adjudication_pb2_grpc
+from cqtraffic.query.v1 import query_pb2 as q
 from cqtraffic.query.v1 import query_pb2_grpc
 from fastapi import FastAPI
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -269,3 +273,40 @@ async def clerk_headers(client: httpx.AsyncClient) -> dict[str, str]:
 @pytest.fixture
 async def supervisor_headers(client: httpx.AsyncClient) -> dict[str, str]:
     return {"Authorization": f"Bearer {await staff_token(client, 'super01')}"}
+
+
+UserHeaders = Callable[..., Awaitable[dict[str, str]]]
+
+
+@pytest.fixture
+def user_headers(client: httpx.AsyncClient, fake: FakeServices) -> UserHeaders:
+    """``await user_headers(person_id="p-1")``: the headers of a sandbox Alipay login (user
+    2088000000000001) that ``FakeServices`` resolves to ``person_id``."""
+
+    async def login(person_id: str = "p-1") -> dict[str, str]:
+        fake.script("ResolveUser", lambda req: q.ResolveUserResponse(person_id=person_id))
+        r = await client.post("/api/v1/auth/alipay", json={"auth_code": "sandbox:2088000000000001"})
+        assert r.status_code == 200, r.text
+        return {"Authorization": f"Bearer {r.json()['token']}"}
+
+    return login
+
+
+AuditRow = Callable[[str], Awaitable[dict[str, Any]]]
+
+
+@pytest.fixture
+def audit_row(client: httpx.AsyncClient, supervisor_headers: dict[str, str]) -> AuditRow:
+    """``await audit_row(trace_id)``: the one audit entry of that trace (a supervisor reads
+    the audit log)."""
+
+    async def read(trace_id: str) -> dict[str, Any]:
+        r = await client.get(
+            "/internal/v1/audit", params={"limit": "500"}, headers=supervisor_headers
+        )
+        assert r.status_code == 200, r.text
+        rows = [row for row in r.json()["entries"] if row["trace_id"] == trace_id]
+        assert len(rows) == 1, rows
+        return dict(rows[0])
+
+    return read

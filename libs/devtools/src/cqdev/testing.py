@@ -2,6 +2,9 @@
 database never collide), the gRPC calls that import them, and a publisher of events
 whose producers are not built yet (they go to the broker exactly as a relay sends them).
 
+Also the two HTTP helpers the gateway's tests share: an error answer's ``error`` object,
+and request headers with a fresh trace id.
+
 Registry records are keyed by natural keys (ID number, VIN, licence number); an
 :class:`Owner`'s records pin its random uuid4 ids, so a test knows them before the import.
 :meth:`Cluster.import_unpinned` leaves the ids to the registry and learns them from its answer.
@@ -15,6 +18,7 @@ import dataclasses
 import datetime as dt
 import functools
 import random
+import secrets
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -145,6 +149,19 @@ def violation_body(plate_number: str, record_id: str, **overrides: Any) -> dict[
         "procedure": "simple",
     }
     return body | overrides
+
+
+def error_body(response: httpx.Response) -> dict[str, Any]:
+    """The ``error`` object of an error answer (asserting that it is all the body holds)."""
+    body = response.json()
+    assert set(body) == {"error"}, body
+    return dict(body["error"])
+
+
+def traced(headers: dict[str, str]) -> tuple[dict[str, str], str]:
+    """``headers`` plus a fresh ``traceparent``, and its trace id (to find the audit row)."""
+    trace_id = secrets.token_hex(16)
+    return headers | {"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}, trace_id
 
 
 @dataclass

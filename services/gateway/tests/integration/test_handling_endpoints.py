@@ -7,7 +7,7 @@ through the real services are tests/integration/test_handling_personas.py."""
 
 from __future__ import annotations
 
-import secrets
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +21,7 @@ from cqcommon.errors import (
     ErrorKind,
     ErrorSpec,
 )
+from cqdev.testing import error_body, traced
 from cqgateway.handling_codes import ELIGIBILITY_REASONS
 from cqtraffic.adjudication.v1 import adjudication_pb2 as adj
 from cqtraffic.common.v1 import types_pb2 as common
@@ -29,40 +30,14 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 pytestmark = pytest.mark.integration
 
+#: The conftest's ``user_headers`` (a sandbox login as a person) and ``audit_row`` fixtures.
+UserHeaders = Callable[..., Awaitable[dict[str, str]]]
+AuditRow = Callable[[str], Awaitable[dict[str, Any]]]
+
 LICENCE_NO = "500103199001011232"
 
 
 # -- helpers -----------------------------------------------------------------------------------
-def err(r: httpx.Response) -> dict[str, Any]:
-    body = r.json()
-    assert set(body) == {"error"}, body
-    return dict(body["error"])
-
-
-async def user_headers(
-    client: httpx.AsyncClient, fake: Any, person_id: str = "p-1"
-) -> dict[str, str]:
-    fake.script("ResolveUser", lambda req: q.ResolveUserResponse(person_id=person_id))
-    r = await client.post("/api/v1/auth/alipay", json={"auth_code": "sandbox:2088000000000004"})
-    assert r.status_code == 200, r.text
-    return {"Authorization": f"Bearer {r.json()['token']}"}
-
-
-def traced(headers: dict[str, str]) -> tuple[dict[str, str], str]:
-    trace_id = secrets.token_hex(16)
-    return headers | {"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}, trace_id
-
-
-async def audit_row(
-    client: httpx.AsyncClient, supervisor_headers: dict[str, str], trace_id: str
-) -> dict[str, Any]:
-    r = await client.get("/internal/v1/audit", params={"limit": "500"}, headers=supervisor_headers)
-    assert r.status_code == 200, r.text
-    rows = [row for row in r.json()["entries"] if row["trace_id"] == trace_id]
-    assert len(rows) == 1, rows
-    return dict(rows[0])
-
-
 def ts(year: int, month: int, day: int, hour: int, minute: int) -> Timestamp:
     out = Timestamp()
     out.FromDatetime(datetime(year, month, day, hour, minute, tzinfo=UTC))
@@ -152,11 +127,11 @@ def violation(**overrides: Any) -> adj.Violation:
 
 # -- POST /api/v1/violations/{id}/handlings ---------------------------------------------------
 async def test_start_answers_201_with_the_steps_in_order_r_adj_4(
-    client: httpx.AsyncClient, fake: Any
+    client: httpx.AsyncClient, fake: Any, user_headers: UserHeaders
 ) -> None:
     """R-ADJ-4: the owner step comes first; each step carries its certify id, url, whose face
     (masked for the owner, R-Q-4) and, once passed, when it expires (Asia/Shanghai)."""
-    headers = await user_headers(client, fake, person_id="p-1")
+    headers = await user_headers(person_id="p-1")
     fake.script("StartHandling", lambda req: handling())
     r = await client.post("/api/v1/violations/vio-1/handlings", headers=headers)
     assert r.status_code == 201, r.text
@@ -190,7 +165,7 @@ async def test_start_answers_201_with_the_steps_in_order_r_adj_4(
     (sent,) = fake.requests["StartHandling"]
     assert (sent.violation_id, sent.caller.user_id, sent.caller.person_id) == (
         "vio-1",
-        "2088000000000004",
+        "2088000000000001",
         "p-1",
     )
 
@@ -207,17 +182,17 @@ def _refusal(spec: ErrorSpec, route: str) -> DomainError:
 
 @pytest.mark.parametrize("spec", ELIGIBILITY_REASONS, ids=lambda s: s.code)
 async def test_a_refused_start_answers_every_reason_and_the_route(
-    client: httpx.AsyncClient, fake: Any, spec: ErrorSpec
+    client: httpx.AsyncClient, fake: Any, spec: ErrorSpec, user_headers: UserHeaders
 ) -> None:
     """R-ADJ-1..4, 6, 9, R-X-2: each refusal reason answers its own code — 403 for a rule,
     409 for a state conflict — with every failing rule in ``details.reasons`` and the route
     to take instead; each code is documented on the route."""
-    headers = await user_headers(client, fake)
+    headers = await user_headers()
     refusal = _refusal(spec, "counter")
     fake.script("StartHandling", fail_with(refusal))
     r = await client.post("/api/v1/violations/vio-1/handlings", headers=headers)
     assert r.status_code == (409 if spec.kind is ErrorKind.CONFLICT else 403), r.text
-    body = err(r)
+    body = error_body(r)
     assert (body["code"], body["message_en"]) == (spec.code, spec.message_en)
     assert body["details"] == {"reasons": refusal.details["reasons"], "route": "counter"}
     documented = (await client.get("/openapi.json")).json()["paths"][
@@ -235,19 +210,19 @@ def test_every_eligibility_reason_is_a_refusal_in_the_one_table() -> None:
 
 
 async def test_start_of_an_unknown_or_foreign_violation_answers_404(
-    client: httpx.AsyncClient, fake: Any
+    client: httpx.AsyncClient, fake: Any, user_headers: UserHeaders
 ) -> None:
-    headers = await user_headers(client, fake)
+    headers = await user_headers()
     fake.script("StartHandling", fail_with(DomainError(NOT_FOUND)))
     r = await client.post("/api/v1/violations/vio-404/handlings", headers=headers)
     assert r.status_code == 404
-    assert err(r)["code"] == "NOT_FOUND"
+    assert error_body(r)["code"] == "NOT_FOUND"
 
 
 async def test_start_refuses_a_malformed_id_before_calling(
-    client: httpx.AsyncClient, fake: Any
+    client: httpx.AsyncClient, fake: Any, user_headers: UserHeaders
 ) -> None:
-    headers = await user_headers(client, fake)
+    headers = await user_headers()
     r = await client.post("/api/v1/violations/not%20an%20id/handlings", headers=headers)
     assert r.status_code == 422
     assert "StartHandling" not in fake.requests
@@ -255,9 +230,9 @@ async def test_start_refuses_a_malformed_id_before_calling(
 
 # -- complete / submit / get ------------------------------------------------------------------------
 async def test_complete_passes_the_step_and_maps_the_new_status(
-    client: httpx.AsyncClient, fake: Any
+    client: httpx.AsyncClient, fake: Any, user_headers: UserHeaders
 ) -> None:
-    headers = await user_headers(client, fake)
+    headers = await user_headers()
     passed = handling(state="verified")
     passed.steps[1].status = "passed"
     passed.steps[1].expires_at.CopyFrom(ts(2026, 3, 1, 2, 12))
@@ -272,18 +247,20 @@ async def test_complete_passes_the_step_and_maps_the_new_status(
 
 
 async def test_complete_of_an_unknown_step_answers_422_without_calling(
-    client: httpx.AsyncClient, fake: Any
+    client: httpx.AsyncClient, fake: Any, user_headers: UserHeaders
 ) -> None:
-    headers = await user_headers(client, fake)
+    headers = await user_headers()
     r = await client.post("/api/v1/handlings/h-1/verifications/driver/complete", headers=headers)
     assert r.status_code == 422
-    assert err(r)["code"] == "VALIDATION_FAILED"
+    assert error_body(r)["code"] == "VALIDATION_FAILED"
     assert "CompleteVerification" not in fake.requests
 
 
-async def test_submit_answers_the_decision_r_adj_7(client: httpx.AsyncClient, fake: Any) -> None:
+async def test_submit_answers_the_decision_r_adj_7(
+    client: httpx.AsyncClient, fake: Any, user_headers: UserHeaders
+) -> None:
     """R-ADJ-7: the decision number, dates, fine and points of the issued decision."""
-    headers = await user_headers(client, fake)
+    headers = await user_headers()
     fake.script("SubmitHandling", lambda req: handling(state="submitted", decision=decision()))
     r = await client.post("/api/v1/handlings/h-1/submit", headers=headers)
     assert r.status_code == 200, r.text
@@ -300,29 +277,29 @@ async def test_submit_answers_the_decision_r_adj_7(client: httpx.AsyncClient, fa
 
 
 async def test_a_submit_answered_without_a_decision_is_an_internal_error(
-    client: httpx.AsyncClient, fake: Any
+    client: httpx.AsyncClient, fake: Any, user_headers: UserHeaders
 ) -> None:
     """A contract break between the services is a 500, never an empty decision."""
-    headers = await user_headers(client, fake)
+    headers = await user_headers()
     fake.script("SubmitHandling", lambda req: handling(state="submitted"))
     r = await client.post("/api/v1/handlings/h-1/submit", headers=headers)
     assert r.status_code == 500
-    assert err(r)["code"] == "INTERNAL_ERROR"
+    assert error_body(r)["code"] == "INTERNAL_ERROR"
 
 
 async def test_an_undocumented_state_from_the_service_is_an_internal_error(
-    client: httpx.AsyncClient, fake: Any
+    client: httpx.AsyncClient, fake: Any, user_headers: UserHeaders
 ) -> None:
-    headers = await user_headers(client, fake)
+    headers = await user_headers()
     fake.script("GetHandling", lambda req: handling(state="half_done"))
     r = await client.get("/api/v1/handlings/h-1", headers=headers)
     assert r.status_code == 500
 
 
 async def test_get_maps_a_submitted_handling_with_its_decision(
-    client: httpx.AsyncClient, fake: Any
+    client: httpx.AsyncClient, fake: Any, user_headers: UserHeaders
 ) -> None:
-    headers = await user_headers(client, fake)
+    headers = await user_headers()
     fake.script("GetHandling", lambda req: handling(state="submitted", decision=decision()))
     r = await client.get("/api/v1/handlings/h-1", headers=headers)
     assert r.status_code == 200, r.text
@@ -339,15 +316,20 @@ async def test_get_maps_a_submitted_handling_with_its_decision(
     ],
 )
 async def test_another_users_handling_answers_404_like_an_unknown_one(
-    client: httpx.AsyncClient, fake: Any, method: str, path: str, rpc: str
+    client: httpx.AsyncClient,
+    fake: Any,
+    method: str,
+    path: str,
+    rpc: str,
+    user_headers: UserHeaders,
 ) -> None:
     """The service answers NOT_FOUND for a handling that is not the caller's; the gateway
     passes it on unchanged (same status, code and body as an unknown id)."""
-    headers = await user_headers(client, fake)
+    headers = await user_headers()
     fake.script(rpc, fail_with(DomainError(HANDLING_NOT_FOUND)))
     r = await client.request(method, path, headers=headers)
     assert r.status_code == 404
-    assert err(r) == {
+    assert error_body(r) == {
         "code": "HANDLING_NOT_FOUND",
         "message_zh": HANDLING_NOT_FOUND.message_zh,
         "message_en": HANDLING_NOT_FOUND.message_en,
@@ -377,10 +359,10 @@ async def test_handling_endpoints_need_a_user_token(
 
 # -- GET /api/v1/violations/{id}: every reason ----------------------------------------------------
 async def test_the_violation_detail_lists_every_refusal_reason_r_q_3(
-    client: httpx.AsyncClient, fake: Any
+    client: httpx.AsyncClient, fake: Any, user_headers: UserHeaders
 ) -> None:
     """R-Q-3: the hint keeps its first reason and adds every failing rule."""
-    headers = await user_headers(client, fake)
+    headers = await user_headers()
     hint = common.OnlineHandling(
         availability=common.OnlineHandling.AVAILABILITY_REFUSED,
         route="counter",
@@ -416,10 +398,7 @@ async def test_the_violation_detail_lists_every_refusal_reason_r_q_3(
 
 # -- POST /internal/v1/violations/{id}/handle ------------------------------------------------------
 async def test_counter_handle_answers_the_decision_and_is_audited(
-    client: httpx.AsyncClient,
-    fake: Any,
-    clerk_headers: dict[str, str],
-    supervisor_headers: dict[str, str],
+    client: httpx.AsyncClient, fake: Any, clerk_headers: dict[str, str], audit_row: AuditRow
 ) -> None:
     """A counter handles an over-200-yuan non-site violation in person: the licence number
     reaches adjudication in canonical form; the audit row names the violation, the licence
@@ -449,7 +428,7 @@ async def test_counter_handle_answers_the_decision_and_is_audited(
         LICENCE_NO,
         "clerk01",
     )
-    row = await audit_row(client, supervisor_headers, trace_id)
+    row = await audit_row(trace_id)
     assert row["subjects"] == ["violation:vio-1", f"licence_no:{LICENCE_NO}", "licence:lic-desk"]
     assert row["status_code"] == 201
 
@@ -463,12 +442,14 @@ async def test_counter_handle_refuses_a_malformed_licence_no_before_calling(
         headers=clerk_headers,
     )
     assert r.status_code == 400
-    assert err(r)["code"] == "INVALID_ID_NUMBER"
+    assert error_body(r)["code"] == "INVALID_ID_NUMBER"
     assert "HandleAtCounter" not in fake.requests
 
 
-async def test_counter_handle_needs_a_staff_token(client: httpx.AsyncClient, fake: Any) -> None:
-    user = await user_headers(client, fake)
+async def test_counter_handle_needs_a_staff_token(
+    client: httpx.AsyncClient, fake: Any, user_headers: UserHeaders
+) -> None:
+    user = await user_headers()
     for headers in ({}, user):
         r = await client.post(
             "/internal/v1/violations/vio-1/handle", json={"licence_no": LICENCE_NO}, headers=headers
@@ -479,10 +460,7 @@ async def test_counter_handle_needs_a_staff_token(client: httpx.AsyncClient, fak
 
 # -- dispute / undispute ----------------------------------------------------------------------------
 async def test_dispute_sends_the_reason_and_is_audited_r_adj_9(
-    client: httpx.AsyncClient,
-    fake: Any,
-    clerk_headers: dict[str, str],
-    supervisor_headers: dict[str, str],
+    client: httpx.AsyncClient, fake: Any, clerk_headers: dict[str, str], audit_row: AuditRow
 ) -> None:
     """R-ADJ-9: the clerk's note (line breaks allowed) reaches adjudication; the answer is
     the disputed violation; the audit names the violation, its vehicle and licence."""
@@ -497,7 +475,7 @@ async def test_dispute_sends_the_reason_and_is_audited_r_adj_9(
     assert r.json()["disputed"] is True
     (sent,) = fake.requests["DisputeViolation"]
     assert (sent.violation_id, sent.reason) == ("vio-1", "车主称当日车辆不在重庆\n有停车记录")
-    row = await audit_row(client, supervisor_headers, trace_id)
+    row = await audit_row(trace_id)
     assert row["subjects"] == ["violation:vio-1", "vehicle:veh-1", "licence:lic-9"]
 
 
@@ -510,15 +488,12 @@ async def test_dispute_refuses_control_characters_in_the_reason(
         headers=clerk_headers,
     )
     assert r.status_code == 400
-    assert err(r)["code"] == "INVALID_CHARACTERS"
+    assert error_body(r)["code"] == "INVALID_CHARACTERS"
     assert "DisputeViolation" not in fake.requests
 
 
 async def test_undispute_answers_the_cleared_violation(
-    client: httpx.AsyncClient,
-    fake: Any,
-    clerk_headers: dict[str, str],
-    supervisor_headers: dict[str, str],
+    client: httpx.AsyncClient, fake: Any, clerk_headers: dict[str, str], audit_row: AuditRow
 ) -> None:
     fake.script("UndisputeViolation", lambda req: violation(disputed=False))
     headers, trace_id = traced(clerk_headers)
@@ -527,7 +502,7 @@ async def test_undispute_answers_the_cleared_violation(
     assert r.json()["disputed"] is False
     (sent,) = fake.requests["UndisputeViolation"]
     assert (sent.violation_id, sent.caller.staff_id) == ("vio-1", "clerk01")
-    row = await audit_row(client, supervisor_headers, trace_id)
+    row = await audit_row(trace_id)
     assert row["subjects"] == ["violation:vio-1", "vehicle:veh-1", "licence:lic-9"]
 
 
@@ -543,10 +518,7 @@ async def test_dispute_of_an_unknown_violation_answers_404(
 
 # -- GET /internal/v1/alerts/points-buying ----------------------------------------------------------
 async def test_points_buying_alerts_are_paged_and_audited_r_x_2(
-    client: httpx.AsyncClient,
-    fake: Any,
-    clerk_headers: dict[str, str],
-    supervisor_headers: dict[str, str],
+    client: httpx.AsyncClient, fake: Any, clerk_headers: dict[str, str], audit_row: AuditRow
 ) -> None:
     """R-X-2: staff see the alerts; the page request reaches adjudication; the audit names
     each alert's licence, vehicle, handler and violation."""
@@ -588,7 +560,7 @@ async def test_points_buying_alerts_are_paged_and_audited_r_x_2(
     }
     (sent,) = fake.requests["ListPointsBuyingAlerts"]
     assert (sent.page.page_size, sent.page.cursor) == (1, "c-1")
-    row = await audit_row(client, supervisor_headers, trace_id)
+    row = await audit_row(trace_id)
     assert row["subjects"] == ["licence:lic-1", "vehicle:veh-4", "person:p-1", "violation:vio-4"]
 
 

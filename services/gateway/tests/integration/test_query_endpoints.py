@@ -6,18 +6,23 @@ audit of counter reads. The query rules themselves are the query service's tests
 
 from __future__ import annotations
 
-import secrets
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 from cqcommon.errors import NOT_FOUND, RATE_LIMITED, DomainError
+from cqdev.testing import error_body, traced
 from cqtraffic.common.v1 import types_pb2 as common
 from cqtraffic.query.v1 import query_pb2 as q
 from google.protobuf.timestamp_pb2 import Timestamp
 
 pytestmark = pytest.mark.integration
+
+#: The conftest's ``user_headers`` (a sandbox login as a person) and ``audit_row`` fixtures.
+UserHeaders = Callable[..., Awaitable[dict[str, str]]]
+AuditRow = Callable[[str], Awaitable[dict[str, Any]]]
 
 VIN = "LSVAU2A39N2183291"  # check digit correct
 LICENCE_NO = "500103199001011232"
@@ -25,37 +30,6 @@ FILE_NO = "500100123456"
 
 
 # -- helpers -----------------------------------------------------------------------------------
-def err(r: httpx.Response) -> dict[str, Any]:
-    body = r.json()
-    assert set(body) == {"error"}, body
-    return dict(body["error"])
-
-
-async def user_headers(
-    client: httpx.AsyncClient, fake: Any, person_id: str = "p-1"
-) -> dict[str, str]:
-    fake.script("ResolveUser", lambda req: q.ResolveUserResponse(person_id=person_id))
-    r = await client.post("/api/v1/auth/alipay", json={"auth_code": "sandbox:2088000000000001"})
-    assert r.status_code == 200, r.text
-    return {"Authorization": f"Bearer {r.json()['token']}"}
-
-
-def traced(headers: dict[str, str]) -> tuple[dict[str, str], str]:
-    """``headers`` plus a fresh ``traceparent``, and its trace id (to find the audit row)."""
-    trace_id = secrets.token_hex(16)
-    return headers | {"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}, trace_id
-
-
-async def audit_row(
-    client: httpx.AsyncClient, supervisor_headers: dict[str, str], trace_id: str
-) -> dict[str, Any]:
-    r = await client.get("/internal/v1/audit", params={"limit": "500"}, headers=supervisor_headers)
-    assert r.status_code == 200, r.text
-    rows = [row for row in r.json()["entries"] if row["trace_id"] == trace_id]
-    assert len(rows) == 1, rows
-    return dict(rows[0])
-
-
 def ts(year: int, month: int, day: int, hour: int, minute: int) -> Timestamp:
     out = Timestamp()
     out.FromDatetime(datetime(year, month, day, hour, minute, tzinfo=UTC))
@@ -175,11 +149,11 @@ def fail_with(error: DomainError) -> Any:
 
 # -- GET /api/v1/me ------------------------------------------------------------------------------
 async def test_me_maps_person_vehicles_licence_points_and_follows_r_q_4_r_x_1(
-    client: httpx.AsyncClient, fake: Any
+    client: httpx.AsyncClient, fake: Any, user_headers: UserHeaders
 ) -> None:
     """R-Q-4, R-X-1: the service's (masked where needed) views and the points dashboard reach
     the client unchanged; unset strings and messages become null."""
-    headers = await user_headers(client, fake, person_id="person-1")
+    headers = await user_headers(person_id="person-1")
     me = q.PersonView(person_id="person-1", name="王伟", id_number=LICENCE_NO, phone="13900005678")
     own_vehicle = vehicle_view(
         vehicle_id="veh-own", vin=VIN, owner=me, relation="own", unhandled_count=0
@@ -253,10 +227,10 @@ async def test_me_maps_person_vehicles_licence_points_and_follows_r_q_4_r_x_1(
 
 
 async def test_me_of_a_user_with_no_registry_person_is_null_and_empty_r_usr_1(
-    client: httpx.AsyncClient, fake: Any
+    client: httpx.AsyncClient, fake: Any, user_headers: UserHeaders
 ) -> None:
     """R-USR-1: a user who is not in the registry logs in and owns nothing."""
-    headers = await user_headers(client, fake, person_id="")
+    headers = await user_headers(person_id="")
     fake.script("GetMe", lambda req: q.GetMeResponse())
     r = await client.get("/api/v1/me", headers=headers)
     assert r.status_code == 200, r.text
@@ -277,7 +251,7 @@ async def test_me_needs_a_user_token(
     assert (await client.get("/api/v1/me")).status_code == 401
     r = await client.get("/api/v1/me", headers=clerk_headers)
     assert r.status_code == 401
-    assert err(r)["details"]["reason"] == "wrong_token_type"
+    assert error_body(r)["details"]["reason"] == "wrong_token_type"
     assert "GetMe" not in fake.requests
 
 
@@ -288,10 +262,10 @@ async def test_me_needs_a_user_token(
     ids=["last-6", "last-6-spaced", "full-vin"],
 )
 async def test_lookup_vehicle_sends_canonical_plate_and_vin_and_maps_the_answer_r_q_1(
-    client: httpx.AsyncClient, fake: Any, given: str, sent: str
+    client: httpx.AsyncClient, fake: Any, given: str, sent: str, user_headers: UserHeaders
 ) -> None:
     """R-Q-1: the proof reaches the service in canonical form; the answer is mapped whole."""
-    headers = await user_headers(client, fake)
+    headers = await user_headers()
     fake.script(
         "LookupVehicle",
         lambda req: q.LookupResponse(
@@ -318,10 +292,10 @@ async def test_lookup_vehicle_sends_canonical_plate_and_vin_and_maps_the_answer_
 
 
 async def test_lookup_licence_sends_canonical_numbers_and_maps_the_answer_r_q_1(
-    client: httpx.AsyncClient, fake: Any
+    client: httpx.AsyncClient, fake: Any, user_headers: UserHeaders
 ) -> None:
     """R-Q-1, R-X-1: name + licence no + file no; the licence comes back with its points."""
-    headers = await user_headers(client, fake)
+    headers = await user_headers()
     fake.script(
         "LookupLicence",
         lambda req: q.LookupResponse(licence=licence_view(relation="proven")),
@@ -378,30 +352,36 @@ LICENCE_BODY: dict[str, Any] = {"name": "李娜", "licence_no": LICENCE_NO, "fil
     ],
 )
 async def test_lookup_bad_input_is_refused_before_any_call_r_err_1(
-    client: httpx.AsyncClient, fake: Any, path: str, body: dict[str, Any], status: int, code: str
+    client: httpx.AsyncClient,
+    fake: Any,
+    path: str,
+    body: dict[str, Any],
+    status: int,
+    code: str,
+    user_headers: UserHeaders,
 ) -> None:
     """R-ERR-1: a malformed plate, VIN, licence or file number answers 400 with its own code;
     structural mistakes (unknown or missing fields, wrong types) 422; nothing is called."""
-    headers = await user_headers(client, fake)
+    headers = await user_headers()
     r = await client.post(f"/api/v1/violations/lookup/{path}", json=body, headers=headers)
     assert r.status_code == status, r.text
-    assert err(r)["code"] == code
+    assert error_body(r)["code"] == code
     assert "LookupVehicle" not in fake.requests and "LookupLicence" not in fake.requests
 
 
 @pytest.mark.parametrize("path", ["vehicle", "licence"])
 async def test_lookup_as_form_data_is_415_and_without_token_401(
-    client: httpx.AsyncClient, fake: Any, path: str
+    client: httpx.AsyncClient, fake: Any, path: str, user_headers: UserHeaders
 ) -> None:
     """R-ERR-1: the lookups take JSON only."""
-    headers = await user_headers(client, fake)
+    headers = await user_headers()
     r = await client.post(
         f"/api/v1/violations/lookup/{path}",
         content=b"plate_type=02",
         headers=headers | {"content-type": "application/x-www-form-urlencoded"},
     )
     assert r.status_code == 415
-    assert err(r)["code"] == "UNSUPPORTED_MEDIA_TYPE"
+    assert error_body(r)["code"] == "UNSUPPORTED_MEDIA_TYPE"
     body = VEHICLE_BODY if path == "vehicle" else LICENCE_BODY
     r = await client.post(f"/api/v1/violations/lookup/{path}", json=body)
     assert r.status_code == 401
@@ -413,14 +393,19 @@ async def test_lookup_as_form_data_is_415_and_without_token_401(
     [("vehicle", "LookupVehicle", VEHICLE_BODY), ("licence", "LookupLicence", LICENCE_BODY)],
 )
 async def test_lookup_no_match_is_404_r_q_1(
-    client: httpx.AsyncClient, fake: Any, path: str, method: str, body: dict[str, Any]
+    client: httpx.AsyncClient,
+    fake: Any,
+    path: str,
+    method: str,
+    body: dict[str, Any],
+    user_headers: UserHeaders,
 ) -> None:
     """R-Q-1: no match or a wrong proof is the service's 404, passed through as is."""
-    headers = await user_headers(client, fake)
+    headers = await user_headers()
     fake.script(method, fail_with(DomainError(NOT_FOUND)))
     r = await client.post(f"/api/v1/violations/lookup/{path}", json=body, headers=headers)
     assert r.status_code == 404
-    assert err(r)["code"] == "NOT_FOUND"
+    assert error_body(r)["code"] == "NOT_FOUND"
     assert "retry-after" not in r.headers
     assert len(fake.requests[method]) == 1
 
@@ -430,15 +415,20 @@ async def test_lookup_no_match_is_404_r_q_1(
     [("vehicle", "LookupVehicle", VEHICLE_BODY), ("licence", "LookupLicence", LICENCE_BODY)],
 )
 async def test_lookup_rate_limit_is_429_with_retry_after_r_q_1(
-    client: httpx.AsyncClient, fake: Any, path: str, method: str, body: dict[str, Any]
+    client: httpx.AsyncClient,
+    fake: Any,
+    path: str,
+    method: str,
+    body: dict[str, Any],
+    user_headers: UserHeaders,
 ) -> None:
     """R-Q-1 (lookups are rate-limited per user): the service's 429 keeps its code and
     details, and ``details.retry_after_s`` becomes a ``Retry-After`` header."""
-    headers = await user_headers(client, fake)
+    headers = await user_headers()
     fake.script(method, fail_with(DomainError(RATE_LIMITED, details={"retry_after_s": 41.5})))
     r = await client.post(f"/api/v1/violations/lookup/{path}", json=body, headers=headers)
     assert r.status_code == 429
-    error = err(r)
+    error = error_body(r)
     assert error["code"] == "RATE_LIMITED"
     assert error["message_zh"] and error["message_en"]
     assert error["details"] == {"retry_after_s": 41.5}
@@ -447,10 +437,10 @@ async def test_lookup_rate_limit_is_429_with_retry_after_r_q_1(
 
 # -- GET /api/v1/violations/{violation_id} ---------------------------------------------------------
 async def test_violation_detail_maps_amount_due_and_allowed_online_handling_r_q_3(
-    client: httpx.AsyncClient, fake: Any
+    client: httpx.AsyncClient, fake: Any, user_headers: UserHeaders
 ) -> None:
     """R-Q-3: the detail with decision, amount due (fine + late fee) and online handling."""
-    headers = await user_headers(client, fake)
+    headers = await user_headers()
     view = violation_view(
         violation_id="vio-42",
         licence_id="",
@@ -504,11 +494,11 @@ async def test_violation_detail_maps_amount_due_and_allowed_online_handling_r_q_
 
 
 async def test_violation_detail_with_unknown_eligibility_r_q_3(
-    client: httpx.AsyncClient, fake: Any
+    client: httpx.AsyncClient, fake: Any, user_headers: UserHeaders
 ) -> None:
     """R-Q-3: when eligibility cannot be determined the detail still answers, with
     ``allowed`` null, availability ``unknown`` and the reason."""
-    headers = await user_headers(client, fake)
+    headers = await user_headers()
     view = violation_view(
         online_handling=common.OnlineHandling(
             availability=common.OnlineHandling.AVAILABILITY_UNKNOWN,
@@ -533,32 +523,32 @@ async def test_violation_detail_with_unknown_eligibility_r_q_3(
 
 
 async def test_violation_detail_not_visible_is_404_r_q_1(
-    client: httpx.AsyncClient, fake: Any
+    client: httpx.AsyncClient, fake: Any, user_headers: UserHeaders
 ) -> None:
     """R-Q-1: a guessed id is the service's 404, never someone else's data."""
-    headers = await user_headers(client, fake)
+    headers = await user_headers()
     fake.script("GetViolation", fail_with(DomainError(NOT_FOUND)))
     r = await client.get("/api/v1/violations/vio-someone-else", headers=headers)
     assert r.status_code == 404
-    assert err(r)["code"] == "NOT_FOUND"
+    assert error_body(r)["code"] == "NOT_FOUND"
 
 
 @pytest.mark.parametrize("bad", ["vio.1", "vio%201", "x" * 65, "%E6%B8%9D"])
 async def test_violation_detail_malformed_id_is_422_r_err_1(
-    client: httpx.AsyncClient, fake: Any, bad: str
+    client: httpx.AsyncClient, fake: Any, bad: str, user_headers: UserHeaders
 ) -> None:
     """R-ERR-1: the id is checked like the list's ``vehicle_id``: 422 before any call."""
-    headers = await user_headers(client, fake)
+    headers = await user_headers()
     r = await client.get(f"/api/v1/violations/{bad}", headers=headers)
     assert r.status_code == 422, r.text
-    assert err(r)["code"] == "VALIDATION_FAILED"
+    assert error_body(r)["code"] == "VALIDATION_FAILED"
     assert "GetViolation" not in fake.requests
 
 
 async def test_detail_route_shadows_neither_the_list_nor_the_lookups(
-    client: httpx.AsyncClient, fake: Any
+    client: httpx.AsyncClient, fake: Any, user_headers: UserHeaders
 ) -> None:
-    headers = await user_headers(client, fake)
+    headers = await user_headers()
     fake.script("ListViolations", lambda req: q.ListViolationsResponse())
     r = await client.get("/api/v1/violations", params={"vehicle_id": "veh-1"}, headers=headers)
     assert r.status_code == 200 and len(fake.requests["ListViolations"]) == 1
@@ -576,6 +566,7 @@ async def test_counter_vehicle_read_is_unmasked_and_audited_r_usr_2(
     clerk_headers: dict[str, str],
     supervisor_headers: dict[str, str],
     role: str,
+    audit_row: AuditRow,
 ) -> None:
     """R-USR-2: any staff role reads the full record; the audit row names the plate, the
     vehicle, the owner's person id and the licences its violations name."""
@@ -615,7 +606,7 @@ async def test_counter_vehicle_read_is_unmasked_and_audited_r_usr_2(
     }
     assert body["licence"] is None and body["next_cursor"] == "c2"
     assert [v["violation_id"] for v in body["violations"]] == ["vio-1", "vio-2"]
-    row = await audit_row(client, supervisor_headers, trace_id)
+    row = await audit_row(trace_id)
     assert row["status_code"] == 200 and row["path"] == "/internal/v1/vehicles"
     assert row["staff_id"] == req.caller.staff_id
     assert row["subjects"] == [
@@ -631,6 +622,7 @@ async def test_counter_licence_read_is_audited_with_licence_and_holder_r_usr_2(
     fake: Any,
     clerk_headers: dict[str, str],
     supervisor_headers: dict[str, str],
+    audit_row: AuditRow,
 ) -> None:
     """R-USR-2, R-X-1: the licence with its points; audited with the canonical licence
     number, the licence, the holder's person id and the vehicles its violations name."""
@@ -651,7 +643,7 @@ async def test_counter_licence_read_is_audited_with_licence_and_holder_r_usr_2(
     assert (req.page.page_size, req.page.cursor) == (20, "")  # the defaults
     assert r.json()["licence"] == LICENCE_JSON | {"relation": "staff"}
     assert r.json()["vehicle"] is None and r.json()["next_cursor"] is None
-    row = await audit_row(client, supervisor_headers, trace_id)
+    row = await audit_row(trace_id)
     assert row["status_code"] == 200 and row["staff_id"] == "clerk01"
     assert row["subjects"] == [
         "licence_no:11010519491231002X",
@@ -681,19 +673,19 @@ async def test_counter_bad_identifier_is_400_and_audited_r_usr_2(
     client: httpx.AsyncClient,
     fake: Any,
     clerk_headers: dict[str, str],
-    supervisor_headers: dict[str, str],
     path: str,
     params: dict[str, str],
     method: str,
     code: str,
+    audit_row: AuditRow,
 ) -> None:
     """R-USR-2, R-ERR-1: a refused counter read is still audited (who, what was asked)."""
     headers, trace_id = traced(clerk_headers)
     r = await client.get(f"/internal/v1/{path}", params=params, headers=headers)
     assert r.status_code == 400, r.text
-    assert err(r)["code"] == code
+    assert error_body(r)["code"] == code
     assert method not in fake.requests
-    row = await audit_row(client, supervisor_headers, trace_id)
+    row = await audit_row(trace_id)
     assert (row["status_code"], row["staff_id"], row["role"]) == (400, "clerk01", "clerk")
     assert row["path"] == f"/internal/v1/{path}" and row["query"]
 
@@ -713,15 +705,12 @@ async def test_counter_vehicle_query_validation_is_422_r_err_1(
     """R-ERR-1: structural mistakes in the query string are 422 before any call."""
     r = await client.get("/internal/v1/vehicles", params=params, headers=clerk_headers)
     assert r.status_code == 422, r.text
-    assert err(r)["code"] == "VALIDATION_FAILED"
+    assert error_body(r)["code"] == "VALIDATION_FAILED"
     assert "StaffGetVehicle" not in fake.requests
 
 
 async def test_counter_not_found_is_404_and_audited_with_the_plate_r_usr_2(
-    client: httpx.AsyncClient,
-    fake: Any,
-    clerk_headers: dict[str, str],
-    supervisor_headers: dict[str, str],
+    client: httpx.AsyncClient, fake: Any, clerk_headers: dict[str, str], audit_row: AuditRow
 ) -> None:
     """R-USR-2: even a miss is audited with what was asked for."""
     headers, trace_id = traced(clerk_headers)
@@ -732,7 +721,7 @@ async def test_counter_not_found_is_404_and_audited_with_the_plate_r_usr_2(
         headers=headers,
     )
     assert r.status_code == 404
-    row = await audit_row(client, supervisor_headers, trace_id)
+    row = await audit_row(trace_id)
     assert row["status_code"] == 404 and row["subjects"] == ["plate:52:渝AD12345"]
 
 
@@ -744,12 +733,17 @@ async def test_counter_not_found_is_404_and_audited_with_the_plate_r_usr_2(
     ],
 )
 async def test_counter_reads_refuse_user_tokens_and_anonymous_calls(
-    client: httpx.AsyncClient, fake: Any, path: str, params: dict[str, str], method: str
+    client: httpx.AsyncClient,
+    fake: Any,
+    path: str,
+    params: dict[str, str],
+    method: str,
+    user_headers: UserHeaders,
 ) -> None:
-    headers = await user_headers(client, fake)
+    headers = await user_headers()
     r = await client.get(f"/internal/v1/{path}", params=params, headers=headers)
     assert r.status_code == 401
-    assert err(r)["details"]["reason"] == "wrong_token_type"
+    assert error_body(r)["details"]["reason"] == "wrong_token_type"
     r = await client.get(f"/internal/v1/{path}", params=params)
-    assert r.status_code == 401 and err(r)["code"] == "UNAUTHENTICATED"
+    assert r.status_code == 401 and error_body(r)["code"] == "UNAUTHENTICATED"
     assert method not in fake.requests
