@@ -151,6 +151,15 @@ def violation_body(plate_number: str, record_id: str, **overrides: Any) -> dict[
     return body | overrides
 
 
+async def fetch_rows(conninfo: str, query: str, *params: Any) -> list[tuple[Any, ...]]:
+    """The rows of one query on a connection of its own (what a test checks in the tables)."""
+    import psycopg  # only the tests that read tables need the driver
+
+    async with await psycopg.AsyncConnection.connect(conninfo) as conn:
+        cur = await conn.execute(query, params)
+        return list(await cur.fetchall())
+
+
 def error_body(response: httpx.Response) -> dict[str, Any]:
     """The ``error`` object of an error answer (asserting that it is all the body holds)."""
     body = response.json()

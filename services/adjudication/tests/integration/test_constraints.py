@@ -18,13 +18,13 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import grpc
-import psycopg
 import pytest
 from cqadjudication.adapters.postgres_registry import PostgresRegistryCopy
 from cqcommon.errors import DomainError
 from cqcommon.grpc_client import call
 from cqcommon.protomap import date_to_proto, timestamp_to_proto
 from cqcommon.settings import Settings
+from cqdev.testing import fetch_rows
 from cqtraffic.adjudication.v1 import adjudication_pb2 as pb
 from cqtraffic.common.v1 import types_pb2 as common
 
@@ -37,12 +37,6 @@ RegistryCopies = Callable[
 ]
 
 pytestmark = pytest.mark.integration
-
-
-async def _rows(conninfo: str, query: str, *params: Any) -> list[tuple[Any, ...]]:
-    async with await psycopg.AsyncConnection.connect(conninfo) as conn:
-        cur = await conn.execute(query, params)
-        return list(await cur.fetchall())
 
 
 # -- through the real gRPC server (the ``adjudication`` fixture: conftest) ----------------
@@ -101,7 +95,7 @@ async def test_a_decision_number_recorded_twice_is_a_conflict_and_writes_nothing
     )
     assert first.created and first.violation.decision_no == decision_no
     conninfo = test_settings.database_url
-    outbox_before = await _rows(conninfo, "SELECT count(*) FROM adjudication.outbox")
+    outbox_before = await fetch_rows(conninfo, "SELECT count(*) FROM adjudication.outbox")
 
     with pytest.raises(DomainError) as err:
         await call(
@@ -119,15 +113,15 @@ async def test_a_decision_number_recorded_twice_is_a_conflict_and_writes_nothing
     assert raw.value.code() != grpc.StatusCode.INTERNAL
 
     assert (
-        await _rows(
+        await fetch_rows(
             conninfo,
             "SELECT 1 FROM adjudication.violations WHERE source_record_id = %s",
             second_id,
         )
         == []
     )
-    assert await _rows(conninfo, "SELECT count(*) FROM adjudication.outbox") == outbox_before
-    holders = await _rows(
+    assert await fetch_rows(conninfo, "SELECT count(*) FROM adjudication.outbox") == outbox_before
+    holders = await fetch_rows(
         conninfo,
         "SELECT source_record_id FROM adjudication.violations WHERE decision_no = %s",
         decision_no,

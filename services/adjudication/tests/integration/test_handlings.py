@@ -24,6 +24,7 @@ from cqcommon.events import unpack
 from cqcommon.grpc_client import call
 from cqcommon.protomap import timestamp_to_proto
 from cqcommon.settings import Settings
+from cqdev.testing import fetch_rows
 from cqtraffic.adjudication.v1 import adjudication_pb2 as pb
 from cqtraffic.adjudication.v1 import events_pb2 as events
 from cqtraffic.common.v1 import types_pb2 as common
@@ -38,12 +39,6 @@ RegistryCopies = Callable[
 ]
 
 pytestmark = pytest.mark.integration
-
-
-async def _rows(conninfo: str, query: str, *params: Any) -> list[tuple[Any, ...]]:
-    async with await psycopg.AsyncConnection.connect(conninfo) as conn:
-        cur = await conn.execute(query, params)
-        return list(await cur.fetchall())
 
 
 @dataclass(frozen=True)
@@ -179,12 +174,12 @@ async def test_r_adj_5_100_concurrent_submits_never_pass_the_points_limit(
     assert len(numbers) == 4
     assert all(len(n) == 16 and n.isdigit() and n.startswith("500000") for n in numbers)
     conninfo = test_settings.database_url
-    [(points,)] = await _rows(
+    [(points,)] = await fetch_rows(
         conninfo,
         "SELECT points FROM adjudication.points_ledger WHERE licence_id = %s",
         driver.licence_id,
     )
-    [(total,)] = await _rows(
+    [(total,)] = await fetch_rows(
         conninfo,
         "SELECT coalesce(sum(delta), 0) FROM adjudication.points_entries WHERE licence_id = %s",
         driver.licence_id,
@@ -218,7 +213,7 @@ async def test_r_adj_5_one_violation_handled_twice_concurrently_gives_one_decisi
     refused = [r for r in results if isinstance(r, DomainError)]
     assert len(decided) == 1 and len(refused) == 1
     assert refused[0].code == "ALREADY_HANDLED"
-    rows = await _rows(
+    rows = await fetch_rows(
         test_settings.database_url,
         "SELECT count(*) FROM adjudication.handlings WHERE violation_id = %s"
         " AND state = 'submitted'",
@@ -317,7 +312,7 @@ async def test_another_persons_handling_answers_404_like_an_unknown_one(
 
 
 async def _outbox(conninfo: str, aggregate_ids: list[str]) -> list[Any]:
-    rows = await _rows(
+    rows = await fetch_rows(
         conninfo,
         "SELECT envelope FROM adjudication.outbox WHERE message_key = ANY(%s) ORDER BY id",
         aggregate_ids,
@@ -408,7 +403,7 @@ async def test_the_counter_decides_a_general_procedure_case_and_keeps_the_limit(
         timeout_s=5,
     )
     clerk = common.Caller(staff_id="clerk01", staff_role="clerk")
-    [(licence_no,)] = await _rows(
+    [(licence_no,)] = await fetch_rows(
         test_settings.database_url,
         "SELECT licence_no FROM adjudication.licences WHERE licence_id = %s",
         d.licence_id,
