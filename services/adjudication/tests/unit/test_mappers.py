@@ -20,6 +20,7 @@ from cqadjudication.domain.violations import RecordingWindow, Violation
 from cqadjudication.entrypoints.mappers import (
     decision_date_from_proto,
     envelope_of,
+    given_relations_from_request,
     handling_to_proto,
     online_handling_to_proto,
     report_from_request,
@@ -134,6 +135,18 @@ def test_online_handling_answer_on_the_wire() -> None:
     unknown = online_handling_to_proto(NOT_DETERMINED)
     assert unknown.availability == common.OnlineHandling.AVAILABILITY_UNKNOWN
     assert unknown.reason_code == "ELIGIBILITY_NOT_AVAILABLE"
+
+
+def test_relations_given_marks_the_sent_map_complete_even_when_empty() -> None:
+    """relations_given: an empty map is "related to none" (ask nobody); without the flag an
+    empty map means nothing was sent (ask the query service); a non-empty map is used."""
+    complete = pb.GetHandlingEligibilityRequest(relations_given=True)
+    assert given_relations_from_request(complete) == {}
+    assert given_relations_from_request(pb.GetHandlingEligibilityRequest()) is None
+    listed = pb.GetHandlingEligibilityRequest(vehicle_relations={"veh-1": "followed"})
+    assert given_relations_from_request(listed) == {"veh-1": "followed"}
+    listed.relations_given = True
+    assert given_relations_from_request(listed) == {"veh-1": "followed"}
 
 
 def test_violation_recorded_envelope_is_keyed_by_the_violation() -> None:

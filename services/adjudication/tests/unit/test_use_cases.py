@@ -24,11 +24,13 @@ from cqadjudication.domain.violations import (
     ViolationReport,
     validate_report,
 )
+from cqadjudication.entrypoints.mappers import given_relations_from_request
 from cqadjudication.service_layer.config import HandlingConfig
 from cqadjudication.service_layer.handling_eligibility import MAX_IDS, handling_eligibility
 from cqadjudication.service_layer.record_violation import record_violation
 from cqcommon.clock import SHANGHAI, FixedClock
 from cqcommon.errors import DECISION_NO_CONFLICT, HANDLING_RELATIONS_UNAVAILABLE, DomainError
+from cqtraffic.adjudication.v1 import adjudication_pb2 as pb
 
 NOW = datetime(2026, 11, 20, 4, 0, tzinfo=UTC)
 PLATE = ("02", "渝A12345")
@@ -587,13 +589,37 @@ async def test_hints_use_the_relations_sent_along_or_ask_once_r_adj_4() -> None:
     )
     assert ask.asked == []
     assert given[v.violation_id].route == "owner_then_handler"
-    asked = await handling_eligibility(**common_args, relations=ask, given_relations={})
+    asked = await handling_eligibility(**common_args, relations=ask, given_relations=None)
     assert ask.asked == [[VEHICLE_ID]]
     assert asked[v.violation_id].route == "owner_then_handler"
     down = await handling_eligibility(
-        **common_args, relations=FakeRelations(fail=True), given_relations={}
+        **common_args, relations=FakeRelations(fail=True), given_relations=None
     )
     assert down[v.violation_id].availability == "unknown"
+
+
+async def test_hints_with_relations_given_and_an_empty_map_ask_nobody_r_adj_4() -> None:
+    """R-ADJ-4: the query service marks its map complete (relations_given); an empty one
+    means the caller relates to none of the page's vehicles, so adjudication does not call
+    the query service back, and the vehicle counts as not related."""
+    uow = world()
+    v = await recorded(uow, "cam-1")
+    ask = FakeRelations({VEHICLE_ID: "followed"})
+    request = pb.GetHandlingEligibilityRequest(
+        violation_ids=[v.violation_id], vehicle_relations={}, relations_given=True
+    )
+    answers = await handling_eligibility(
+        uow=fresh(uow),
+        relations=ask,
+        caller=FRIEND_CALLER,
+        violation_ids=list(request.violation_ids),
+        given_relations=given_relations_from_request(request),
+        rules=CONFIG.rules,
+        now=NOW,
+    )
+    assert ask.asked == []
+    assert answers[v.violation_id].availability == "refused"
+    assert [r.code for r in answers[v.violation_id].reasons] == ["NOT_RELATED_TO_VEHICLE"]
 
 
 async def test_hints_are_asked_about_a_bounded_number_of_ids() -> None:

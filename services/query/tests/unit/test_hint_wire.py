@@ -155,6 +155,7 @@ async def test_r_q_3_the_question_carries_relations_and_every_reason_comes_back(
     hints = await adapter(stub).online_handling(asker, ["vio-1", "vio-2"])
     (request,) = stub.requests
     assert dict(request.vehicle_relations) == {OWN_VEHICLE: "own", LENT_VEHICLE: "followed"}
+    assert request.relations_given
     assert (request.caller.user_id, request.caller.person_id) == (CALLER.user_id, "p-1")
     assert list(request.violation_ids) == ["vio-1", "vio-2"]
     assert hints["vio-1"] == OnlineHandlingHint(
@@ -163,6 +164,16 @@ async def test_r_q_3_the_question_carries_relations_and_every_reason_comes_back(
     # an id adjudication left out is unknown, which is not kept
     assert hints["vio-2"] == OnlineHandlingHint.unknown(ELIGIBILITY_UNAVAILABLE)
     assert hints["vio-1"].definite and not hints["vio-2"].definite
+
+
+async def test_r_q_3_relations_given_even_when_the_caller_relates_to_no_vehicle() -> None:
+    """An empty relation map is still complete (relations_given), so adjudication does not
+    ask this service back about a page of vehicles the caller relates to none of."""
+    stub = FakeStub(answers={})
+    await adapter(stub).online_handling(CALLER.asking_about({}), ["vio-1"])
+    (request,) = stub.requests
+    assert dict(request.vehicle_relations) == {}
+    assert request.relations_given
 
 
 async def test_r_q_3_a_failed_question_is_unknown_for_every_id_never_an_error() -> None:

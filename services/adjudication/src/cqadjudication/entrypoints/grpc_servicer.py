@@ -24,6 +24,7 @@ from cqadjudication.entrypoints.mappers import (
     caller_from_proto,
     decision_date_from_proto,
     envelope_of,
+    given_relations_from_request,
     handling_to_proto,
     online_handling_to_proto,
     report_from_request,
@@ -101,7 +102,7 @@ class AdjudicationServicer(pb_grpc.AdjudicationServiceServicer):
                 relations=self.relations,
                 caller=caller_from_proto(request.caller),
                 violation_ids=request.violation_ids,
-                given_relations=dict(request.vehicle_relations),
+                given_relations=given_relations_from_request(request),
                 rules=self.config.rules,
                 now=self.ctx.clock.now(),
             )

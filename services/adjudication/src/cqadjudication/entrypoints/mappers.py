@@ -177,6 +177,18 @@ def envelope_of(event: DomainEvent) -> EventEnvelope:
     raise TypeError(f"no wire format for {type(event).__name__}")
 
 
+def given_relations_from_request(
+    request: pb.GetHandlingEligibilityRequest,
+) -> dict[str, str] | None:
+    """The caller's relations the query service sent along, or ``None`` when it sent none
+    (adjudication then asks it). ``relations_given`` marks the map complete, even an empty
+    one; a non-empty map without it (a sender predating the flag) is taken as complete too.
+    """
+    if request.relations_given or request.vehicle_relations:
+        return dict(request.vehicle_relations)
+    return None
+
+
 def caller_from_proto(caller: common.Caller) -> Caller:
     return Caller(
         user_id=caller.user_id,

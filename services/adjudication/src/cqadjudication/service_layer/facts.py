@@ -42,12 +42,13 @@ async def relations_for(
 ) -> dict[str, Relation]:
     """The caller's relation to each vehicle of ``owners`` (vehicle id -> owner person).
 
-    ``given`` is the map the query service sent along (used when not empty); otherwise the
-    query service is asked, once, about the vehicles the caller does not own.
+    ``given`` is the complete map the query service sent along (a vehicle not in it is not
+    related, so an empty map asks nobody); when ``None`` (nothing was sent) the query
+    service is asked, once, about the vehicles the caller does not own.
     """
     answered: Mapping[str, str] = given or {}
     others = [vid for vid, owner in owners.items() if owner != caller.person_id]
-    if others and not given:
+    if others and given is None:
         answered = await relations.relations(caller, others)
     return {
         vid: relation_of(caller.person_id, owner, answered.get(vid))

@@ -49,11 +49,16 @@ async def handling_eligibility(
     relations: Relations,
     caller: Caller,
     violation_ids: Sequence[str],
-    given_relations: Mapping[str, str],
+    given_relations: Mapping[str, str] | None,
     rules: EligibilityRules,
     now: datetime,
 ) -> dict[str, Assessment]:
-    """One answer per distinct id asked about, in the order asked."""
+    """One answer per distinct id asked about, in the order asked.
+
+    ``given_relations`` is the caller's complete relation map the query service sent
+    along (an empty one relates the caller to no vehicle but its own); ``None`` when it
+    sent none, and the query service is then asked.
+    """
     wanted = unique_ids(violation_ids)
     if len(wanted) > MAX_IDS:
         raise DomainError(TOO_MANY_VIOLATION_IDS, details={"max": MAX_IDS})

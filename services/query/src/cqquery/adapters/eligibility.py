@@ -4,8 +4,9 @@ The rules are adjudication's (GetHandlingEligibility); this adapter only asks, w
 short deadline, and turns "cannot ask" into an ``unknown`` hint with a reason code
 (``cqquery.domain.online_handling``), so a violation's detail or a list never fails
 because the eligibility question could not be answered. The caller's relations to the
-vehicles asked about go with the question (``vehicle_relations``), so adjudication need
-not ask this service back; every refusal reason comes back untouched.
+vehicles asked about go with the question (``vehicle_relations``, marked complete by
+``relations_given``), so adjudication need not ask this service back; every refusal
+reason comes back untouched.
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ class AdjudicationEligibility:
             ),
             violation_ids=violation_ids,
             vehicle_relations=dict(caller.vehicle_relations),
+            # the map is complete even when empty (a page of vehicles the caller relates
+            # to none of): adjudication need not call GetRelations back
+            relations_given=True,
         )
         try:
             response = await self.stub.GetHandlingEligibility(request, timeout=self.timeout_s)
