@@ -518,6 +518,16 @@ DISPUTE_NOT_ALLOWED = _define(
     "A paid violation cannot be marked as disputed.",
 )
 
+# -- query ---------------------------------------------------------------------
+# R-Q-3: the reason of an ``unknown`` online-handling hint when adjudication gave no answer
+# (a hint, never an error response: the read itself succeeds).
+ELIGIBILITY_UNAVAILABLE = _define(
+    "ELIGIBILITY_UNAVAILABLE",
+    ErrorKind.UNAVAILABLE,
+    "处理资格服务暂时不可用，请稍后再试。",
+    "The eligibility service is unavailable; try again later.",
+)
+
 # -- registry ------------------------------------------------------------------
 REGISTRY_ID_CONFLICT = _define(
     "REGISTRY_ID_CONFLICT",

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import grpc
+from cqcommon import errors
 from cqquery.adapters.eligibility import AdjudicationEligibility
 from cqquery.domain.model import Caller, ViolationRow
 from cqquery.domain.online_handling import (
@@ -186,3 +187,17 @@ async def test_r_q_3_a_failed_question_is_unknown_for_every_id_never_an_error() 
         expected: Any = OnlineHandlingHint.unknown(reason)
         assert hints == {"vio-1": expected, "vio-2": expected}, code
         assert expected.reasons == (reason,) and not expected.definite
+
+
+async def test_r_q_3_the_unknown_reasons_are_the_error_tables_entries() -> None:
+    """The reasons the query service gives itself have one source of text, the error table
+    (``cqcommon.errors``), like adjudication's refusal reasons."""
+    for code, spec in (
+        (grpc.StatusCode.UNAVAILABLE, errors.ELIGIBILITY_UNAVAILABLE),
+        (grpc.StatusCode.UNIMPLEMENTED, errors.ELIGIBILITY_NOT_AVAILABLE),
+    ):
+        hints = await adapter(FakeStub(error=code)).online_handling(CALLER, ["vio-1"])
+        (reason,) = hints["vio-1"].reasons
+        assert errors.CATALOGUE[reason.code] is spec, code
+        assert (reason.zh, reason.en) == (spec.message_zh, spec.message_en)
+        assert spec.kind is errors.ErrorKind.UNAVAILABLE

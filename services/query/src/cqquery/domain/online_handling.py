@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cqcommon import errors
+from cqcommon.errors import ErrorSpec
 
 
 @dataclass(frozen=True)
@@ -21,16 +22,14 @@ class Reason:
     zh: str
     en: str
 
+    @classmethod
+    def of(cls, spec: ErrorSpec) -> Reason:
+        """The reason for an error-table entry: its code and messages (the texts live only
+        in ``cqcommon.errors``)."""
+        return cls(spec.code, spec.message_zh, spec.message_en)
 
-#: adjudication does not offer the eligibility question (yet): the table's own texts
-ELIGIBILITY_NOT_AVAILABLE = Reason(
-    errors.ELIGIBILITY_NOT_AVAILABLE.code,
-    errors.ELIGIBILITY_NOT_AVAILABLE.message_zh,
-    errors.ELIGIBILITY_NOT_AVAILABLE.message_en,
-)
+
+#: adjudication does not offer the eligibility question (yet)
+ELIGIBILITY_NOT_AVAILABLE = Reason.of(errors.ELIGIBILITY_NOT_AVAILABLE)
 #: adjudication did not answer in time or is down
-ELIGIBILITY_UNAVAILABLE = Reason(
-    "ELIGIBILITY_UNAVAILABLE",
-    "处理资格服务暂时不可用，请稍后再试。",
-    "The eligibility service is unavailable; try again later.",
-)
+ELIGIBILITY_UNAVAILABLE = Reason.of(errors.ELIGIBILITY_UNAVAILABLE)
