@@ -33,7 +33,15 @@ import pytest
 from cqcommon.clock import SystemClock, today_in_shanghai
 from cqcommon.settings import Settings
 from cqdev.stack import Stack
-from cqdev.testing import Cluster, Owner, eventually, isolated_cluster, new_owner, violation_body
+from cqdev.testing import (
+    Cluster,
+    Owner,
+    error_body,
+    eventually,
+    isolated_cluster,
+    new_owner,
+    violation_body,
+)
 from cqregistry.domain.roster import SandboxRoster, sandbox_roster
 from cqregistry.entrypoints import loader
 
@@ -95,12 +103,6 @@ async def violation_id(
 
 
 # -- what a persona sees and does ------------------------------------------------------------------
-def error(r: httpx.Response) -> dict[str, Any]:
-    body = r.json()
-    assert set(body) == {"error"}, body
-    return dict(body["error"])
-
-
 def reason_codes(body: dict[str, Any]) -> list[str]:
     return [reason["code"] for reason in body["reasons"]]
 
@@ -268,7 +270,7 @@ async def test_zhang_wei_is_sent_to_a_counter_for_the_one_over_200_yuan_which_a_
     assert "GENERAL_PROCEDURE_COUNTER_ONLY" in reason_codes(hint)
     refused = await c.http.post(f"/api/v1/violations/{zw03}/handlings", headers=zhang)
     assert refused.status_code == 403, refused.text
-    body = error(refused)
+    body = error_body(refused)
     assert body["code"] == hint["reason_code"]
     assert reason_codes(body["details"]) == reason_codes(hint)
     assert body["details"]["route"] == "counter"
@@ -310,7 +312,7 @@ async def test_zhang_wei_is_sent_to_a_counter_for_the_one_over_200_yuan_which_a_
         headers=clerk,
     )
     assert other.status_code == 409, other.text
-    assert error(other)["code"] == "ALREADY_HANDLED"
+    assert error_body(other)["code"] == "ALREADY_HANDLED"
 
     supervisor = await c.staff("super01")
     audit = await c.http.get(
@@ -349,7 +351,7 @@ async def test_li_na_may_reach_12_points_but_not_pass_them_r_adj_1(
 
     r = await c.http.post(f"/api/v1/violations/{ln02}/handlings", headers=li)
     assert r.status_code == 403, r.text
-    assert "POINTS_LIMIT_EXCEEDED" in reason_codes(error(r)["details"])
+    assert "POINTS_LIMIT_EXCEEDED" in reason_codes(error_body(r)["details"])
     assert (await detail(c, li, ln02))["status"] == "unhandled"
 
 
@@ -369,7 +371,7 @@ async def test_wang_qiang_is_refused_the_point_bearing_one_and_handles_the_0_poi
     assert reason_codes(hint) == ["AB_CLASS_POINTS_COUNTER_ONLY"]
     r = await c.http.post(f"/api/v1/violations/{wq01}/handlings", headers=wang)
     assert r.status_code == 403, r.text
-    assert error(r)["code"] == "AB_CLASS_POINTS_COUNTER_ONLY"
+    assert error_body(r)["code"] == "AB_CLASS_POINTS_COUNTER_ONLY"
 
     assert (await detail(c, wang, wq02))["online_handling"]["availability"] == "allowed"
     decision = await handle_online(c, wang, wq02)
@@ -426,7 +428,7 @@ async def test_liu_yang_takes_the_points_of_zhang_weis_car_after_zhang_weis_face
         f"/api/v1/handlings/{hid}/verifications/handler/complete", headers=liu
     )
     assert early.status_code == 409, early.text
-    assert error(early)["code"] == "HANDLING_OWNER_STEP_FIRST"
+    assert error_body(early)["code"] == "HANDLING_OWNER_STEP_FIRST"
     await complete(c, liu, hid, "owner")  # 张伟's face (the sandbox passes it at once)
     await complete(c, liu, hid, "handler")
     decision = await submit(c, liu, hid)
@@ -474,7 +476,7 @@ async def test_every_handling_endpoint_answers_404_for_another_users_handling(
     foreign = await c.http.post(f"/api/v1/violations/{vid}/handlings", headers=stranger)
     missing = await c.http.post(f"/api/v1/violations/{unknown}/handlings", headers=stranger)
     assert foreign.status_code == missing.status_code == 404, foreign.text
-    assert error(foreign) == error(missing)
+    assert error_body(foreign) == error_body(missing)
     for method, path in (
         ("GET", "/api/v1/handlings/{}"),
         ("POST", "/api/v1/handlings/{}/verifications/handler/complete"),
@@ -484,7 +486,7 @@ async def test_every_handling_endpoint_answers_404_for_another_users_handling(
         foreign = await c.http.request(method, path.format(hid), headers=stranger)
         missing = await c.http.request(method, path.format(unknown), headers=stranger)
         assert foreign.status_code == missing.status_code == 404, (path, foreign.text)
-        assert error(foreign) == error(missing), path
+        assert error_body(foreign) == error_body(missing), path
 
     got = await c.http.get(f"/api/v1/handlings/{hid}", headers=mine)
     assert got.status_code == 200, got.text
@@ -529,7 +531,7 @@ async def test_a_disputed_violation_is_refused_online_until_cleared_r_adj_9(
     assert "DISPUTED_COUNTER_ONLY" in reason_codes(hint)
     refused = await c.http.post(f"/api/v1/violations/{vid}/handlings", headers=user)
     assert refused.status_code == 403, refused.text
-    assert error(refused)["code"] == "DISPUTED_COUNTER_ONLY"
+    assert error_body(refused)["code"] == "DISPUTED_COUNTER_ONLY"
 
     r = await c.http.post(f"/internal/v1/violations/{vid}/undispute", headers=clerk)
     assert r.status_code == 200, r.text
@@ -585,7 +587,7 @@ async def test_a_fourth_other_persons_vehicle_in_a_cycle_is_refused_and_staff_se
     assert "POINTS_BUYING_VEHICLE_LIMIT" in reason_codes(hint)
     refused = await c.http.post(f"/api/v1/violations/{vids[3]}/handlings", headers=user)
     assert refused.status_code == 403, refused.text
-    assert "POINTS_BUYING_VEHICLE_LIMIT" in reason_codes(error(refused)["details"])
+    assert "POINTS_BUYING_VEHICLE_LIMIT" in reason_codes(error_body(refused)["details"])
 
     clerk = await c.staff("clerk01")
 

@@ -21,7 +21,7 @@ from cqcommon.errors import (
     ErrorKind,
 )
 from cqcommon.settings import Settings
-from cqdev.testing import eventually
+from cqdev.testing import error_body, eventually
 from cqgateway.tokens import ISSUER, STAFF_AUDIENCE, USER_AUDIENCE
 from cqtraffic.adjudication.v1 import adjudication_pb2 as adj
 from cqtraffic.common.v1 import types_pb2 as common
@@ -32,12 +32,6 @@ from google.protobuf.timestamp_pb2 import Timestamp
 pytestmark = pytest.mark.integration
 
 SECRET = "gateway-test-secret-0123456789abcdef-0123456789"
-
-
-def err(r: httpx.Response) -> dict[str, Any]:
-    body = r.json()
-    assert set(body) == {"error"}, body
-    return dict(body["error"])
 
 
 async def user_token(client: httpx.AsyncClient, fake: Any, person_id: str = "p-1") -> str:
@@ -168,7 +162,7 @@ async def test_invalid_auth_code_is_401(
 ) -> None:
     r = await client.post("/api/v1/auth/alipay", json={"auth_code": auth_code})
     assert r.status_code == 401
-    assert err(r)["code"] == "AUTH_CODE_INVALID"
+    assert error_body(r)["code"] == "AUTH_CODE_INVALID"
     assert "ResolveUser" not in fake.requests
 
 
@@ -207,8 +201,8 @@ async def test_bad_user_tokens_are_401(client: httpx.AsyncClient, token: str, re
         headers={"Authorization": f"Bearer {token}"},
     )
     assert r.status_code == 401
-    assert err(r)["code"] == "TOKEN_INVALID"
-    assert err(r)["details"]["reason"] == reason
+    assert error_body(r)["code"] == "TOKEN_INVALID"
+    assert error_body(r)["details"]["reason"] == reason
     assert r.headers["www-authenticate"].startswith("Bearer")
 
 
@@ -234,7 +228,7 @@ async def test_user_token_on_the_counter_api_is_401(client: httpx.AsyncClient, f
         headers={"Authorization": f"Bearer {token}"},
     )
     assert r.status_code == 401
-    assert err(r)["details"]["reason"] == "wrong_token_type"
+    assert error_body(r)["details"]["reason"] == "wrong_token_type"
     assert "RecordViolation" not in fake.requests
 
 
@@ -245,7 +239,7 @@ async def test_list_violations_needs_exactly_one_subject(
     for params in ({}, {"vehicle_id": "a", "licence_id": "b"}):
         r = await client.get("/api/v1/violations", params=params, headers=headers)
         assert r.status_code == 422
-        assert err(r)["code"] == "VALIDATION_FAILED"
+        assert error_body(r)["code"] == "VALIDATION_FAILED"
     r = await client.get(
         "/api/v1/violations", params={"vehicle_id": "a", "status": "bogus"}, headers=headers
     )
@@ -343,7 +337,7 @@ async def test_remote_domain_errors_keep_code_and_map_status(
     fake.script("ListViolations", boom)
     r = await client.get("/api/v1/violations", params={"vehicle_id": "x"}, headers=headers)
     assert r.status_code == status
-    body = err(r)
+    body = error_body(r)
     assert body["code"] == error.code
     assert body["message_zh"] == error.message_zh and body["message_en"] == error.message_en
     assert r.headers.get("retry-after") == retry_after
@@ -365,7 +359,7 @@ async def test_an_uncatalogued_remote_code_is_internal_error_and_logged(
     with caplog.at_level(logging.ERROR, logger="cqgateway.errors"):
         r = await client.get("/api/v1/violations", params={"vehicle_id": "x"}, headers=headers)
     assert r.status_code == 500
-    assert err(r)["code"] == "INTERNAL_ERROR"
+    assert error_body(r)["code"] == "INTERNAL_ERROR"
     assert "BRAND_NEW_RULE" not in r.text and "新规则" not in r.text
     assert "BRAND_NEW_RULE" in caplog.text
 
@@ -381,7 +375,7 @@ async def test_unscripted_or_crashing_service_is_a_clean_5xx(
     fake.script("ListViolations", crash)
     r = await client.get("/api/v1/violations", params={"vehicle_id": "x"}, headers=headers)
     assert r.status_code == 500
-    assert err(r)["code"] == "INTERNAL_ERROR"
+    assert error_body(r)["code"] == "INTERNAL_ERROR"
     assert "bug in the service" not in r.text
 
 
@@ -389,7 +383,7 @@ async def test_unreachable_service_is_503(gateway_factory: Any, dead_addr: str) 
     async with gateway_factory(query_service_addr=dead_addr) as (_app, client):
         r = await client.post("/api/v1/auth/alipay", json={"auth_code": "sandbox:2088000000000001"})
         assert r.status_code == 503
-        assert err(r)["code"] == "SERVICE_UNAVAILABLE"
+        assert error_body(r)["code"] == "SERVICE_UNAVAILABLE"
 
 
 # -- staff login, roles and audit --------------------------------------------------------------
@@ -401,8 +395,8 @@ async def test_staff_login_failures_look_the_same(client: httpx.AsyncClient) -> 
         "/internal/v1/auth/login", json={"username": "ghost99", "password": "nope"}
     )
     assert wrong.status_code == unknown.status_code == 401
-    assert err(wrong) == err(unknown)
-    assert err(wrong)["code"] == "STAFF_LOGIN_FAILED"
+    assert error_body(wrong) == error_body(unknown)
+    assert error_body(wrong)["code"] == "STAFF_LOGIN_FAILED"
 
 
 async def test_staff_token_claims(client: httpx.AsyncClient) -> None:
@@ -423,7 +417,7 @@ async def test_staff_token_on_the_user_api_is_401(
 ) -> None:
     r = await client.get("/api/v1/violations", params={"vehicle_id": "v"}, headers=clerk_headers)
     assert r.status_code == 401
-    assert err(r)["details"]["reason"] == "wrong_token_type"
+    assert error_body(r)["details"]["reason"] == "wrong_token_type"
 
 
 async def test_clerk_on_a_supervisor_endpoint_is_403_and_audited(
@@ -433,7 +427,7 @@ async def test_clerk_on_a_supervisor_endpoint_is_403_and_audited(
         "/internal/v1/audit", params={"subject": "vehicle:zzz"}, headers=clerk_headers
     )
     assert r.status_code == 403
-    assert err(r)["code"] == "FORBIDDEN"
+    assert error_body(r)["code"] == "FORBIDDEN"
     rows = await audit_rows(client, supervisor_headers, staff_id="clerk01")
     denied = [
         row for row in rows if row["path"] == "/internal/v1/audit" and row["status_code"] == 403
@@ -530,7 +524,7 @@ async def test_record_violation_bad_input(
         "/internal/v1/violations", json=violation_body(**overrides), headers=clerk_headers
     )
     assert r.status_code == status, r.text
-    assert err(r)["code"] == code
+    assert error_body(r)["code"] == code
     assert "RecordViolation" not in fake.requests
 
 
@@ -567,7 +561,7 @@ async def test_a_read_whose_audit_row_cannot_be_written_fails_r_usr_2(
     finally:
         ctx.audit = real
     assert r.status_code == 503
-    assert err(r)["code"] == "AUDIT_UNAVAILABLE"
+    assert error_body(r)["code"] == "AUDIT_UNAVAILABLE"
     assert "vio-1" not in r.text
 
 
@@ -603,4 +597,4 @@ async def test_expired_staff_token_is_401(client: httpx.AsyncClient) -> None:
     )  # fmt: skip
     r = await client.get("/internal/v1/audit", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 401
-    assert err(r)["details"]["reason"] == "expired"
+    assert error_body(r)["details"]["reason"] == "expired"
