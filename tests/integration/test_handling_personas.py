@@ -504,6 +504,28 @@ async def test_every_handling_endpoint_answers_404_for_another_users_handling(
     assert_decision(decision, c, vid=vid, fine=10_000, points=3)
 
 
+async def test_a_user_who_logged_in_before_their_record_arrived_can_handle(
+    sandbox: Cluster,
+) -> None:
+    """R-USR-1 / R-ADJ-1: the token of a login before the registry record reached the read
+    model carries no person; the owner is still recognised as the owner (not a stranger
+    answered 404) once the record is there, without logging in again."""
+    c = sandbox
+    owner = new_owner()
+    early = await c.login(owner.alipay_user_id)  # nothing is known of this user yet
+    await c.import_records(owner.records())
+    recorded = await c.record_violation(
+        violation_body(owner.plate_number, f"PERSONA-EARLY-{uuid.uuid4().hex[:8]}", fine_fen=10_000)
+    )
+    assert recorded.status_code == 201, recorded.text
+    vid = recorded.json()["violation_id"]
+    await detail(c, early, vid)
+    handling = await start(c, early, vid)
+    await complete(c, early, handling["handling_id"], "handler")
+    decision = await submit(c, early, handling["handling_id"])
+    assert_decision(decision, c, vid=vid, fine=10_000, points=3)
+
+
 # -- disputes -----------------------------------------------------------------------------------------------
 async def test_a_disputed_violation_is_refused_online_until_cleared_r_adj_9(
     sandbox: Cluster,

@@ -28,14 +28,17 @@ from cqcommon.errors import (
     UNSUPPORTED_MEDIA_TYPE,
     DomainError,
 )
+from cqcommon.grpc_client import call
 from cqcommon.settings import Settings
 from cqtraffic.common.v1.types_pb2 import Caller
+from cqtraffic.query.v1 import query_pb2
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from cqgateway.audit import AuditRepository, audit_context
 from cqgateway.backends import Backends
 from cqgateway.health import ReadinessChecker
+from cqgateway.persons import PersonResolver
 from cqgateway.staff import StaffAccountCache, StaffRepository
 from cqgateway.tokens import StaffRole, TokenCodec
 
@@ -51,6 +54,7 @@ class GatewayContext:
     staff: StaffRepository | None = None
     staff_accounts: StaffAccountCache | None = None
     audit: AuditRepository | None = field(default=None)
+    persons: PersonResolver | None = None
 
     def attach(self, backends: Backends) -> None:
         self.backends = backends
@@ -60,10 +64,19 @@ class GatewayContext:
             self.staff, ttl_s=self.settings.staff_account_check_ttl_s
         )
         self.audit = AuditRepository(backends.db)
+        deadline = self.settings.grpc_deadline_s
+
+        async def resolve(user_id: str) -> str:
+            request = query_pb2.ResolveUserRequest(alipay_user_id=user_id)
+            answer = await call(backends.query.ResolveUser, request, timeout_s=deadline)
+            return str(answer.person_id)
+
+        self.persons = PersonResolver(resolve)
 
     def detach(self) -> None:
         self.backends = self.readiness = self.staff = self.audit = None
         self.staff_accounts = None
+        self.persons = None
 
     def audit_repository(self) -> AuditRepository | None:
         return self.audit
@@ -128,10 +141,14 @@ async def current_user(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_user_bearer)],
 ) -> AuthenticatedUser:
     claims = ctx.tokens.verify_user(_token(request, credentials))
+    person_id = claims.person_id
+    if not person_id and ctx.persons is not None:
+        # a token from before the person reached the read model (cqgateway.persons)
+        person_id = await ctx.persons.person_of(claims.user_id)
     return AuthenticatedUser(
         claims.user_id,
-        claims.person_id,
-        Caller(user_id=claims.user_id, person_id=claims.person_id),
+        person_id,
+        Caller(user_id=claims.user_id, person_id=person_id),
     )
 
 
