@@ -5,9 +5,10 @@ in before their registry record reached the read model (just imported, or the re
 later) holds a token without one, for the token's whole life. The query service resolves
 such callers itself on every read, but the other services (adjudication: "is this your car,
 your licence?") take the caller the gateway sends. So the gateway resolves the person for
-such tokens, with the same ``ResolveUser`` the login uses, and remembers the answer in this
-process: a found person for ``found_ttl_s`` (a user's person does not change), "none yet"
-for ``missing_ttl_s`` only, so a record that arrives is picked up within seconds.
+such tokens, with the same ``ResolveUser`` the login uses, and remembers a found person in
+this process for ``found_ttl_s`` (a user's person does not change). "None yet" is not
+remembered: the next request asks again, so a record that arrives counts at once (a user
+without any registry record, R-USR-1, pays one small lookup per request).
 
 If the query service cannot answer, the caller goes on without a person (what the token
 says), never with an error: every service already treats that as "owns nothing".
@@ -35,13 +36,11 @@ class PersonResolver:
         resolve: Resolve,
         *,
         found_ttl_s: float = 300.0,
-        missing_ttl_s: float = 5.0,
         max_entries: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._resolve = resolve
         self._found_ttl_s = found_ttl_s
-        self._missing_ttl_s = missing_ttl_s
         self._max_entries = max_entries
         self._clock = clock
         self._answers: dict[str, tuple[float, str]] = {}
@@ -58,8 +57,8 @@ class PersonResolver:
             # not an error for the caller: without a person they own nothing (R-USR-1)
             log.warning("person of a user not resolved: %s", exc.code)
             return ""
-        if len(self._answers) >= self._max_entries:  # only signed tokens get here; bound it
-            self._answers.clear()
-        ttl = self._found_ttl_s if person_id else self._missing_ttl_s
-        self._answers[user_id] = (now + ttl, person_id)
+        if person_id:
+            if len(self._answers) >= self._max_entries:  # only signed tokens get here
+                self._answers.clear()
+            self._answers[user_id] = (now + self._found_ttl_s, person_id)
         return person_id
