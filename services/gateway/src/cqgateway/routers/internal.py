@@ -149,10 +149,7 @@ async def record_violation(
         grpc_request,
         timeout_s=ctx.settings.grpc_deadline_s,
     )
-    if audit is not None:
-        audit.add_subject("violation", result.violation.violation_id)
-        audit.add_subject("vehicle", result.violation.vehicle_id)
-        audit.add_subject("licence", result.violation.licence_id)
+    _audit_violation(audit, result.violation)
     response.status_code = 201 if result.created else 200
     return mappers.violation_record_out(result.violation)
 
