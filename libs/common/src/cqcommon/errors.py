@@ -518,6 +518,111 @@ DISPUTE_NOT_ALLOWED = _define(
     "A paid violation cannot be marked as disputed.",
 )
 
+# -- payment (R-PAY-1..9) ------------------------------------------------------
+DECISION_NOT_FOUND = _define(
+    "DECISION_NOT_FOUND",
+    ErrorKind.NOT_FOUND,
+    "未找到该处罚决定书，请核对编号；刚作出的决定可能需要几分钟才能缴款。",
+    "No penalty decision has this number; check it (a decision just issued may take a few"
+    " minutes to become payable).",
+)
+DECISION_NOT_PAYABLE_HERE = _define(
+    "DECISION_NOT_PAYABLE_HERE",
+    ErrorKind.FORBIDDEN,
+    "该决定书不是重庆市公安交通管理部门作出的，请到作出决定的地方缴款（当地交警窗口或当地缴费渠道）。",
+    "This decision was not issued by a Chongqing authority; pay it where it was issued (that"
+    " region's counter or payment channels).",
+)
+DECISION_DISPUTED = _define(
+    "DECISION_DISPUTED",
+    ErrorKind.CONFLICT,
+    "该违法存在异议，异议处理完毕前不能缴款，请到交警窗口办理。",
+    "This violation is disputed; it cannot be paid until the dispute is cleared at a counter.",
+)
+PAYMENT_IN_PROGRESS = _define(
+    "PAYMENT_IN_PROGRESS",
+    ErrorKind.CONFLICT,
+    "该决定书已有一笔缴款正在进行，请先完成或等待其结束。",
+    "A payment of this decision is already in progress; finish it or wait until it ends.",
+)
+PAYMENT_NOT_FOUND = _define(
+    "PAYMENT_NOT_FOUND", ErrorKind.NOT_FOUND, "未找到该缴款记录。", "No such payment."
+)
+PAYMENT_PROVIDER_REFUSED = _define(
+    "PAYMENT_PROVIDER_REFUSED",
+    ErrorKind.CONFLICT,
+    "支付宝拒绝创建该笔交易，未发生扣款，请稍后重试。",
+    "Alipay refused to create the trade; nothing was charged. Try again later.",
+)
+INVALID_PAYMENT_METHOD = _define(
+    "INVALID_PAYMENT_METHOD",
+    ErrorKind.INVALID,
+    "窗口缴款方式应为 cash（现金）或 card（银行卡）。",
+    "The counter payment method must be cash or card.",
+)
+IDEMPOTENCY_KEY_REQUIRED = _define(
+    "IDEMPOTENCY_KEY_REQUIRED",
+    ErrorKind.INVALID,
+    "缺少 Idempotency-Key 请求头：创建缴款必须带上幂等键。",
+    "The Idempotency-Key header is required to create a payment.",
+)
+IDEMPOTENCY_KEY_INVALID = _define(
+    "IDEMPOTENCY_KEY_INVALID",
+    ErrorKind.INVALID,
+    "Idempotency-Key 应为 1 至 255 个可见 ASCII 字符。",
+    "The Idempotency-Key must be 1 to 255 visible ASCII characters.",
+)
+IDEMPOTENCY_KEY_REUSED = _define(
+    "IDEMPOTENCY_KEY_REUSED",
+    ErrorKind.INVALID,
+    "该 Idempotency-Key 已用于另一个不同的请求，请为新请求使用新的键。",
+    "This Idempotency-Key was used for a different request; use a new key for a new request.",
+)
+IDEMPOTENCY_KEY_IN_USE = _define(
+    "IDEMPOTENCY_KEY_IN_USE",
+    ErrorKind.CONFLICT,
+    "使用该 Idempotency-Key 的请求仍在处理中，请稍后重试。",
+    "A request with this Idempotency-Key is still being processed; retry shortly.",
+)
+MAINTENANCE_WINDOW = _define(
+    "MAINTENANCE_WINDOW",
+    ErrorKind.UNAVAILABLE,
+    "每日 22:00 至次日 00:30 为系统维护时间，暂停缴款，请在 00:30 之后再试。",
+    "Payments are paused for maintenance from 22:00 to 00:30 (Beijing time); try again"
+    " after 00:30.",
+)
+RECEIPT_NOT_AVAILABLE = _define(
+    "RECEIPT_NOT_AVAILABLE",
+    ErrorKind.CONFLICT,
+    "该笔缴款尚未成功，暂无缴款凭证。",
+    "This payment has not succeeded, so it has no receipt.",
+)
+FEEDBACK_LIMIT_REACHED = _define(
+    "FEEDBACK_LIMIT_REACHED",
+    ErrorKind.RATE_LIMITED,
+    "该笔缴款的反馈次数已达上限，工作人员会尽快处理。",
+    "This payment has received the most feedback allowed; staff will look into it.",
+)
+REFUND_NOT_FOUND = _define(
+    "REFUND_NOT_FOUND", ErrorKind.NOT_FOUND, "未找到该退款记录。", "No such refund."
+)
+REFUND_NOT_PENDING = _define(
+    "REFUND_NOT_PENDING",
+    ErrorKind.CONFLICT,
+    "该退款不在待审批状态。",
+    "This refund is not awaiting approval.",
+)
+SUPERVISOR_REQUIRED = _define(
+    "SUPERVISOR_REQUIRED",
+    ErrorKind.FORBIDDEN,
+    "该操作需要主管权限。",
+    "This action needs a supervisor.",
+)
+UNKNOWN_JOB = _define(
+    "UNKNOWN_JOB", ErrorKind.INVALID, "没有这个作业。", "There is no job of this name."
+)
+
+
 # -- query ---------------------------------------------------------------------
 # R-Q-3: the reason of an ``unknown`` online-handling hint when adjudication gave no answer
 # (a hint, never an error response: the read itself succeeds).

@@ -96,6 +96,38 @@ class Settings(BaseSettings):
     alipay_public_key_pem: str = Field(
         "", description="Alipay's RSA public key (PEM) that verifies responses/notifications."
     )
+    alipay_timeout_s: float = Field(
+        5.0, gt=0, description="Deadline of every call to the Alipay open platform (s)."
+    )
+    alipay_seller_id: str = Field(
+        "2088000000009999",
+        description="Our merchant's Alipay partner id (seller_id): a notification for another"
+        " seller is rejected (R-PAY-7).",
+    )
+    alipay_notify_url: str = Field(
+        "http://127.0.0.1:8000/api/v1/alipay/notify",
+        description="Where Alipay posts trade notifications: the gateway's public"
+        " /api/v1/alipay/notify (configured, never built from a request's Host header).",
+    )
+    # -- payment ------------------------------------------------------------------------
+    idempotency_key_retention_h: int = Field(
+        48, ge=48, description="R-PAY-3: hours an Idempotency-Key is kept before the reaper job."
+    )
+    idempotency_lock_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="R-PAY-3: a request holding a key longer than this (a crashed process) may"
+        " be taken over by a retry with the same key; before that a retry answers 409.",
+    )
+    payment_pending_resolve_after_s: int = Field(
+        300,
+        ge=0,
+        description="R-PAY-4 / R-JOB-1: the pending-payment job asks the provider about"
+        " payments pending longer than this (s).",
+    )
+    payment_feedback_max: int = Field(
+        5, ge=1, description="R-PAY-9: feedback entries a user may file per payment."
+    )
     # -- telemetry and logs -------------------------------------------------------------
     otel_exporter: Literal["console", "otlp", "memory", "none"] = Field(
         "none", description="Span exporter: console, otlp, memory (tests) or none."

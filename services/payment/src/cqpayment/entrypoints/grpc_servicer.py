@@ -23,12 +23,14 @@ class PaymentServiceServicer(pb_grpc.PaymentServiceServicer):
     ) -> pb.PayableDecision:
         raise not_implemented("GetDecision")
 
-    async def CreatePayment(self, request: pb.CreatePaymentRequest, context: Context) -> pb.Payment:
+    async def CreatePayment(
+        self, request: pb.CreatePaymentRequest, context: Context
+    ) -> pb.CreatePaymentResponse:
         raise not_implemented("CreatePayment")
 
     async def CreateCounterPayment(
         self, request: pb.CreateCounterPaymentRequest, context: Context
-    ) -> pb.Payment:
+    ) -> pb.CreatePaymentResponse:
         raise not_implemented("CreateCounterPayment")
 
     async def GetPayment(self, request: pb.GetPaymentRequest, context: Context) -> pb.Payment:
@@ -43,6 +45,14 @@ class PaymentServiceServicer(pb_grpc.PaymentServiceServicer):
         self, request: pb.FileFeedbackRequest, context: Context
     ) -> pb.FileFeedbackResponse:
         raise not_implemented("FileFeedback")
+
+    async def ListFeedback(
+        self, request: pb.ListFeedbackRequest, context: Context
+    ) -> pb.ListFeedbackResponse:
+        raise not_implemented("ListFeedback")
+
+    async def RunJob(self, request: pb.RunJobRequest, context: Context) -> pb.RunJobResponse:
+        raise not_implemented("RunJob")
 
     async def ListRefunds(
         self, request: pb.ListRefundsRequest, context: Context
