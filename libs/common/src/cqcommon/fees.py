@@ -12,12 +12,17 @@ an injectable clock, ``cqcommon.clock.today_in_shanghai``):
 
 Fractions of a fen are rounded down, in the payer's favour (3 % of 50.50 yuan is
 151.5 fen → 151 fen a day, computed on the total, not per day, so no drift accrues).
+
+``amount_due_at`` is the same rule for an instant rather than a date: the day changes at
+Asia/Shanghai midnight (16:00 UTC), whatever zone the instant was given in.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+
+from cqcommon.clock import FixedClock, today_in_shanghai
 
 #: Days after the decision date by which the fine is due.
 DUE_AFTER_DAYS = 15
@@ -63,3 +68,13 @@ def amount_due(fine_fen: int, decision_date: date, today: date) -> AmountDue:
         fine_fen=fine_fen,
         late_fee_fen=late_fee_fen(fine_fen, days_late),
     )
+
+
+def amount_due_at(fine_fen: int, decision_date: date, now: datetime) -> AmountDue:
+    """``amount_due`` on the Asia/Shanghai calendar day of the instant ``now`` (R-PAY-2).
+
+    ``now`` must be timezone-aware (a naive datetime raises ``ValueError``): a naive one
+    would be read in the server's zone, and a server in UTC would charge yesterday's
+    amount for the first eight hours of every Chongqing day.
+    """
+    return amount_due(fine_fen, decision_date, today_in_shanghai(FixedClock(now)))
