@@ -32,6 +32,7 @@ from cqdev.testing import (
     Cluster,
     Owner,
     eventually,
+    fetch_rows,
     new_owner,
     violation_body,
     violation_code_record,
@@ -618,6 +619,53 @@ async def test_fine_paid_shows_paid_on_the_next_read(cluster: Cluster) -> None:
     await publish(cluster, refund, ticket["decision_no"], producer="payment")
     r = await cluster.http.get("/api/v1/violations", params=unpaid, headers=headers)
     assert [v["violation_id"] for v in r.json()["violations"]] == [ticket["violation_id"]]
+
+
+async def test_r_q_5_adjudication_closes_the_case_when_paid_and_a_duplicates_refund_keeps_it(
+    cluster: Cluster,
+) -> None:
+    """R-Q-5 / R-PAY-5: adjudication records the case closed (`paid`) on FinePaid; refunding a
+    duplicate payment leaves it paid; refunding the payment that paid opens it again."""
+    owner = new_owner()
+    await registered(cluster, owner)
+    ticket = await on_site_decided(cluster, owner, "closed", decided=TODAY)
+
+    async def adjudication_status() -> str:
+        rows = await fetch_rows(
+            cluster.settings.database_url,
+            "SELECT status FROM adjudication.violations WHERE violation_id = %s",
+            ticket["violation_id"],
+        )
+        return str(rows[0][0])
+
+    async def sent(payload: Message) -> None:
+        env = await cluster.publish(payload, aggregate_id=ticket["decision_no"], producer="payment")
+
+        async def probe() -> bool:
+            return await cluster.applied(env.event_id, schema="adjudication")
+
+        await eventually(probe)
+
+    assert await adjudication_status() == "handled_unpaid"
+    paying = fine_paid(ticket)
+    await sent(paying)
+    assert await adjudication_status() == "paid"
+    await sent(paying)  # the same fact again changes nothing
+    assert await adjudication_status() == "paid"
+
+    def refund_of(payment_id: str) -> Any:
+        return pay.PaymentRefunded(
+            refund_id=str(uuid.uuid4()),
+            payment_id=payment_id,
+            decision_no=ticket["decision_no"],
+            violation_id=ticket["violation_id"],
+            amount_fen=ticket["fine_fen"],
+        )
+
+    await sent(refund_of(str(uuid.uuid4())))  # a duplicate's refund
+    assert await adjudication_status() == "paid"
+    await sent(refund_of(paying.payment_id))
+    assert await adjudication_status() == "handled_unpaid"
 
 
 # -- events: twice, and out of order -----------------------------------------------------------

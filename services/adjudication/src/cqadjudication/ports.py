@@ -216,6 +216,22 @@ class RegistryCopy(Protocol):
     ) -> None: ...
 
 
+class PaymentFacts(Protocol):
+    """The payments that settled violations' fines (from payment events, R-Q-5, R-PAY-5)."""
+
+    async def fine_paid(
+        self, *, payment_id: str, violation_id: str, decision_no: str, paid_at: datetime
+    ) -> None:
+        """Record a payment; the violation is closed (``paid``)."""
+        ...
+
+    async def payment_refunded(
+        self, *, payment_id: str, violation_id: str, decision_no: str, refunded_at: datetime
+    ) -> None:
+        """Record a refund; the violation is open again unless another payment stands."""
+        ...
+
+
 class FaceVerifier(Protocol):
     """R-ADJ-8: ``start(person, purpose) -> certify_id + url``, ``result(certify_id)``.
 

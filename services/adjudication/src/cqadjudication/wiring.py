@@ -8,6 +8,7 @@ from pathlib import Path
 from cqcommon.runner import ServiceSpec
 
 from cqadjudication.entrypoints.grpc_servicer import register
+from cqadjudication.entrypoints.payment_consumer import PAYMENT_CONSUMER
 from cqadjudication.entrypoints.registry_consumer import REGISTRY_CONSUMER
 
 SPEC = ServiceSpec(
@@ -16,5 +17,5 @@ SPEC = ServiceSpec(
     migrations_dir=Path(__file__).resolve().parents[2] / "migrations",
     addr=lambda s: s.adjudication_service_addr,
     register=register,
-    consumers=[REGISTRY_CONSUMER],
+    consumers=[REGISTRY_CONSUMER, PAYMENT_CONSUMER],
 )

@@ -45,6 +45,10 @@ _HANDLING = (
 _READ_FIRST = (
     "the use case read the referenced row in the same transaction (the copy is never pruned)"
 )
+_CASE_PAYMENTS = (
+    "written only by the payment-event consumer (upserts by payment id from FinePaid and"
+    " PaymentRefunded), never by a request"
+)
 _ALERT = "written by the R-X-2 guard from a refused assessment, never from a request"
 
 
@@ -209,6 +213,8 @@ UNREACHABLE: dict[str, str] = {
         ),
         _ALERT,
     ),
+    "case_payments_pkey": _CASE_PAYMENTS,
+    **columns("case_payments", ("payment_id", "violation_id", "decision_no"), _CASE_PAYMENTS),
     **PLUMBING,
 }
 
