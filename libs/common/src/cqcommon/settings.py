@@ -110,6 +110,12 @@ class Settings(BaseSettings):
         " /api/v1/alipay/notify (configured, never built from a request's Host header).",
     )
     # -- payment ------------------------------------------------------------------------
+    payment_maintenance_window: str = Field(
+        "22:00-00:30",
+        description="R-PAY-6: daily window (Asia/Shanghai, HH:MM-HH:MM) in which new payments"
+        " are refused with 503; empty turns the refusal off (test sessions whose subject is not"
+        " the window, so they do not depend on the time of day they run at).",
+    )
     idempotency_key_retention_h: int = Field(
         48, ge=48, description="R-PAY-3: hours an Idempotency-Key is kept before the reaper job."
     )
