@@ -23,6 +23,7 @@ from cqregistry.domain.roster import roster_vin_table, sandbox_roster
 from cqregistry.entrypoints import loader
 from cqregistry.entrypoints.mappers import entry_from_proto
 from cqtraffic.adjudication.v1 import adjudication_pb2 as adj
+from cqtraffic.payment.v1 import payment_pb2 as payment_pb
 from cqtraffic.registry.v1 import registry_pb2 as reg
 
 TODAY = dt.date(2025, 11, 21)
@@ -131,8 +132,8 @@ def test_requests_are_stable_and_decided_ones_carry_a_decision() -> None:
         if SOURCE_NAMES[r.source] == "on_site" or r.decision_no:
             assert r.decision_no and date_from_proto(r.decision_date) is not None
             assert r.licence_no  # the decision went on someone's licence
-    notes = [p for p in PLANNED if p.note]
-    assert [p.request.source_record_id for p in notes] == ["SBX-ZW-05"]  # the paid one
+    paid = [p.request.source_record_id for p in PLANNED if p.paid]
+    assert paid == ["SBX-ZW-05"]  # paid at the sandbox counter through the payment service
 
 
 def test_zw_03_is_sent_without_a_decision() -> None:
@@ -226,7 +227,6 @@ async def test_not_yet_known_is_retried_then_replays_count_as_unchanged() -> Non
     budget = loader.RetryBudget(remaining_s=5.0, first_delay_s=0.001)
     first = await _record_all(stub, budget)
     assert first.created == len(PLANNED) and first.replayed == 0
-    assert any("SBX-ZW-05" in n for n in first.notes)
     second = await _record_all(stub, budget)
     assert (second.created, second.replayed) == (0, len(PLANNED))
     assert second.notes == []
@@ -252,3 +252,68 @@ async def test_other_errors_fail_at_once_and_decision_required_is_reported() -> 
 
 def test_licence_status_uses_the_registry_protocol_words() -> None:
     assert set(LICENCE_STATE.values()) <= {"valid", "suspended", "revoked"}
+
+
+class FakePayment:
+    """PaymentService.CreateCounterPayment: not yet known ``misses`` times, then paid once;
+    the same key again replays; ``error`` answers every call with that code."""
+
+    def __init__(self, *, misses: int = 0, error: str | None = None) -> None:
+        self.misses = misses
+        self.error = error
+        self.requests: list[payment_pb.CreateCounterPaymentRequest] = []
+
+    async def CreateCounterPayment(  # noqa: N802 - the gRPC method name
+        self,
+        request: payment_pb.CreateCounterPaymentRequest,
+        timeout: float | None = None,  # noqa: ASYNC109 - the gRPC stub signature
+    ) -> payment_pb.CreatePaymentResponse:
+        assert timeout is not None and timeout > 0
+        self.requests.append(request)
+        if self.error:
+            raise _error(self.error)
+        if self.misses:
+            self.misses -= 1
+            raise _error("DECISION_NOT_FOUND")
+        same_key = [r for r in self.requests if r.idempotency_key == request.idempotency_key]
+        return payment_pb.CreatePaymentResponse(replayed=len(same_key) > 1)
+
+
+PAID_REQUEST = next(p.request for p in PLANNED if p.paid)
+
+
+async def test_the_paid_roster_violation_is_paid_at_the_counter_once_payment_knows_it() -> None:
+    """R-SBX-1 / R-PAY-1: the roster's paid violation is paid through the payment service
+    (cash at the sandbox desk), retried until payment has learned the decision; the key is
+    the same on every load, so a second load replays the first payment."""
+    stub = FakePayment(misses=2)
+    budget = loader.RetryBudget(remaining_s=5.0, first_delay_s=0.001)
+    summary = loader.SandboxSummary()
+    for _ in range(2):
+        await loader._pay_at_counter(stub, PAID_REQUEST, budget, 5.0, summary)  # type: ignore[arg-type]
+    assert summary.paid == 2 and summary.notes == []
+    keys = {r.idempotency_key for r in stub.requests}
+    assert len(keys) == 1 and len(stub.requests) == 4
+    (request,) = {r.SerializeToString(): r for r in stub.requests}.values()
+    assert request.decision_no == PAID_REQUEST.decision_no and request.method == "cash"
+    assert request.caller.staff_id and not request.caller.user_id
+    assert request.request_hash
+
+
+async def test_an_already_paid_decision_counts_and_the_maintenance_window_is_noted() -> None:
+    """R-PAY-6: inside 22:00-00:30 the counter payment is refused; the load goes on and says
+    to run it again after 00:30. ALREADY_PAID (an earlier load) counts as paid."""
+    budget = loader.RetryBudget(remaining_s=1.0, first_delay_s=0.001)
+    summary = loader.SandboxSummary()
+    await loader._pay_at_counter(
+        FakePayment(error="ALREADY_PAID"), PAID_REQUEST, budget, 5.0, summary
+    )  # type: ignore[arg-type]
+    assert summary.paid == 1
+    await loader._pay_at_counter(
+        FakePayment(error="MAINTENANCE_WINDOW"), PAID_REQUEST, budget, 5.0, summary
+    )  # type: ignore[arg-type]
+    assert summary.paid == 1 and any("00:30" in n for n in summary.notes)
+    with pytest.raises(loader.LoadError, match="DECISION_DISPUTED"):
+        await loader._pay_at_counter(
+            FakePayment(error="DECISION_DISPUTED"), PAID_REQUEST, budget, 5.0, summary
+        )  # type: ignore[arg-type]

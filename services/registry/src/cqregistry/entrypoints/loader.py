@@ -11,6 +11,14 @@ adjudication answers ``created=false``). Adjudication learns vehicles, licences 
 from registry events, asynchronously, so "not found yet" answers are retried with backoff
 for about a minute before the load fails.
 
+A roster violation listed as paid is recorded decided-unpaid, then paid through
+``PaymentService.CreateCounterPayment`` (cash, at a "sandbox-loader" desk) once payment has
+learned the decision from adjudication's event: the paid state comes from the payment
+service and its ``FinePaid`` event, never written around it. The idempotency key is fixed
+per record and decision, so a second run replays the first payment (or finds it paid).
+Inside the maintenance window (R-PAY-6) the payment is refused; the load says so and leaves
+the record unpaid for a later run.
+
 The bulk generator of synthetic data is dev tooling (``python -m cqdev generate``), not
 part of the registry. The pure parts here (roster → import records and RecordViolation
 requests) are separate from the I/O so they can be tested without a cluster.
@@ -21,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import hashlib
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +47,9 @@ from cqcommon.protomap import (
 from cqcommon.settings import Settings
 from cqtraffic.adjudication.v1 import adjudication_pb2 as adj
 from cqtraffic.adjudication.v1 import adjudication_pb2_grpc as adj_grpc
+from cqtraffic.common.v1 import types_pb2 as common
+from cqtraffic.payment.v1 import payment_pb2 as payment
+from cqtraffic.payment.v1 import payment_pb2_grpc as payment_grpc
 from cqtraffic.registry.v1 import registry_pb2 as reg
 from cqtraffic.registry.v1 import registry_pb2_grpc as reg_grpc
 
@@ -56,6 +68,7 @@ from cqregistry.entrypoints.mappers import entry_to_proto
 
 if TYPE_CHECKING:
     from cqtraffic.adjudication.v1.adjudication_pb2_grpc import AdjudicationServiceAsyncStub
+    from cqtraffic.payment.v1.payment_pb2_grpc import PaymentServiceAsyncStub
     from cqtraffic.registry.v1.registry_pb2_grpc import RegistryServiceAsyncStub
 
 SANDBOX_SOURCE_SYSTEM = "sandbox"
@@ -63,6 +76,10 @@ SANDBOX_SOURCE_SYSTEM = "sandbox"
 # code have reached its copy of the registry.
 NOT_YET_KNOWN = frozenset({"VEHICLE_NOT_FOUND", "UNKNOWN_VIOLATION_CODE", "LICENCE_NOT_FOUND"})
 UNREACHABLE = "SERVICE_UNAVAILABLE"
+# Payment answers this until adjudication's event about the decision has reached it.
+DECISION_NOT_YET_KNOWN = frozenset({"DECISION_NOT_FOUND"})
+#: The counter desk the roster's paid violations are paid at (cash).
+SANDBOX_DESK = common.Caller(staff_id="sandbox-loader", staff_role="clerk")
 RETRY_BUDGET_S = 60.0
 IMPORT_DEADLINE_S = 60.0  # a 5000-record batch is one transaction: allow it time
 
@@ -102,10 +119,11 @@ def batches(items: Sequence[_T], size: int = MAX_BATCH) -> Iterator[Sequence[_T]
 
 @dataclass(frozen=True)
 class PlannedViolation:
-    """One roster violation as a RecordViolation request, with a note for the summary."""
+    """One roster violation as a RecordViolation request."""
 
     request: adj.RecordViolationRequest
-    note: str | None = None
+    #: Paid in the roster: paid at the counter through the payment service once recorded.
+    paid: bool = False
 
 
 def violation_request(
@@ -138,16 +156,26 @@ def violation_requests(roster: SandboxRoster) -> list[PlannedViolation]:
     planned: list[PlannedViolation] = []
     for v in roster.violations:
         licence = licences[v.licence_id] if v.licence_id is not None else None
-        note = None
-        if v.status is ViolationStatus.PAID:
-            # Payments belong to the payment service, which does not record any yet.
-            note = (
-                f"{v.source_record_id}: paid in the roster; recorded as decided-unpaid "
-                "until the payment service exists"
-            )
         request = violation_request(v, vehicles[v.vehicle_id], licence, SANDBOX_SOURCE_SYSTEM)
-        planned.append(PlannedViolation(request, note))
+        planned.append(PlannedViolation(request, paid=v.status is ViolationStatus.PAID))
     return planned
+
+
+def counter_payment_request(req: adj.RecordViolationRequest) -> payment.CreateCounterPaymentRequest:
+    """The cash payment at the sandbox desk that pays a roster violation listed as paid.
+
+    The key is fixed per record and decision, so a second load replays the first payment;
+    the fingerprint covers what the payment is for.
+    """
+    method = "cash"
+    fingerprint = hashlib.sha256(f"counter_payment|{req.decision_no}|{method}".encode())
+    return payment.CreateCounterPaymentRequest(
+        caller=SANDBOX_DESK,
+        decision_no=req.decision_no,
+        method=method,
+        idempotency_key=f"sandbox-roster-{req.source_record_id}-{req.decision_no}",
+        request_hash=fingerprint.hexdigest(),
+    )
 
 
 # -- I/O: the sandbox load through the services -----------------------------------------
@@ -198,6 +226,7 @@ class SandboxSummary:
     replayed: int = 0
     kept: int = 0
     refused: int = 0
+    paid: int = 0
     notes: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
@@ -207,6 +236,7 @@ class SandboxSummary:
             f"adjudication: {self.created + self.replayed + self.kept + self.refused}"
             f" roster violations: {self.created} created, {self.replayed} already recorded,"
             f" {self.kept} kept from an earlier day, {self.refused} refused",
+            f"payment: {self.paid} roster violation(s) paid at the sandbox counter",
         ]
         out += [f"note: {n}" for n in self.notes]
         return out
@@ -226,6 +256,7 @@ async def load_sandbox(
     records = roster_records(roster)
     registry_channel = make_channel(settings.registry_service_addr)
     adjudication_channel = make_channel(settings.adjudication_service_addr)
+    payment_channel = make_channel(settings.payment_service_addr)
     try:
         registry: RegistryServiceAsyncStub = reg_grpc.RegistryServiceStub(registry_channel)
         for batch in batches(records):
@@ -246,12 +277,49 @@ async def load_sandbox(
         adjudication: AdjudicationServiceAsyncStub = adj_grpc.AdjudicationServiceStub(
             adjudication_channel
         )
-        for planned in violation_requests(roster):
+        planned_violations = violation_requests(roster)
+        for planned in planned_violations:
             await _record(adjudication, planned, budget, deadline, summary)
+        payments: PaymentServiceAsyncStub = payment_grpc.PaymentServiceStub(payment_channel)
+        for planned in planned_violations:
+            if planned.paid:
+                await _pay_at_counter(payments, planned.request, budget, deadline, summary)
     finally:
         await registry_channel.close(None)
         await adjudication_channel.close(None)
+        await payment_channel.close(None)
     return summary
+
+
+async def _pay_at_counter(
+    stub: PaymentServiceAsyncStub,
+    req: adj.RecordViolationRequest,
+    budget: RetryBudget,
+    deadline_s: float,
+    summary: SandboxSummary,
+) -> None:
+    request = counter_payment_request(req)
+    try:
+        await budget.run(
+            lambda: call(stub.CreateCounterPayment, request, timeout_s=deadline_s),
+            DECISION_NOT_YET_KNOWN | {UNREACHABLE},
+            f"counter payment of {req.source_record_id} ({req.decision_no})",
+        )
+    except DomainError as exc:
+        if exc.code == "ALREADY_PAID":  # paid by an earlier load whose key was reaped
+            summary.paid += 1
+            return
+        if exc.code == "MAINTENANCE_WINDOW":
+            summary.notes.append(
+                f"{req.source_record_id}: not paid now (payments pause 22:00-00:30,"
+                " R-PAY-6); run `python -m cqregistry load-sandbox` again after 00:30"
+            )
+            return
+        raise LoadError(
+            f"counter payment of {req.source_record_id} ({req.decision_no}): {exc.code}"
+            f" {exc.details or exc.message_en}"
+        ) from exc
+    summary.paid += 1
 
 
 async def _record(
@@ -295,8 +363,6 @@ async def _record(
         summary.created += 1
     else:
         summary.replayed += 1
-    if planned.note is not None and response.created:
-        summary.notes.append(planned.note)
 
 
 # -- command line -----------------------------------------------------------------------
