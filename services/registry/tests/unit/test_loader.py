@@ -303,17 +303,16 @@ async def test_the_paid_roster_violation_is_paid_at_the_counter_once_payment_kno
 async def test_an_already_paid_decision_counts_and_the_maintenance_window_is_noted() -> None:
     """R-PAY-6: inside 22:00-00:30 the counter payment is refused; the load goes on and says
     to run it again after 00:30. ALREADY_PAID (an earlier load) counts as paid."""
-    budget = loader.RetryBudget(remaining_s=1.0, first_delay_s=0.001)
     summary = loader.SandboxSummary()
-    await loader._pay_at_counter(
-        FakePayment(error="ALREADY_PAID"), PAID_REQUEST, budget, 5.0, summary
-    )  # type: ignore[arg-type]
+
+    async def pay(error: str) -> None:
+        budget = loader.RetryBudget(remaining_s=1.0, first_delay_s=0.001)
+        stub: Any = FakePayment(error=error)
+        await loader._pay_at_counter(stub, PAID_REQUEST, budget, 5.0, summary)
+
+    await pay("ALREADY_PAID")
     assert summary.paid == 1
-    await loader._pay_at_counter(
-        FakePayment(error="MAINTENANCE_WINDOW"), PAID_REQUEST, budget, 5.0, summary
-    )  # type: ignore[arg-type]
+    await pay("MAINTENANCE_WINDOW")
     assert summary.paid == 1 and any("00:30" in n for n in summary.notes)
     with pytest.raises(loader.LoadError, match="DECISION_DISPUTED"):
-        await loader._pay_at_counter(
-            FakePayment(error="DECISION_DISPUTED"), PAID_REQUEST, budget, 5.0, summary
-        )  # type: ignore[arg-type]
+        await pay("DECISION_DISPUTED")
