@@ -1,0 +1,144 @@
+"""Payable penalty decisions (R-PAY-1/2) as the payment service knows them, and how one is
+shown to a caller: priced for "today" in Asia/Shanghai, its payment state, whether it is
+payable here, and the party's name and plate whole or masked (R-Q-4).
+
+Payment learns decisions from adjudication's events (``ViolationRecorded`` carrying a
+decision number, ``ViolationHandled``); the facts of the violation (plate, code, place)
+come with ``ViolationRecorded`` and may be missing for a while if the events arrive out of
+order, hence the optional fields.
+
+Anyone logged in may look a decision up by its number (paying another person's fine is
+allowed, as at a bank counter), but only the party and staff see the party's personal data
+whole.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from cqcommon.errors import DECISION_NOT_PAYABLE_HERE
+from cqcommon.fees import AmountDue, amount_due
+from cqcommon.identifiers import CHONGQING_PROVINCE_CODE, mask_name, parse_decision_no
+
+from cqpayment.domain.callers import Caller
+
+__all__ = ["parse_decision_no"]
+
+
+class LearnedFrom(enum.StrEnum):
+    """Which event made a decision payable here (R-PAY-1)."""
+
+    HANDLED = "handled"  # issued by adjudication (online or counter handling)
+    RECORDED = "recorded"  # an on-site or general-procedure decision recorded as decided
+
+
+class PaymentStatus(enum.StrEnum):
+    """A decision's state as far as paying it goes."""
+
+    UNPAID = "unpaid"
+    IN_PROGRESS = "payment_in_progress"
+    PAID = "paid"
+
+
+@dataclass(frozen=True)
+class Decision:
+    decision_no: str
+    violation_id: str
+    decision_date: date
+    fine_fen: int
+    points: int
+    #: the person the decision is against: the handler, else the licence holder, else the
+    #: vehicle's owner; None while the registry copy does not know them yet
+    party_person_id: str | None
+    vehicle_id: str
+    licence_id: str | None
+    plate_number: str | None
+    violation_code: str | None
+    description_zh: str | None
+    occurred_at: datetime | None
+    place: str | None
+    disputed: bool
+    learned_from: str
+
+    @property
+    def authority_code(self) -> str:
+        """The issuing authority's 6-digit division code."""
+        return self.decision_no[:6]
+
+    @property
+    def payable_here(self) -> bool:
+        """R-PAY-1: only Chongqing decisions (division code ``50....``) are paid here."""
+        return self.decision_no.startswith(CHONGQING_PROVINCE_CODE)
+
+
+@dataclass(frozen=True)
+class ViolationFacts:
+    """What ``ViolationRecorded`` says about a violation, kept so a decision issued later
+    (``ViolationHandled`` carries only the decision) can show them."""
+
+    violation_id: str
+    vehicle_id: str
+    licence_id: str | None
+    plate_number: str
+    violation_code: str
+    description_zh: str
+    occurred_at: datetime
+    place: str
+    fine_fen: int
+    points: int
+
+
+def mask_plate(plate_number: str) -> str:
+    """``渝A12345`` → ``渝A***45`` (R-Q-4): keep the province character, the letter and the
+    last two characters; a short value keeps its first character only."""
+    n = len(plate_number)
+    if n <= 4:
+        return plate_number[:1] + "*" * max(0, n - 1)
+    return plate_number[:2] + "*" * (n - 4) + plate_number[-2:]
+
+
+def is_own(decision: Decision, caller: Caller) -> bool:
+    """The party themselves (by registry person) or staff see the decision whole."""
+    if caller.is_staff:
+        return True
+    return bool(caller.person_id) and decision.party_person_id == caller.person_id
+
+
+@dataclass(frozen=True)
+class DecisionView:
+    """A decision as one caller sees it today (``PayableDecision`` on the wire)."""
+
+    decision: Decision
+    amount: AmountDue
+    status: PaymentStatus
+    own: bool
+    party_name: str
+    plate_number: str
+
+    @property
+    def not_payable_code(self) -> str:
+        return "" if self.decision.payable_here else DECISION_NOT_PAYABLE_HERE.code
+
+
+def view_decision(
+    decision: Decision,
+    *,
+    party_name: str | None,
+    caller: Caller,
+    status: PaymentStatus,
+    today: date,
+) -> DecisionView:
+    """Price ``decision`` for ``today`` (R-PAY-2) and mask what the caller may not see."""
+    own = is_own(decision, caller)
+    name = party_name or ""
+    plate = decision.plate_number or ""
+    return DecisionView(
+        decision=decision,
+        amount=amount_due(decision.fine_fen, decision.decision_date, today),
+        status=status,
+        own=own,
+        party_name=name if own else mask_name(name),
+        plate_number=plate if own else mask_plate(plate),
+    )
