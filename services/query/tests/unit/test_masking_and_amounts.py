@@ -1,5 +1,6 @@
-"""Masking (R-Q-4), amounts shown (R-Q-3 / R-PAY-2) and the mapping of rows to views,
-all pure: no database, no Redis."""
+"""Masking in the query's views (R-Q-4), amounts shown (R-Q-3 / R-PAY-2) and the mapping
+of rows to views, all pure: no database, no Redis. The masking rule itself (who sees a
+person in full, the masks) is tested with it in libs/common/tests/unit/test_masking.py."""
 
 from __future__ import annotations
 
@@ -7,44 +8,13 @@ from datetime import UTC, date, datetime
 
 from cqquery.adapters.cache import facts_from_json, facts_to_json
 from cqquery.domain.amounts import amount_view
-from cqquery.domain.masking import Person, mask_file_no, mask_vin, person_for, sees_in_full
+from cqquery.domain.masking import Person
 from cqquery.domain.model import AccessFacts, LicenceRow, VehicleRow, ViolationRow
 from cqquery.domain.results import licence_shown, vehicle_shown, violation_shown
 from cqquery.entrypoints.mappers import licence_to_proto, vehicle_to_proto, violation_to_proto
 
 OWNER = Person("p-owner", "张伟", "500101199001011234", "13900005678")
 TODAY = date(2026, 11, 21)
-
-
-def test_own_data_and_staff_are_unmasked() -> None:
-    """R-Q-4: the person's own data and counter staff see everything."""
-    assert person_for(OWNER, caller_person_id="p-owner", is_staff=False) == OWNER
-    assert person_for(OWNER, caller_person_id="", is_staff=True) == OWNER
-
-
-def test_everyone_else_sees_masked_id_phone_and_name() -> None:
-    """R-Q-4: 5001**********1234, 139****5678, 张*."""
-    shown = person_for(OWNER, caller_person_id="p-other", is_staff=False)
-    assert shown.id_number == "5001**********1234"
-    assert shown.phone == "139****5678"
-    assert shown.name == "张*"
-    assert shown.person_id == OWNER.person_id
-
-
-def test_a_caller_without_a_person_never_counts_as_the_owner() -> None:
-    """R-Q-4 / R-USR-1: an empty person id must not match a record without an owner."""
-    assert not sees_in_full(subject_person_id="", caller_person_id="", is_staff=False)
-    masked = person_for(
-        Person("", "李娜", "500101199001011234", "13900005678"),
-        caller_person_id="",
-        is_staff=False,
-    )
-    assert masked.name == "李*"
-
-
-def test_vin_and_file_number_keep_only_their_tail() -> None:
-    assert mask_vin("LSVAB12C0M1234567") == "***********234567"
-    assert mask_file_no("500100123456") == "********3456"
 
 
 def _vehicle() -> VehicleRow:
