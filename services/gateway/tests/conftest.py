@@ -1,7 +1,7 @@
 """Fixtures of the gateway tests: settings on the test session's PostgreSQL database,
 Redis db and Tansu broker (the ``test_settings`` fixture of ``cqdev.pytest_plugin``, the one
 way tests get them), and ``FakeServices`` — an in-process grpc.aio server implementing
-QueryService, AdjudicationService and the standard health service.
+QueryService, AdjudicationService, PaymentService and the standard health service.
 
 ``FakeServices`` is a *test double for the HTTP ↔ gRPC mapping only*: each method
 answers whatever the test scripted (a response, or a ``DomainError`` sent exactly as
@@ -28,6 +28,7 @@ from cqcommon.grpc_errors import ERROR_METADATA_KEY, status_for
 from cqcommon.settings import Settings
 from cqgateway.app import create_app
 from cqtraffic.adjudication.v1 import adjudication_pb2_grpc
+from cqtraffic.payment.v1 import payment_pb2_grpc
 from cqtraffic.query.v1 import query_pb2 as q
 from cqtraffic.query.v1 import query_pb2_grpc
 from fastapi import FastAPI
@@ -48,7 +49,9 @@ Script = Callable[[Any], Any]  # request -> response message, or raises DomainEr
 
 
 class FakeServices(
-    query_pb2_grpc.QueryServiceServicer, adjudication_pb2_grpc.AdjudicationServiceServicer
+    query_pb2_grpc.QueryServiceServicer,
+    adjudication_pb2_grpc.AdjudicationServiceServicer,
+    payment_pb2_grpc.PaymentServiceServicer,
 ):
     """Scripted answers per method name; records every request it received."""
 
@@ -132,10 +135,42 @@ class FakeServices(
     async def ListPointsBuyingAlerts(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
         return await self._answer("ListPointsBuyingAlerts", request, context)
 
+    # PaymentService
+    async def GetDecision(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        return await self._answer("GetDecision", request, context)
+
+    async def CreatePayment(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        return await self._answer("CreatePayment", request, context)
+
+    async def CreateCounterPayment(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        return await self._answer("CreateCounterPayment", request, context)
+
+    async def GetPayment(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        return await self._answer("GetPayment", request, context)
+
+    async def RecordProviderNotification(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        return await self._answer("RecordProviderNotification", request, context)
+
+    async def FileFeedback(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        return await self._answer("FileFeedback", request, context)
+
+    async def ListFeedback(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        return await self._answer("ListFeedback", request, context)
+
+    async def ListRefunds(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        return await self._answer("ListRefunds", request, context)
+
+    async def ApproveRefund(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        return await self._answer("ApproveRefund", request, context)
+
+    async def GetReceipt(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        return await self._answer("GetReceipt", request, context)
+
     async def start(self) -> None:
         server = grpc.aio.server()
         query_pb2_grpc.add_QueryServiceServicer_to_server(self, server)
         adjudication_pb2_grpc.add_AdjudicationServiceServicer_to_server(self, server)
+        payment_pb2_grpc.add_PaymentServiceServicer_to_server(self, server)
         servicer = HealthServicer()
         await servicer.set("", health_pb2.HealthCheckResponse.SERVING)
         health_pb2_grpc.add_HealthServicer_to_server(servicer, server)

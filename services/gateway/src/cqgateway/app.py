@@ -27,7 +27,18 @@ from cqgateway.errors import catalogue_markdown, install_error_handlers
 from cqgateway.guards import SecurityHeadersMiddleware, StringCheckMiddleware
 from cqgateway.limits import BodySizeLimitMiddleware
 from cqgateway.openapi import document_errors
-from cqgateway.routers import auth, handlings, health, internal, me, not_built, violations
+from cqgateway.routers import (
+    alipay_notify,
+    auth,
+    counter_payments,
+    handlings,
+    health,
+    internal,
+    me,
+    not_built,
+    payments,
+    violations,
+)
 from cqgateway.staff import StaffRepository
 from cqgateway.tokens import TokenCodec
 
@@ -49,8 +60,11 @@ Every non-2xx body is
 400 `INVALID_CHARACTERS` refuses control, bidirectional and zero-width characters in any
 path, query or body string (`details.field` names where); 413 `BODY_TOO_LARGE` is sent for
 bodies over the size limit; 415 `UNSUPPORTED_MEDIA_TYPE` for a JSON endpoint called with
-another content type; 429 and 503 carry `Retry-After` when a time is known; endpoints of
-the contract that are not built yet answer 501 `NOT_IMPLEMENTED` (after authentication).
+another content type; 429 and 503 carry `Retry-After` when a time is known (503
+`MAINTENANCE_WINDOW`: the seconds until payments resume); endpoints of the contract that
+are not built yet answer 501 `NOT_IMPLEMENTED` (after authentication). The one exception
+is Alipay's notification, `POST /api/v1/alipay/notify`: a form in, plain text out
+(`success` or `fail`), as Alipay expects.
 Each operation lists the codes it can answer in `x-error-codes`. The stable codes:
 
 """
@@ -143,7 +157,10 @@ def create_app(
     app.include_router(me.router)
     app.include_router(violations.router)
     app.include_router(handlings.router)
+    app.include_router(payments.router)
+    app.include_router(alipay_notify.router)
     app.include_router(internal.router)
+    app.include_router(counter_payments.router)
     app.include_router(not_built.router)
     # Added later = further out. Order of a request: security headers, audit, body size,
     # string check, routes; so an oversized or refused /internal/v1 request is audited, and

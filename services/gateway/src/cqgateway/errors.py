@@ -27,6 +27,7 @@ from cqcommon.errors import (
     BODY_TOO_LARGE,
     CATALOGUE,
     FORBIDDEN,
+    IDEMPOTENCY_KEY_REUSED,
     INTERNAL_ERROR,
     MALFORMED_JSON,
     METHOD_NOT_ALLOWED,
@@ -65,6 +66,8 @@ STATUS_BY_KIND: dict[ErrorKind, int] = {
 # Bad-input codes whose HTTP status is more precise than the kind's 400.
 STATUS_BY_CODE: dict[str, int] = {
     VALIDATION_FAILED.code: 422,
+    # R-PAY-3, the IETF Idempotency-Key draft: a key reused with another request is 422.
+    IDEMPOTENCY_KEY_REUSED.code: 422,
     BODY_TOO_LARGE.code: 413,
     UNSUPPORTED_MEDIA_TYPE.code: 415,
     METHOD_NOT_ALLOWED.code: 405,

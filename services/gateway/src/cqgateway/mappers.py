@@ -11,22 +11,30 @@ Identifier formats are checked here with ``cqcommon.identifiers``, which raises
 from __future__ import annotations
 
 import logging
+import re
 from datetime import date, datetime
 from typing import Any, Literal, TypeVar, cast, get_args
 from zoneinfo import ZoneInfo
 
 from cqcommon import identifiers as ids
 from cqcommon import protomap
-from cqcommon.errors import INTERNAL_ERROR, DomainError
+from cqcommon.errors import CATALOGUE, INTERNAL_ERROR, DomainError
 from cqtraffic.adjudication.v1 import adjudication_pb2 as adj
 from cqtraffic.common.v1 import types_pb2 as common
+from cqtraffic.payment.v1 import payment_pb2 as pay
 from cqtraffic.query.v1 import query_pb2 as query
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from cqgateway.idempotency import request_hash
 from cqgateway.schemas import (
     AlertKindName,
+    CounterPaymentBody,
+    CreatePaymentBody,
     DecisionOut,
+    DecisionStateName,
     DisputeBody,
+    FeedbackBody,
+    FeedbackOut,
     HandleAtCounterBody,
     HandlingOut,
     HandlingRouteName,
@@ -38,6 +46,10 @@ from cqgateway.schemas import (
     LookupVehicleBody,
     MeOut,
     OnlineHandlingOut,
+    PayableDecisionOut,
+    PaymentChannelName,
+    PaymentOut,
+    PaymentStateName,
     PersonOut,
     PlateTypeCode,
     PointsBuyingAlertListOut,
@@ -46,7 +58,13 @@ from cqgateway.schemas import (
     ProcedureName,
     ReasonOut,
     RecordViolationBody,
+    RefundListOut,
+    RefundOut,
+    RefundStateName,
+    RefundStatusFilter,
     RelationName,
+    StaffFeedbackListOut,
+    StaffFeedbackOut,
     StaffLookupOut,
     StepStatusName,
     VehicleOut,
@@ -392,9 +410,9 @@ def staff_lookup_out(r: query.LookupResponse) -> StaffLookupOut:
 
 # -- /api/v1/violations/{id}/handlings, /api/v1/handlings/{id}/… ----------------------------
 def _contract_break(message: str) -> DomainError:
-    """An answer of the adjudication service outside the documented contract: a bug there,
-    logged for us and answered as 500 ``INTERNAL_ERROR`` (never passed on half-mapped)."""
-    log.error("adjudication answer outside the contract: %s", message)
+    """An answer of a service outside the documented contract: a bug there, logged for us
+    and answered as 500 ``INTERNAL_ERROR`` (never passed on half-mapped)."""
+    log.error("service answer outside the contract: %s", message)
     return DomainError(INTERNAL_ERROR)
 
 
@@ -523,3 +541,200 @@ def points_buying_alert_list_out(
         alerts=[points_buying_alert_out(a) for a in r.alerts],
         next_cursor=_opt(r.next_cursor),
     )
+
+
+# -- /api/v1/decisions, /api/v1/payments, /internal/v1/payments, /internal/v1/refunds ----------
+#: The operations a payment idempotency key fingerprints (``CreatePaymentRequest.request_hash``).
+CREATE_PAYMENT_OPERATION = "POST /api/v1/payments"
+COUNTER_PAYMENT_OPERATION = "POST /internal/v1/payments/counter"
+
+
+def _ts_field(message: Any, name: str) -> datetime | None:
+    return _timestamp(getattr(message, name)) if message.HasField(name) else None
+
+
+def get_decision_request(caller: common.Caller, decision_no: str) -> pay.GetDecisionRequest:
+    """Validate the number (400 ``INVALID_DECISION_NO``) and build the request."""
+    return pay.GetDecisionRequest(caller=caller, decision_no=ids.parse_decision_no(decision_no))
+
+
+def payable_decision_out(d: pay.PayableDecision) -> PayableDecisionOut:
+    state: DecisionStateName = _known(d.state, DecisionStateName, "decision state")
+    not_payable = None
+    if not d.payable_here:
+        # R-PAY-1: the code says where to pay; its sentences come from the one table.
+        not_payable = CATALOGUE.get(d.not_payable_code)
+        if not_payable is None:
+            raise _contract_break(f"unknown not_payable_code {d.not_payable_code!r}")
+    return PayableDecisionOut(
+        decision_no=d.decision_no,
+        violation_id=_opt(d.violation_id),
+        decision_date=_date(d.decision_date),
+        due_date=_date(d.due_date),
+        fine_fen=d.fine_fen,
+        late_fee_fen=d.late_fee_fen,
+        amount_due_fen=d.amount_due_fen,
+        days_late=d.days_late,
+        state=state,
+        payable_here=d.payable_here,
+        not_payable_code=not_payable.code if not_payable else None,
+        not_payable_message_zh=not_payable.message_zh if not_payable else None,
+        not_payable_message_en=not_payable.message_en if not_payable else None,
+        authority_code=_opt(d.authority_code),
+        own=d.own,
+        party_name=_opt(d.party_name),
+        plate_number=_opt(d.plate_number),
+        violation_code=_opt(d.violation_code),
+        description_zh=_opt(d.description_zh),
+        occurred_at=_ts_field(d, "occurred_at"),
+        place=_opt(d.place),
+        points=d.points,
+        disputed=d.disputed,
+    )
+
+
+def create_payment_request(
+    caller: common.Caller, body: CreatePaymentBody, idempotency_key: str
+) -> pay.CreatePaymentRequest:
+    """Validate the decision number and fingerprint the request as it will be executed."""
+    decision_no = ids.parse_decision_no(body.decision_no)
+    return pay.CreatePaymentRequest(
+        caller=caller,
+        decision_no=decision_no,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash(CREATE_PAYMENT_OPERATION, {"decision_no": decision_no}),
+    )
+
+
+def counter_payment_request(
+    caller: common.Caller, body: CounterPaymentBody, idempotency_key: str
+) -> pay.CreateCounterPaymentRequest:
+    decision_no = ids.parse_decision_no(body.decision_no)
+    return pay.CreateCounterPaymentRequest(
+        caller=caller,
+        decision_no=decision_no,
+        method=body.method,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash(
+            COUNTER_PAYMENT_OPERATION, {"decision_no": decision_no, "method": body.method}
+        ),
+    )
+
+
+def payment_out(p: pay.Payment) -> PaymentOut:
+    """The JSON of a payment: a pure function of the message, so equal messages (a replayed
+    creation) render to equal bytes."""
+    state: PaymentStateName = _known(p.state, PaymentStateName, "payment state")
+    channel: PaymentChannelName = _known(p.channel, PaymentChannelName, "payment channel")
+    return PaymentOut(
+        payment_id=p.payment_id,
+        decision_no=p.decision_no,
+        violation_id=_opt(p.violation_id),
+        amount_fen=p.amount_fen,
+        fine_fen=p.fine_fen,
+        late_fee_fen=p.late_fee_fen,
+        state=state,
+        channel=channel,
+        trade_no=_opt(p.provider_trade_no),
+        out_trade_no=p.out_trade_no,
+        created_at=_ts_field(p, "created_at"),
+        expires_at=_ts_field(p, "expires_at"),
+        paid_at=_ts_field(p, "paid_at"),
+        failure_reason=_opt(p.failure_reason),
+    )
+
+
+def created_payment_out(r: pay.CreatePaymentResponse) -> PaymentOut:
+    """The payment of a creation (an answer without one broke the contract: a 500)."""
+    if not (r.HasField("payment") and r.payment.payment_id):
+        raise _contract_break("payment creation answered without a payment")
+    return payment_out(r.payment)
+
+
+def get_payment_request(caller: common.Caller, payment_id: str) -> pay.GetPaymentRequest:
+    return pay.GetPaymentRequest(caller=caller, payment_id=payment_id)
+
+
+def receipt_request(caller: common.Caller, payment_id: str) -> pay.GetReceiptRequest:
+    return pay.GetReceiptRequest(caller=caller, payment_id=payment_id)
+
+
+_SAFE_FILENAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def attachment_filename(filename: str, fallback: str = "receipt.pdf") -> str:
+    """The document's file name when it is a plain one (it goes into a header: no quotes,
+    separators, controls or non-ASCII), else ``fallback``."""
+    return filename if _SAFE_FILENAME.fullmatch(filename) else fallback
+
+
+def feedback_request(
+    caller: common.Caller, payment_id: str, body: FeedbackBody
+) -> pay.FileFeedbackRequest:
+    return pay.FileFeedbackRequest(caller=caller, payment_id=payment_id, text=body.text)
+
+
+def feedback_out(r: pay.FileFeedbackResponse) -> FeedbackOut:
+    return FeedbackOut(feedback_id=r.feedback_id, created_at=_ts_field(r, "created_at"))
+
+
+def list_feedback_request(caller: common.Caller, limit: int) -> pay.ListFeedbackRequest:
+    return pay.ListFeedbackRequest(caller=caller, limit=limit)
+
+
+def staff_feedback_list_out(r: pay.ListFeedbackResponse) -> StaffFeedbackListOut:
+    return StaffFeedbackListOut(
+        feedback=[
+            StaffFeedbackOut(
+                feedback_id=f.feedback_id,
+                payment_id=f.payment_id,
+                decision_no=f.decision_no,
+                text=f.text,
+                created_at=_ts_field(f, "created_at"),
+                payment_state=f.payment_state,
+                out_trade_no=_opt(f.out_trade_no),
+                provider_status=f.provider_status or "UNKNOWN",
+            )
+            for f in r.feedback
+        ]
+    )
+
+
+def refund_state_filter(status: RefundStatusFilter | None) -> str:
+    """The service's state name for ``?status=`` (API.md's ``pending`` is ``pending_approval``;
+    none: every state)."""
+    if status is None:
+        return ""
+    return "pending_approval" if status == "pending" else status
+
+
+def list_refunds_request(
+    caller: common.Caller, status: RefundStatusFilter | None
+) -> pay.ListRefundsRequest:
+    return pay.ListRefundsRequest(caller=caller, status=refund_state_filter(status))
+
+
+def approve_refund_request(caller: common.Caller, refund_id: str) -> pay.ApproveRefundRequest:
+    return pay.ApproveRefundRequest(caller=caller, refund_id=refund_id)
+
+
+def refund_out(r: pay.Refund) -> RefundOut:
+    state: RefundStateName = _known(r.state, RefundStateName, "refund state")
+    channel: PaymentChannelName = _known(r.channel, PaymentChannelName, "refund channel")
+    return RefundOut(
+        refund_id=r.refund_id,
+        payment_id=r.payment_id,
+        decision_no=r.decision_no,
+        amount_fen=r.amount_fen,
+        state=state,
+        reason=r.reason,
+        channel=channel,
+        created_at=_ts_field(r, "created_at"),
+        approved_by=_opt(r.approved_by),
+        refunded_at=_ts_field(r, "refunded_at"),
+        out_request_no=_opt(r.out_request_no),
+    )
+
+
+def refund_list_out(r: pay.ListRefundsResponse) -> RefundListOut:
+    return RefundListOut(refunds=[refund_out(item) for item in r.refunds])

@@ -64,7 +64,7 @@ _STATUS_TEXT: dict[int, str] = {
     409: "State conflict",
     413: "Request body too large",
     415: "Request body is not JSON",
-    422: "Request does not match the schema",
+    422: "Request does not match the schema (or reuses an Idempotency-Key)",
     429: "Rate limit or quota reached",
     500: "Internal error",
     501: "Not built yet",

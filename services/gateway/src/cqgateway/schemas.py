@@ -328,6 +328,161 @@ class PointsBuyingAlertListOut(BaseModel):
     )
 
 
+# -- payments (mini-program: decisions, payments, receipts, feedback; counter: counter
+# -- payments, refunds, feedback) -----------------------------------------------------------
+DecisionStateName = Literal["unpaid", "payment_in_progress", "paid"]
+PaymentStateName = Literal["pending", "succeeded", "failed", "duplicate", "refunded"]
+PaymentChannelName = Literal["alipay", "counter_cash", "counter_card"]
+CounterMethodName = Literal["cash", "card"]
+RefundStateName = Literal["pending_approval", "approved", "refunded", "failed"]
+#: ``pending`` is API.md's name for ``pending_approval`` (``?status=pending``).
+RefundStatusFilter = Literal["pending", "pending_approval", "approved", "refunded", "failed"]
+
+
+class PayableDecisionOut(BaseModel):
+    """R-PAY-1/2: a penalty decision as payment knows it, priced for today (Asia/Shanghai)."""
+
+    decision_no: str = Field(description="16 digits: the authority code and a serial.")
+    violation_id: str | None
+    decision_date: date | None
+    due_date: date | None = Field(description="R-PAY-2: 15 days after the decision date.")
+    fine_fen: int
+    late_fee_fen: int = Field(
+        description="R-PAY-2: 3 % of the fine per day from the 16th day, capped at the fine."
+    )
+    amount_due_fen: int = Field(description="Fine plus late fee, for today in Asia/Shanghai.")
+    days_late: int = Field(description="Days past the due date (0 when not late).")
+    state: DecisionStateName
+    payable_here: bool = Field(
+        description="R-PAY-1: only decisions of a Chongqing authority (prefix 50) are paid here."
+    )
+    not_payable_code: str | None = Field(
+        description="When not payable here: the error-table code saying where to pay."
+    )
+    not_payable_message_zh: str | None
+    not_payable_message_en: str | None
+    authority_code: str | None = Field(description="The decision's division code (6 digits).")
+    own: bool = Field(
+        description=(
+            "True when the caller is the decision's party: `party_name` and `plate_number` "
+            "are then whole, otherwise masked (`张*`, `渝A***45`, R-Q-4). Anyone may look a "
+            "decision up by its number and pay it."
+        )
+    )
+    party_name: str | None
+    plate_number: str | None
+    violation_code: str | None
+    description_zh: str | None
+    occurred_at: datetime | None
+    place: str | None
+    points: int
+    disputed: bool = Field(description="R-ADJ-9: not payable until staff clear the dispute.")
+
+
+class CreatePaymentBody(StrictRequest):
+    """Pay a decision online (the `Idempotency-Key` header is required)."""
+
+    decision_no: Str = Field(min_length=1, max_length=32, description="16 digits.")
+
+
+class CounterPaymentBody(StrictRequest):
+    """A payment taken at the counter (the `Idempotency-Key` header is required)."""
+
+    decision_no: Str = Field(min_length=1, max_length=32, description="16 digits.")
+    method: CounterMethodName = Field(description="`cash` or `card`.")
+
+
+class PaymentOut(BaseModel):
+    """A payment. Rendered from the payment service's record only (nothing of the moment of
+    the request), so a replayed creation answers the very same bytes (R-PAY-3)."""
+
+    payment_id: str
+    decision_no: str
+    violation_id: str | None
+    amount_fen: int = Field(
+        description="Fixed when the payment was created: fine + late fee of that day (R-PAY-2)."
+    )
+    fine_fen: int
+    late_fee_fen: int
+    state: PaymentStateName
+    channel: PaymentChannelName
+    trade_no: str | None = Field(
+        description="Alipay's trade number, for `my.tradePay`; null for counter payments."
+    )
+    out_trade_no: str = Field(description="Our order number at the provider.")
+    created_at: datetime | None
+    expires_at: datetime | None = Field(
+        description="The trade closes at the next Asia/Shanghai midnight (the amount is of one day)."
+    )
+    paid_at: datetime | None
+    failure_reason: str | None = Field(
+        description="Why it failed: `closed`, `expired`, `provider_refused`; null otherwise."
+    )
+
+
+class FeedbackBody(StrictRequest):
+    """R-PAY-9: e.g. "paid but not cleared"."""
+
+    free_text_fields: ClassVar[frozenset[str]] = frozenset({"text"})
+
+    text: Str = Field(min_length=1, max_length=500, description="Free text; line breaks allowed.")
+
+
+class FeedbackOut(BaseModel):
+    feedback_id: str
+    created_at: datetime | None
+
+
+class StaffFeedbackOut(BaseModel):
+    """R-PAY-9: a user's feedback with the payment's state and the provider's view of it."""
+
+    feedback_id: str
+    payment_id: str
+    decision_no: str
+    text: str
+    created_at: datetime | None
+    payment_state: str = Field(description="Our state of the payment (`pending`, `succeeded` …).")
+    out_trade_no: str | None
+    provider_status: str = Field(
+        description=(
+            "The provider's trade status asked now: `WAIT_BUYER_PAY`, `TRADE_SUCCESS`, "
+            "`TRADE_CLOSED`, `TRADE_FINISHED`, `NOT_FOUND`; `UNKNOWN` when it did not "
+            "answer; `NONE` for a counter payment."
+        )
+    )
+
+
+class StaffFeedbackListOut(BaseModel):
+    feedback: list[StaffFeedbackOut] = Field(description="Newest first.")
+
+
+class RefundOut(BaseModel):
+    """R-PAY-5: the refund of a duplicate payment."""
+
+    refund_id: str
+    payment_id: str
+    decision_no: str
+    amount_fen: int
+    state: RefundStateName = Field(
+        description=(
+            "`pending_approval` (a supervisor approves it), `approved` (the provider call is "
+            "outstanding: approving again retries it safely), `refunded`, `failed`."
+        )
+    )
+    reason: str = Field(description="`duplicate` (R-PAY-5).")
+    channel: PaymentChannelName
+    created_at: datetime | None
+    approved_by: str | None
+    refunded_at: datetime | None
+    out_request_no: str | None = Field(
+        description="The stable refund request number sent to the provider."
+    )
+
+
+class RefundListOut(BaseModel):
+    refunds: list[RefundOut]
+
+
 # -- people, vehicles, licences (mini-program: me, lookups; counter: staff lookups) ----------
 class PersonOut(BaseModel):
     """A person as the caller may see them: masked unless it is the caller (R-Q-4) or staff."""

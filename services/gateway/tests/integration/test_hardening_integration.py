@@ -263,7 +263,7 @@ async def test_every_api_md_endpoint_is_in_the_contract_and_unbuilt_ones_answer_
         assert err(r)["code"] == "NOT_IMPLEMENTED"
 
 
-async def test_refund_approval_is_for_supervisors_even_before_it_is_built(
+async def test_refund_approval_is_for_supervisors(
     client: httpx.AsyncClient, clerk_headers: dict[str, str]
 ) -> None:
     r = await client.post("/internal/v1/refunds/r-1/approve", headers=clerk_headers)

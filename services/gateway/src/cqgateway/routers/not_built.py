@@ -11,7 +11,9 @@ Issues:
 
 * *online handling*: the decision notice PDF (handlings, the counter's in-person handling
   and disputes are built: ``cqgateway.routers.handlings`` and ``.internal``);
-* *payment* (idempotent payments, Alipay notifications, receipts, refunds, reconciliation);
+* *payment*: the nightly reconciliation (payments, Alipay notifications, receipts, refunds
+  and feedback are built: ``cqgateway.routers.payments``, ``.alipay_notify`` and
+  ``.counter_payments``);
 * *vehicle follow* (follow requests, SMS consent, quotas, licence follows).
 """
 
@@ -55,16 +57,6 @@ class Planned:
 
 PLANNED: tuple[Planned, ...] = (
     # -- mini-program ------------------------------------------------------------------
-    Planned("GET", "/api/v1/decisions/{decision_no}", "user", PAYMENT,
-            "A payable decision with the amount due"),
-    Planned("POST", "/api/v1/payments", "user", PAYMENT,
-            "Pay a decision (`Idempotency-Key` header)"),
-    Planned("GET", "/api/v1/payments/{payment_id}", "user", PAYMENT,
-            "A payment's state (resolves a stuck `pending`, R-PAY-4)"),
-    Planned("GET", "/api/v1/payments/{payment_id}/receipt.pdf", "user", PAYMENT,
-            "The receipt of a paid decision"),
-    Planned("POST", "/api/v1/payments/{payment_id}/feedback", "user", PAYMENT,
-            "Feedback on a payment (R-PAY-9)"),
     Planned("POST", "/api/v1/follows/vehicles", "user", VEHICLE_FOLLOW,
             "Ask to follow a vehicle"),
     Planned("POST", "/api/v1/follow-requests/{request_id}/sms-code", "user", VEHICLE_FOLLOW,
@@ -85,15 +77,7 @@ PLANNED: tuple[Planned, ...] = (
             "Follow a driver licence"),
     Planned("DELETE", "/api/v1/follows/licences/{follow_id}", "user", VEHICLE_FOLLOW,
             "Unfollow a driver licence"),
-    # -- Alipay (signed notification, no token) ------------------------------------------
-    Planned("POST", "/api/v1/alipay/notify", "none", PAYMENT,
-            "Alipay's asynchronous payment notification (form-encoded)"),
     # -- counter ---------------------------------------------------------------------------
-    Planned("POST", "/internal/v1/payments/counter", "staff", PAYMENT,
-            "A counter payment (`Idempotency-Key` header)"),
-    Planned("GET", "/internal/v1/refunds", "staff", PAYMENT, "Refunds, e.g. `?status=pending`"),
-    Planned("POST", "/internal/v1/refunds/{refund_id}/approve", "supervisor", PAYMENT,
-            "Approve a refund (supervisor)"),
     Planned("GET", "/internal/v1/decisions/{decision_no}/notice.pdf", "staff", ONLINE_HANDLING,
             "The printable decision notice"),
     Planned("GET", "/internal/v1/reconciliation/{date}", "staff", PAYMENT,
