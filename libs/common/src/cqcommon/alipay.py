@@ -22,10 +22,16 @@ The protocol in brief:
   re-serialisation (key order, spacing and escapes would differ).
 * A notification is a form POST signed like a request, except that ``sign_type``
   is also left out of the canonical string.
+* The daily trade bill: ``alipay.data.dataservice.bill.downloadurl.query`` answers a
+  short-lived URL (Alipay: 30 s) whose token is the only credential; the download
+  itself is a plain, unsigned GET of a zip holding GBK CSV files (``#`` comment lines,
+  a header row, one row per trade and per refund). Its integrity rests on the signed
+  answer that handed out the URL and on TLS, as at Alipay.
 
 Money is integer fen inside the system; Alipay amounts are yuan strings with two
 decimals, converted here exactly (no floats). Nothing connects at import time:
-the HTTP client is injected and every call has a deadline.
+the HTTP client is injected and every call (bill download included) has the one
+deadline the client was built with (``ALIPAY_TIMEOUT_S`` in the services).
 """
 
 from __future__ import annotations
@@ -33,14 +39,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import csv
 import enum
+import io
 import json
 import re
 import textwrap
 import urllib.parse
-from collections.abc import Collection, Mapping
+import zipfile
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
@@ -50,9 +59,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 __all__ = [
+    "BILL_KIND_PAYMENT",
+    "BILL_KIND_REFUND",
+    "BILL_NOT_EXIST",
     "NOTIFY_ACK",
     "SUCCESS_CODE",
     "TRADE_NOT_EXIST",
+    "TRADE_STATUS_ERROR",
     "AlipayAdapterError",
     "AlipayClient",
     "AlipayError",
@@ -61,6 +74,9 @@ __all__ = [
     "CertifyOutcome",
     "OAuthToken",
     "RefundResult",
+    "TradeBillLine",
+    "TradeBillRow",
+    "TradeCloseResult",
     "TradeNotification",
     "TradeStatus",
     "build_request_params",
@@ -72,13 +88,16 @@ __all__ = [
     "load_private_key",
     "load_public_key",
     "parse_gateway_response",
+    "parse_trade_bill",
     "parse_trade_notification",
     "public_key_pem",
     "response_key",
     "rsa2_sign",
     "rsa2_verify",
     "sign_params",
+    "summarize_trade_bill",
     "verify_notification",
+    "verify_notification_signature",
     "yuan_to_fen",
 ]
 
@@ -87,8 +106,19 @@ SUCCESS_CODE: Final = "10000"
 #: The body a notification endpoint must answer once it has recorded the notification;
 #: anything else makes Alipay retry (API.md).
 NOTIFY_ACK: Final = "success"
-#: ``sub_code`` of ``alipay.trade.query/refund`` for an unknown ``out_trade_no``.
+#: ``sub_code`` of ``alipay.trade.query/close/refund`` for an unknown ``out_trade_no``.
 TRADE_NOT_EXIST: Final = "ACQ.TRADE_NOT_EXIST"
+#: ``sub_code`` of ``alipay.trade.close/refund`` when the trade's state forbids the call
+#: (closing a paid or an already closed trade).
+TRADE_STATUS_ERROR: Final = "ACQ.TRADE_STATUS_ERROR"
+#: ``sub_code`` of the bill URL query for a bill that does not exist (yet).
+BILL_NOT_EXIST: Final = "isp.bill_not_exist"
+#: Largest bill we unpack: a day's CSV for a city's fines is a few MB; anything far bigger
+#: is a broken (or hostile) file, not a statement.
+MAX_BILL_BYTES: Final = 64 * 1024 * 1024
+#: 业务类型 of the trade bill's rows.
+BILL_KIND_PAYMENT: Final = "交易"
+BILL_KIND_REFUND: Final = "退款"
 #: Alipay's "system busy / unknown error" answers: the outcome of the call is unknown.
 _UNKNOWN_OUTCOME_CODES: Final = frozenset({"20000"})
 _UNKNOWN_OUTCOME_SUB_CODES: Final = frozenset(
@@ -218,6 +248,49 @@ class TradeNotification:
     total_amount_fen: int
     buyer_id: str | None
     paid_at: datetime | None
+    #: Whose trade it is; the payment service compares it with ALIPAY_SELLER_ID (R-PAY-7).
+    seller_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TradeCloseResult:
+    """Result of ``alipay.trade.close``: the trade that is now ``TRADE_CLOSED``."""
+
+    out_trade_no: str
+    trade_no: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TradeBillRow:
+    """One row of the trade bill's detail list (业务明细): a payment or a refund.
+
+    ``amount_fen`` is signed as Alipay writes it: a refund row is negative.
+    ``finished_at`` is the payment's (or the refund's) completion time, Asia/Shanghai.
+    """
+
+    trade_no: str
+    out_trade_no: str
+    kind: str  # "交易" (payment) | "退款" (refund)
+    amount_fen: int
+    created_at: datetime | None
+    finished_at: datetime | None
+    out_request_no: str | None = None
+
+    @property
+    def is_refund(self) -> bool:
+        """A refund row (业务类型 退款)."""
+        return self.kind == BILL_KIND_REFUND
+
+
+@dataclass(frozen=True, slots=True)
+class TradeBillLine:
+    """A trade paid on the bill's day, with the refunds of it that the same bill lists."""
+
+    trade_no: str
+    out_trade_no: str
+    total_amount_fen: int
+    refunded_fen: int
+    paid_at: datetime
 
 
 class CertifyOutcome(enum.StrEnum):
@@ -516,10 +589,21 @@ def verify_notification(
     rule for notifications). Amount and trade number are the caller's to check
     against its own records (R-PAY-7).
     """
-    sign = params.get("sign")
-    if not sign or params.get("app_id") != app_id:
+    if params.get("app_id") != app_id:
         return False
-    if params.get("sign_type", "RSA2") != "RSA2":
+    return verify_notification_signature(params, alipay_public_key)
+
+
+def verify_notification_signature(
+    params: Mapping[str, str], alipay_public_key: PublicKeyLike
+) -> bool:
+    """True if an asynchronous notification carries Alipay's RSA2 signature, whoever it is for.
+
+    For a caller that checks ``app_id`` (and ``seller_id``, amount...) itself, against its
+    own records, and wants to tell a forgery from a genuine notice meant for someone else.
+    """
+    sign = params.get("sign")
+    if not sign or params.get("sign_type", "RSA2") != "RSA2":
         return False
     return rsa2_verify(
         canonical_string(params, exclude=("sign", "sign_type")), sign, alipay_public_key
@@ -538,9 +622,144 @@ def parse_trade_notification(params: Mapping[str, str]) -> TradeNotification:
             total_amount_fen=yuan_to_fen(params["total_amount"]),
             buyer_id=params.get("buyer_id") or None,
             paid_at=_parse_time(params.get("gmt_payment")),
+            seller_id=params.get("seller_id") or None,
         )
     except KeyError as exc:
         raise ValueError(f"notification lacks {exc.args[0]}") from exc
+
+
+# -- the trade bill -----------------------------------------------------------------------
+#: Header names of the detail list (业务明细) that we read; other columns are ignored.
+_COL_TRADE_NO: Final = "支付宝交易号"
+_COL_OUT_TRADE_NO: Final = "商户订单号"
+_COL_KIND: Final = "业务类型"
+_COL_CREATED: Final = "创建时间"
+_COL_FINISHED: Final = "完成时间"
+_COL_AMOUNT: Final = "订单金额（元）"
+_COL_REQUEST_NO: Final = "退款批次号/请求号"
+_SIGNED_YUAN_RE: Final = re.compile(r"(-?)(\d+(?:\.\d{1,2})?)")
+
+
+def _signed_fen(text: str) -> int:
+    match = _SIGNED_YUAN_RE.fullmatch(text)
+    if match is None:
+        raise ValueError(f"not an amount: {text!r}")
+    fen = yuan_to_fen(match.group(2))
+    return -fen if match.group(1) else fen
+
+
+def _member_name(info: zipfile.ZipInfo) -> str:
+    # Alipay's zips store GBK names without the UTF-8 flag; zipfile decoded them as cp437.
+    if info.flag_bits & 0x800:
+        return info.filename
+    try:
+        return info.filename.encode("cp437").decode("gb18030")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return info.filename
+
+
+def _bill_csv_text(data: bytes) -> str:
+    """The detail CSV (not the summary, 汇总) of a bill zip, decoded from GBK."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as exc:
+        raise ValueError("the bill is not a zip file") from exc
+    with archive:
+        members = [
+            info
+            for info in archive.infolist()
+            if not info.is_dir() and _member_name(info).lower().endswith(".csv")
+        ]
+        details = [info for info in members if "汇总" not in _member_name(info)]
+        if len(details) != 1:
+            raise ValueError(f"the bill holds {len(details)} detail CSV files, expected one")
+        with archive.open(details[0]) as member:
+            raw = member.read(MAX_BILL_BYTES + 1)  # bounded: a zip can inflate enormously
+    if len(raw) > MAX_BILL_BYTES:
+        raise ValueError("the bill is larger than MAX_BILL_BYTES")
+    # GB18030 is a superset of GBK: every GBK file decodes the same, nothing is lost.
+    return raw.decode("gb18030")
+
+
+def parse_trade_bill(data: bytes) -> list[TradeBillRow]:
+    """The detail rows of a downloaded trade bill (the zip's 业务明细 CSV).
+
+    Lines starting with ``#`` (title, account, period, totals) are skipped; the first
+    other line is the header, found by name, so extra or reordered columns do not matter.
+    Cells are stripped (Alipay pads them with tabs to keep spreadsheets from turning
+    trade numbers into floats). Raises ``ValueError`` on anything it cannot read.
+    """
+    # One CSV reader over the whole text, so that a quoted cell may hold a line break.
+    records = [
+        record
+        for record in csv.reader(io.StringIO(_bill_csv_text(data), newline=""))
+        if any(cell.strip() for cell in record) and not record[0].startswith("#")
+    ]
+    if not records:
+        raise ValueError("the bill has no header row")
+    header = [cell.strip() for cell in records[0]]
+    needed = (_COL_TRADE_NO, _COL_OUT_TRADE_NO, _COL_KIND, _COL_FINISHED, _COL_AMOUNT)
+    missing = [name for name in needed if name not in header]
+    if missing:
+        raise ValueError(f"the bill lacks the columns {missing}")
+    col = {name: header.index(name) for name in header}
+    rows: list[TradeBillRow] = []
+    for number, raw_row in enumerate(records[1:], start=2):
+        cells = [cell.strip() for cell in raw_row]
+        if len(cells) < len(header):
+            raise ValueError(f"bill row {number} has {len(cells)} cells, expected {len(header)}")
+
+        def cell(name: str, cells: list[str] = cells) -> str:
+            return cells[col[name]] if name in col else ""
+
+        rows.append(
+            TradeBillRow(
+                trade_no=cell(_COL_TRADE_NO),
+                out_trade_no=cell(_COL_OUT_TRADE_NO),
+                kind=cell(_COL_KIND),
+                amount_fen=_signed_fen(cell(_COL_AMOUNT)),
+                created_at=_parse_time(cell(_COL_CREATED)),
+                finished_at=_parse_time(cell(_COL_FINISHED)),
+                out_request_no=cell(_COL_REQUEST_NO) or None,
+            )
+        )
+    return rows
+
+
+def summarize_trade_bill(rows: Iterable[TradeBillRow]) -> list[TradeBillLine]:
+    """One line per trade the bill shows paid, with the refunds of it the bill lists.
+
+    A refund row of a trade paid on another day has no line here (that trade's line is in
+    its own day's bill); a payment row without a completion time is malformed.
+    """
+    lines: dict[str, TradeBillLine] = {}
+    refunds: dict[str, int] = {}
+    for row in rows:
+        if row.kind == BILL_KIND_PAYMENT:
+            if row.finished_at is None:
+                raise ValueError(f"payment row {row.trade_no} has no completion time")
+            lines[row.trade_no] = TradeBillLine(
+                trade_no=row.trade_no,
+                out_trade_no=row.out_trade_no,
+                total_amount_fen=row.amount_fen,
+                refunded_fen=0,
+                paid_at=row.finished_at,
+            )
+        elif row.is_refund:
+            refunds[row.trade_no] = refunds.get(row.trade_no, 0) + abs(row.amount_fen)
+    return sorted(
+        (
+            TradeBillLine(
+                trade_no=line.trade_no,
+                out_trade_no=line.out_trade_no,
+                total_amount_fen=line.total_amount_fen,
+                refunded_fen=refunds.get(line.trade_no, 0),
+                paid_at=line.paid_at,
+            )
+            for line in lines.values()
+        ),
+        key=lambda line: (line.paid_at, line.trade_no),
+    )
 
 
 # -- the client -------------------------------------------------------------------------
@@ -595,27 +814,44 @@ class AlipayClient:
             notify_url=notify_url,
             extra=extra,
         )
-        try:
-            # httpx's timeout is per phase; asyncio.timeout makes it one deadline for the call.
-            async with asyncio.timeout(self._timeout_s):
-                response = await self._http.post(
-                    self.gateway_url,
-                    data=params,
-                    headers={"Accept": "application/json"},
-                    timeout=httpx.Timeout(self._timeout_s),
-                )
-        except (TimeoutError, httpx.TimeoutException) as exc:
-            raise AlipayTransportError(f"{method}: timed out", timed_out=True) from exc
-        except httpx.HTTPError as exc:
-            raise AlipayTransportError(f"{method}: {type(exc).__name__}: {exc}") from exc
-        if response.status_code != 200:
-            raise AlipayTransportError(f"{method}: HTTP {response.status_code}")
+        response = await self._exchange(
+            method,
+            self._http.build_request(
+                "POST",
+                self.gateway_url,
+                data=params,
+                headers={"Accept": "application/json"},
+                timeout=httpx.Timeout(self._timeout_s),
+            ),
+        )
         try:
             # We asked for charset=utf-8; decode as such whatever the Content-Type says.
             raw = response.content.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise AlipayTransportError(f"{method}: response is not UTF-8") from exc
         return parse_gateway_response(raw, method, self._alipay_public_key)
+
+    async def _exchange(self, what: str, request: httpx.Request) -> httpx.Response:
+        """Send one request under the client's deadline; a 200 response or a transport error."""
+        try:
+            # httpx's timeout is per phase; asyncio.timeout makes it one deadline for the call.
+            async with asyncio.timeout(self._timeout_s):
+                response = await self._http.send(request)
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            raise AlipayTransportError(f"{what}: timed out", timed_out=True) from exc
+        except httpx.HTTPError as exc:
+            raise AlipayTransportError(f"{what}: {type(exc).__name__}: {exc}") from exc
+        if response.status_code != 200:
+            raise AlipayTransportError(f"{what}: HTTP {response.status_code}")
+        return response
+
+    def verify_notification_signature(self, params: Mapping[str, str]) -> bool:
+        """Whether a notification is signed with the Alipay public key this client trusts.
+
+        Only the signature: ``app_id``, ``seller_id`` and the amount are for the caller to
+        compare with its own records (R-PAY-7), so that it can say which one was wrong.
+        """
+        return verify_notification_signature(params, self._alipay_public_key)
 
     async def oauth_token(self, auth_code: str) -> OAuthToken:
         """Exchange a mini-program ``auth_code`` for the user id (``alipay.system.oauth.token``)."""
@@ -641,21 +877,47 @@ class AlipayClient:
         subject: str,
         buyer_id: str,
         notify_url: str | None = None,
+        *,
+        time_expire: datetime | None = None,
+        seller_id: str | None = None,
     ) -> str:
-        """Create a mini-program (JSAPI) trade; returns Alipay's ``trade_no`` for my.tradePay."""
+        """Create a mini-program (JSAPI) trade; returns Alipay's ``trade_no`` for my.tradePay.
+
+        ``time_expire`` is the absolute moment Alipay closes the trade unpaid (sent as
+        ``yyyy-MM-dd HH:mm:ss`` in Asia/Shanghai; an aware datetime in any zone is
+        converted). ``seller_id`` names the merchant who collects; Alipay refuses a seller
+        the app may not collect for, and otherwise defaults it to the app's own merchant.
+        """
         method = "alipay.trade.create"
-        body = await self.call(
-            method,
-            {
-                "out_trade_no": out_trade_no,
-                "total_amount": fen_to_yuan(total_amount_fen),
-                "subject": subject,
-                "buyer_id": buyer_id,
-                "product_code": "JSAPI_PAY",
-            },
-            notify_url=notify_url,
-        )
+        biz: dict[str, Any] = {
+            "out_trade_no": out_trade_no,
+            "total_amount": fen_to_yuan(total_amount_fen),
+            "subject": subject,
+            "buyer_id": buyer_id,
+            "product_code": "JSAPI_PAY",
+        }
+        if time_expire is not None:
+            if time_expire.tzinfo is None:
+                raise ValueError("time_expire must be timezone-aware")
+            biz["time_expire"] = format_timestamp(time_expire)
+        if seller_id:
+            biz["seller_id"] = seller_id
+        body = await self.call(method, biz, notify_url=notify_url)
         return _str(body, "trade_no", method)
+
+    async def trade_close(self, out_trade_no: str) -> TradeCloseResult:
+        """Close an unpaid trade (``alipay.trade.close``) so it can no longer be paid.
+
+        Alipay answers ``ACQ.TRADE_STATUS_ERROR`` when the trade is not waiting for
+        payment (paid, or closed already) and ``ACQ.TRADE_NOT_EXIST`` for a trade it never
+        created; both come as ``AlipayError``.
+        """
+        method = "alipay.trade.close"
+        body = await self.call(method, {"out_trade_no": out_trade_no})
+        return TradeCloseResult(
+            out_trade_no=str(body.get("out_trade_no") or out_trade_no),
+            trade_no=str(body["trade_no"]) if body.get("trade_no") else None,
+        )
 
     async def trade_query(self, out_trade_no: str) -> TradeStatus:
         """A trade's state; raises ``AlipayError`` with ``not_found`` if Alipay never saw it."""
@@ -703,6 +965,40 @@ class AlipayClient:
             fund_change=body.get("fund_change") == "Y",
             refunded_at=_parse_time(body.get("gmt_refund_pay")),
         )
+
+    async def bill_download_url(self, day: date, bill_type: str = "trade") -> str:
+        """The download URL of a day's bill (``alipay.data.dataservice.bill.downloadurl.query``).
+
+        ``trade`` is the bill of trades taken through the trade API. Alipay produces a
+        day's bill the next morning and refuses today's; the URL works for 30 seconds.
+        """
+        method = "alipay.data.dataservice.bill.downloadurl.query"
+        body = await self.call(
+            method, {"bill_type": bill_type, "bill_date": day.strftime("%Y-%m-%d")}
+        )
+        return _str(body, "bill_download_url", method)
+
+    async def download_bill(self, url: str) -> bytes:
+        """The bytes behind a bill URL: an unsigned GET, under the client's deadline."""
+        response = await self._exchange(
+            "bill download",
+            self._http.build_request("GET", url, timeout=httpx.Timeout(self._timeout_s)),
+        )
+        if len(response.content) > MAX_BILL_BYTES:
+            raise AlipayTransportError("bill download: larger than MAX_BILL_BYTES")
+        return response.content
+
+    async def trade_bill(self, day: date) -> list[TradeBillRow]:
+        """The rows of a day's trade bill: the URL query, the download and the parse.
+
+        Each of the two HTTP exchanges has the client's deadline. A file that is not the
+        zip of one detail CSV raises ``AlipayTransportError`` (no usable answer).
+        """
+        data = await self.download_bill(await self.bill_download_url(day))
+        try:
+            return parse_trade_bill(data)
+        except ValueError as exc:
+            raise AlipayTransportError(f"bill download: {exc}") from exc
 
     async def certify_initialize(
         self,
