@@ -10,6 +10,9 @@ Subcommands:
   (``python -m cqdev.datagen``; the sandbox roster is ``make run``'s job).
 * ``stack`` — provision the stack, print its env vars, keep it up until Ctrl-C.
 * ``bench`` — run every ``bench/*.py`` in turn, printing their output.
+* ``fake-alipay [--port P] [--keys-dir DIR] [--env-file PATH]`` — the fake Alipay gateway
+  (:mod:`cqdev.fake_alipay`) on a fixed port with the sandbox keys of ``DIR`` (made once,
+  0600), until Ctrl-C; ``make run`` starts it in sandbox mode.
 """
 
 from __future__ import annotations
@@ -125,6 +128,17 @@ def _cmd_bench(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fake_alipay(args: argparse.Namespace) -> int:
+    from cqdev import fake_alipay  # uvicorn and the keys only for this command
+
+    return fake_alipay.serve(
+        port=args.port,
+        keys_dir=args.keys_dir or cluster.sandbox_keys_dir(),
+        host=args.host,
+        env_file=args.env_file,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m cqdev",
@@ -149,6 +163,27 @@ def build_parser() -> argparse.ArgumentParser:
     p_gen.set_defaults(func=_cmd_generate)
     sub.add_parser("stack", help="provision the stack and keep it up").set_defaults(func=_cmd_stack)
     sub.add_parser("bench", help="run bench/*.py").set_defaults(func=_cmd_bench)
+    p_fake = sub.add_parser("fake-alipay", help="serve the fake Alipay gateway until Ctrl-C")
+    p_fake.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("FAKE_ALIPAY_PORT") or cluster.FAKE_ALIPAY_DEFAULT_PORT),
+        help="port to listen on (default FAKE_ALIPAY_PORT or %(default)s)",
+    )
+    p_fake.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p_fake.add_argument(
+        "--keys-dir",
+        type=Path,
+        default=None,
+        help="where the sandbox app and Alipay keys live (default .local/alipay)",
+    )
+    p_fake.add_argument(
+        "--env-file",
+        type=Path,
+        default=None,
+        help="write the ALIPAY_* settings (keys included) there as export lines, mode 0600",
+    )
+    p_fake.set_defaults(func=_cmd_fake_alipay)
     return parser
 
 

@@ -8,13 +8,22 @@ waits until every service's gRPC health answers SERVING and the gateway's ``/rea
 and everything is stopped (exit 1); Ctrl-C / SIGTERM stops the children (SIGTERM, then
 SIGKILL after a grace period), then the stack, and exits 0.
 
+In sandbox mode (``SANDBOX_MODE``, default true; R-SBX-1) the fake Alipay gateway
+(``python -m cqdev fake-alipay``, port ``FAKE_ALIPAY_PORT``, default 8010) starts first,
+with the sandbox keys of ``.local/alipay``, and every child gets the settings that point
+at it (``ALIPAY_GATEWAY_URL``, the two PEM keys, ``ALIPAY_APP_ID``, ``ALIPAY_SELLER_ID``)
+and ``ALIPAY_NOTIFY_URL=<gateway>/api/v1/alipay/notify``, whatever the environment says:
+the sandbox cannot reach a real provider. Outside sandbox mode nothing of this happens and
+the real Alipay settings come from the environment.
+
 Children run in their own sessions (so the terminal's Ctrl-C reaches only us and we stop
 them in order) with a parent-death signal (so even ``kill -9`` of the launcher leaves no
 orphan). Their output goes to ``.local/logs/<name>.log``; stdout keeps only the summary
 and errors.
 
 Public API: :class:`ChildSpec`, :class:`GrpcReady`, :class:`HttpReady`,
-:class:`ClusterConfig`, :func:`default_config`, :func:`run`, :class:`ServiceSpec`,
+:class:`ClusterConfig`, :class:`FakeAlipaySpec`, :func:`default_config`, :func:`run`,
+:func:`sandbox_mode`, :func:`sandbox_keys_dir`, :class:`ServiceSpec`,
 :data:`SERVICES`, :data:`MIGRATION_ORDER`, :func:`setup_commands`, :func:`run_setup`,
 :class:`Interrupted`. ``--ready-file`` (see :class:`ClusterConfig`) writes a JSON file with
 URLs and pids once ready, for end-to-end tests.
@@ -82,6 +91,23 @@ SANDBOX_USERS: tuple[tuple[str, str], ...] = (
 )
 
 
+#: The fake Alipay's port in sandbox mode, unless FAKE_ALIPAY_PORT says otherwise.
+FAKE_ALIPAY_DEFAULT_PORT = 8010
+#: Where Alipay posts trade notifications on the gateway (API.md).
+ALIPAY_NOTIFY_PATH = "/api/v1/alipay/notify"
+_FALSE = frozenset({"0", "false", "f", "no", "n", "off"})
+
+
+def sandbox_mode(environ: Mapping[str, str]) -> bool:
+    """``SANDBOX_MODE`` as the services read it (pydantic's bool words); default true."""
+    return (environ.get("SANDBOX_MODE") or "true").strip().lower() not in _FALSE
+
+
+def sandbox_keys_dir() -> Path:
+    """Where the sandbox's app and fake-Alipay keypairs live (``.local/alipay``)."""
+    return local_dir() / "alipay"
+
+
 @dataclass(frozen=True)
 class GrpcReady:
     """Ready when grpc.health.v1 Check(service="") at ``address`` answers SERVING."""
@@ -106,6 +132,44 @@ class ChildSpec:
     env: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class FakeAlipaySpec:
+    """The fake Alipay gateway of sandbox mode: where it listens, its keys, our notify URL."""
+
+    port: int
+    keys_dir: Path
+    notify_url: str
+    host: str = "127.0.0.1"
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:8010``."""
+        return f"http://{self.host}:{self.port}"
+
+    def child(self) -> ChildSpec:
+        """``python -m cqdev fake-alipay``, ready when its health route answers."""
+        argv = (
+            sys.executable,
+            "-m",
+            "cqdev",
+            "fake-alipay",
+            "--port",
+            str(self.port),
+            "--host",
+            self.host,
+            "--keys-dir",
+            str(self.keys_dir),
+        )
+        return ChildSpec("fake-alipay", argv, HttpReady(self.url + "/_fake/health"))
+
+    def env(self) -> dict[str, str]:
+        """The ALIPAY_* settings every child gets (the keys are made once, 0600)."""
+        from cqdev.fake_alipay import ensure_sandbox_keys, sandbox_env
+
+        keys = ensure_sandbox_keys(self.keys_dir)
+        return sandbox_env(self.url + "/gateway.do", keys, notify_url=self.notify_url)
+
+
 @dataclass
 class ClusterConfig:
     """Everything :func:`run` needs; :func:`default_config` builds the real one.
@@ -113,7 +177,9 @@ class ClusterConfig:
     ``setup`` commands run in order and must exit 0 (migrations, sandbox roster).
     ``ports`` are (port, env var) pairs checked free before anything starts.
     ``ready_file``: once ready, a JSON file with gateway_url, docs_url, launcher_pid,
-    pids (name -> pid), stack env and seconds to ready is written there (atomically).
+    pids (name -> pid), stack env, fake_alipay_url and seconds to ready is written there
+    (atomically). ``fake_alipay``: started before the services, its settings given to
+    every child (sandbox mode); None outside sandbox mode.
     """
 
     setup: list[tuple[str, tuple[str, ...]]]
@@ -132,6 +198,7 @@ class ClusterConfig:
     print_logins: bool = True
     staff_password: str = "sandbox"  # noqa: S105 - the documented sandbox password
     out: TextIO = field(default_factory=lambda: sys.stdout)
+    fake_alipay: FakeAlipaySpec | None = None
 
 
 def _addr(environ: Mapping[str, str], spec: ServiceSpec) -> str:
@@ -168,6 +235,15 @@ def default_config(
     gateway_url = f"http://{url_host}:{gw_port}"
     ports = [(_port_of(_addr(env, s)), s.addr_env) for s in SERVICES]
     ports.append((gw_port, "GATEWAY_PORT"))
+    fake_alipay: FakeAlipaySpec | None = None
+    if sandbox_mode(env):
+        fake_port = int(env.get("FAKE_ALIPAY_PORT") or FAKE_ALIPAY_DEFAULT_PORT)
+        fake_alipay = FakeAlipaySpec(
+            port=fake_port,
+            keys_dir=sandbox_keys_dir(),
+            notify_url=gateway_url + ALIPAY_NOTIFY_PATH,
+        )
+        ports.append((fake_port, "FAKE_ALIPAY_PORT"))
     return ClusterConfig(
         setup=setup_commands(load_sandbox=False),
         after_ready=[("load-sandbox", (py, "-m", "cqregistry", "load-sandbox"))],
@@ -179,6 +255,7 @@ def default_config(
         ports=ports,
         ready_file=ready_file,
         staff_password=env.get("SANDBOX_STAFF_PASSWORD") or "sandbox",
+        fake_alipay=fake_alipay,
     )
 
 
@@ -297,6 +374,8 @@ class _Cluster:
         self.config = config
         self.stack: Stack | None = None
         self.children: dict[str, ManagedProcess] = {}
+        # settings pointing every child at the fake Alipay (sandbox mode), else empty
+        self.provider_env: dict[str, str] = {}
         self.t0 = time.monotonic()
 
     def say(self, message: str) -> None:
@@ -307,8 +386,18 @@ class _Cluster:
         env = dict(os.environ)
         env.update(self.stack.env())
         env["PYTHONUNBUFFERED"] = "1"  # logs appear as they happen
+        env.update(self.provider_env)
         env.update(extra)
         return env
+
+    def start_child(self, spec: ChildSpec) -> None:
+        self.children[spec.name] = start_process(
+            spec.name,
+            spec.argv,
+            log_path=self.config.log_dir / f"{spec.name}.log",
+            env=self.child_env(spec.env),
+            cwd=project_root(),
+        )
 
     def start(self) -> None:
         cfg = self.config
@@ -319,17 +408,21 @@ class _Cluster:
         self.stack = cfg.stack_factory().start()
         for line in self.stack.summary():
             self.say(f"cqdev:   {line}")
+        fake: ChildSpec | None = None
+        if cfg.fake_alipay is not None:
+            fake = cfg.fake_alipay.child()
+            # Started first (it comes up while the migrations run); the services get its
+            # settings from the start, so none of them ever sees a real gateway URL.
+            self.say(f"cqdev: fake Alipay on {cfg.fake_alipay.url} (sandbox mode) ...")
+            self.provider_env = cfg.fake_alipay.env()
+            self.start_child(fake)
         for name, argv in cfg.setup:
             self.say(f"cqdev: {name} ...")
             run_setup(name, argv, self.child_env({}), cfg.log_dir, cfg.setup_timeout_s)
+        if fake is not None:
+            self.wait_ready(fake)
         for spec in (*cfg.services, cfg.gateway):
-            self.children[spec.name] = start_process(
-                spec.name,
-                spec.argv,
-                log_path=cfg.log_dir / f"{spec.name}.log",
-                env=self.child_env(spec.env),
-                cwd=project_root(),
-            )
+            self.start_child(spec)
         self.say(f"cqdev: started {', '.join(self.children)}; waiting for readiness ...")
         for spec in (*cfg.services, cfg.gateway):
             self.wait_ready(spec)
@@ -372,6 +465,16 @@ class _Cluster:
         for spec in cfg.services:
             if isinstance(spec.ready, GrpcReady):
                 lines.append(f"  {spec.name:<13} grpc://{spec.ready.address}")
+        if cfg.fake_alipay is not None:
+            fake = cfg.fake_alipay
+            lines += [
+                f"  fake Alipay   {fake.url} (sandbox: no real provider is reached)",
+                "",
+                "Sandbox payment: create it (POST /api/v1/payments), then pay its trade_no as",
+                "the mini-program would; the fake posts the signed notification to",
+                f"{fake.notify_url} (retried until it answers success):",
+                f"  curl -X POST {fake.url}/sandbox/alipay/trades/<trade_no>/pay",
+            ]
         if cfg.print_logins:
             lines += [
                 "",
@@ -397,6 +500,7 @@ class _Cluster:
             "pids": {name: p.pid for name, p in self.children.items()},
             "stack_pids": {p.name: p.pid for p in self.stack.processes()},
             "stack_env": self.stack.env(),
+            "fake_alipay_url": self.config.fake_alipay.url if self.config.fake_alipay else None,
             "seconds_to_ready": round(elapsed, 3),
         }
         path = self.config.ready_file

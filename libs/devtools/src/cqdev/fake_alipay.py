@@ -1,12 +1,12 @@
 """A fake Alipay open-platform gateway that speaks the real protocol, for tests and the sandbox.
 
-It is a small ASGI app served by uvicorn in a background thread on a free
-loopback port. It holds its own RSA keypair (the "Alipay" key) and knows the
-app's public key, so it checks every request's RSA2 signature and ``app_id``
-exactly as gateway.do does, answers with signed ``<method>_response`` objects,
-and sends signed ``trade_status_sync`` notifications. A test therefore drives
-``cqcommon.alipay.AlipayClient`` through the same bytes it would exchange with
-Alipay, and a bad key or a forged notification fails the same way.
+It is a small ASGI app served by uvicorn in a background thread on a loopback port
+(a free one unless ``port`` is given). It holds its own RSA keypair (the "Alipay" key)
+and knows the app's public key, so it checks every request's RSA2 signature and
+``app_id`` exactly as gateway.do does, answers with signed ``<method>_response``
+objects, and sends signed ``trade_status_sync`` notifications. A test therefore drives
+``cqcommon.alipay.AlipayClient`` through the same bytes it would exchange with Alipay,
+and a bad key or a forged notification fails the same way.
 
 Usage::
 
@@ -16,13 +16,33 @@ Usage::
         fake.pay("P1")
         body = await fake.send_notification("P1")    # POSTs to the trade's notify_url
 
-Methods: ``alipay.system.oauth.token``, ``alipay.trade.create``, ``.query``,
-``.refund``, ``alipay.user.certify.open.initialize``, ``.query`` (POST) and the
-``alipay.user.certify.open.certify`` page (GET). Knobs: ``delay_next`` (the call
-takes effect but the answer comes late: "paid but our side timed out", R-PAY-4),
-``fail_next`` (an injected error answer), forged/overridden notifications.
-State is in memory; ``calls`` records what was asked, ``statement`` lists a day's
-trades for reconciliation (R-JOB-2).
+Methods: ``alipay.system.oauth.token``, ``alipay.trade.create`` (``time_expire`` closes
+the trade unpaid at that moment; a ``seller_id`` other than the fake merchant's is
+refused), ``.query``, ``.close``, ``.refund``,
+``alipay.data.dataservice.bill.downloadurl.query`` (a 30 s URL of this server serving
+the day's trade bill: a zip of GBK CSV files, downloaded without a signature as at
+Alipay), ``alipay.user.certify.open.initialize``, ``.query`` (POST) and the
+``alipay.user.certify.open.certify`` page (GET).
+
+Knobs: ``delay_next`` (the call takes effect but the answer comes late: "paid but our
+side timed out", R-PAY-4), ``fail_next`` (an injected error answer); both work for
+every method and for the bill download (method name :data:`BILL_DOWNLOAD`).
+Notifications: ``notification_params`` (genuine, forged, overridden fields, another
+``trade_status`` such as a TRADE_CLOSED after the TRADE_SUCCESS), ``send_notification``
+(one POST), ``replay_notification`` (the same signed notice N times, K at once) and
+``deliver_notification`` (Alipay's retries: again on the schedule until the answer is
+exactly ``success``). State is in memory; ``calls`` records what was asked,
+``deliveries`` every notification POST, ``statement`` lists a day's paid trades.
+
+Sandbox HTTP routes (``make run`` starts this server, see :func:`serve`):
+
+* ``POST /sandbox/alipay/trades/{trade_no}/pay`` — the buyer pays the trade the
+  mini-program got (by Alipay's ``trade_no``); the fake then posts the signed
+  notification to the trade's ``notify_url`` and retries on ``notify_schedule_s``
+  (sandbox default 0, 1, 2, 4, 8 s; Alipay: 4m, 10m, 10m, 1h, 2h, 6h, 15h) until the
+  answer is exactly ``success``. It answers once the first attempt is answered.
+* ``POST /_fake/pay`` (form ``out_trade_no``), ``POST /_fake/certify`` — older controls.
+* ``GET /_fake/health`` — 200 once serving (the launcher's readiness probe).
 
 Everything answered with a gateway-level error uses Alipay's shape
 ``{"error_response": {"code": "40002", "msg": "Invalid Arguments", "sub_code": ...}, "sign": ...}``;
@@ -33,22 +53,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
 import html
+import io
 import json
+import os
+import re
 import secrets
+import shlex
+import signal
 import socket
+import sys
 import threading
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+import zipfile
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
-from types import TracebackType
-from typing import Any, Self
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any, Final, Self, TextIO
 
 import httpx
 import uvicorn
 from cqcommon.alipay import (
+    BILL_KIND_PAYMENT,
+    BILL_KIND_REFUND,
+    NOTIFY_ACK,
     SHANGHAI,
     SUCCESS_CODE,
     AlipayClient,
@@ -65,7 +97,26 @@ from cqcommon.alipay import (
     yuan_to_fen,
 )
 
-__all__ = ["FakeAlipay", "FakeCertification", "FakeTrade", "RecordedCall", "StatementLine"]
+__all__ = [
+    "ALIPAY_NOTIFY_SCHEDULE_S",
+    "APP_ID",
+    "BILL_DOWNLOAD",
+    "BILL_URL_METHOD",
+    "SANDBOX_NOTIFY_SCHEDULE_S",
+    "SELLER_ID",
+    "FakeAlipay",
+    "FakeCertification",
+    "FakeTrade",
+    "FakeTradeClosedError",
+    "NotifyAttempt",
+    "NotifyDelivery",
+    "RecordedCall",
+    "SandboxKeys",
+    "StatementLine",
+    "ensure_sandbox_keys",
+    "sandbox_env",
+    "serve",
+]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -73,12 +124,25 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 SELLER_ID = "2088000000009999"  # the fake merchant's Alipay partner id
+APP_ID = "2021000000000000"
+BILL_URL_METHOD = "alipay.data.dataservice.bill.downloadurl.query"
+#: The name ``delay_next`` / ``fail_next`` use for the bill download itself (a plain GET).
+BILL_DOWNLOAD: Final = "bill.download"
+#: Alipay's notification retry schedule (delay before each attempt, seconds): at once,
+#: then 4m, 10m, 10m, 1h, 2h, 6h, 15h — eight notices over about 25 hours.
+ALIPAY_NOTIFY_SCHEDULE_S: Final = (0.0, 240.0, 600.0, 600.0, 3600.0, 7200.0, 21600.0, 54000.0)
+#: The sandbox's short version, so that a walk by hand sees a retry within seconds.
+SANDBOX_NOTIFY_SCHEDULE_S: Final = (0.0, 1.0, 2.0, 4.0, 8.0)
+_SANDBOX_PAY_PATH: Final = re.compile(r"/sandbox/alipay/trades/([0-9A-Za-z_]{1,64})/pay")
+_BILL_PATH: Final = "/downloadBillFile.resource"
 METHODS = frozenset(
     {
         "alipay.system.oauth.token",
         "alipay.trade.create",
         "alipay.trade.query",
+        "alipay.trade.close",
         "alipay.trade.refund",
+        BILL_URL_METHOD,
         "alipay.user.certify.open.initialize",
         "alipay.user.certify.open.query",
         "alipay.user.certify.open.certify",
@@ -103,6 +167,9 @@ class FakeTrade:
     paid_at: datetime | None = None
     # out_request_no -> (amount in fen, when)
     refunds: dict[str, tuple[int, datetime]] = field(default_factory=dict)
+    time_expire: datetime | None = None  # unpaid at this moment -> TRADE_CLOSED
+    closed_at: datetime | None = None
+    seller_id: str = SELLER_ID
 
     @property
     def refunded_fen(self) -> int:
@@ -132,6 +199,45 @@ class StatementLine:
     refunded_fen: int
     trade_status: str
     paid_at: datetime
+
+
+@dataclass(frozen=True)
+class NotifyAttempt:
+    """One POST of a notification to a notify_url, and what came back."""
+
+    notify_id: str
+    out_trade_no: str
+    trade_status: str
+    url: str
+    attempt: int  # 1 for the first POST of this delivery
+    status_code: int | None  # None: no HTTP answer (``error`` says why)
+    answer: str | None
+    error: str | None
+    at: datetime
+
+    @property
+    def acknowledged(self) -> bool:
+        """Alipay stops retrying only on HTTP 200 with exactly ``success`` as the body."""
+        return self.status_code == 200 and self.answer == NOTIFY_ACK
+
+
+@dataclass(frozen=True)
+class NotifyDelivery:
+    """All attempts of one notification (same ``notify_id``), oldest first."""
+
+    notify_id: str
+    out_trade_no: str
+    url: str
+    attempts: tuple[NotifyAttempt, ...]
+
+    @property
+    def acknowledged(self) -> bool:
+        """True when some attempt was answered ``success`` (retries stopped there)."""
+        return any(a.acknowledged for a in self.attempts)
+
+
+class FakeTradeClosedError(ValueError):
+    """The buyer tried to pay a trade that is closed (closed by us, or past time_expire)."""
 
 
 @dataclass(frozen=True)
@@ -173,10 +279,14 @@ def _business(method: str, sub_code: str, sub_msg: str) -> _RejectError:
     )
 
 
-def _free_loopback_socket(host: str) -> socket.socket:
+def _bound_socket(host: str, port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, 0))  # port 0: the kernel picks a free port, never a fixed one
+    try:
+        sock.bind((host, port))  # port 0: the kernel picks a free port
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 
@@ -186,13 +296,24 @@ class FakeAlipay:
     def __init__(
         self,
         *,
-        app_id: str = "2021000000000000",
+        app_id: str = APP_ID,
         app_public_key_pem: str | None = None,
         alipay_private_key_pem: str | None = None,
         host: str = "127.0.0.1",
+        port: int = 0,
         clock: Callable[[], datetime] | None = None,
+        seller_id: str = SELLER_ID,
+        notify_schedule_s: Sequence[float] = SANDBOX_NOTIFY_SCHEDULE_S,
+        notify_timeout_s: float = 5.0,
+        bill_url_ttl_s: float = 30.0,
     ) -> None:
+        if not notify_schedule_s or any(delay < 0 for delay in notify_schedule_s):
+            raise ValueError("notify_schedule_s needs at least one delay, none negative")
         self.app_id = app_id
+        self.seller_id = seller_id
+        self.notify_schedule_s = tuple(float(delay) for delay in notify_schedule_s)
+        self.notify_timeout_s = notify_timeout_s
+        self.bill_url_ttl_s = bill_url_ttl_s
         # Without the app's public key, make the app's keypair too (tests that need
         # a client then use app_private_key_pem / make_client).
         self.app_private_key_pem: str | None = None
@@ -205,10 +326,17 @@ class FakeAlipay:
         self._alipay_private_key = load_private_key(alipay_private_key_pem)
         self.alipay_public_key_pem = public_key_pem(self._alipay_private_key)
         self._host = host
+        self._requested_port = port
         self._clock = clock or (lambda: datetime.now(SHANGHAI))
         self._lock = threading.Lock()
         self._auth_codes: dict[str, str] = {}
         self._trades: dict[str, FakeTrade] = {}
+        self._by_trade_no: dict[str, FakeTrade] = {}
+        # token -> (bill day, monotonic expiry) of the bill URLs handed out
+        self._bill_tokens: dict[str, tuple[date, float]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._stopping = False
+        self.deliveries: list[NotifyAttempt] = []
         self._certs: dict[str, FakeCertification] = {}
         self._injected: dict[str, list[_Injected]] = {}
         self._forger_key: str | None = None
@@ -238,8 +366,9 @@ class FakeAlipay:
         """Serve on a free loopback port in a background thread; returns when it accepts."""
         if self._thread is not None:
             raise RuntimeError("FakeAlipay already started")
-        sock = _free_loopback_socket(self._host)
+        sock = _bound_socket(self._host, self._requested_port)
         self.port = sock.getsockname()[1]
+        self._stopping = False
         config = uvicorn.Config(
             self,
             host=self._host,
@@ -267,7 +396,8 @@ class FakeAlipay:
         return self
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        """Stop the server and join its thread (idempotent)."""
+        """Stop the server and join its thread (idempotent); pending retries are dropped."""
+        self._stopping = True
         if self._loop is not None and self._async_stop is not None:
             # Ends injected delays at once (the loop may already be closed).
             with contextlib.suppress(RuntimeError):
@@ -313,11 +443,18 @@ class FakeAlipay:
             self._auth_codes[code] = user_id
 
     def pay(self, out_trade_no: str, at: datetime | None = None) -> FakeTrade:
-        """The buyer pays the trade (as my.tradePay would); no notification is sent."""
+        """The buyer pays the trade (as my.tradePay would); no notification is sent.
+
+        Paying a paid trade changes nothing; a closed trade (closed by the merchant or past
+        its ``time_expire``) raises :class:`FakeTradeClosedError`, as the cashier refuses.
+        """
         with self._lock:
             trade = self._trades.get(out_trade_no)
             if trade is None:
                 raise KeyError(out_trade_no)
+            self._settle_expiry(trade, self._clock())
+            if trade.status == "TRADE_CLOSED" and trade.paid_at is None:
+                raise FakeTradeClosedError(f"trade {out_trade_no} is closed")
             if trade.status == "WAIT_BUYER_PAY":
                 trade.status = "TRADE_SUCCESS"
                 trade.paid_at = at or self._clock()
@@ -327,7 +464,27 @@ class FakeAlipay:
         """A copy of a trade's state, or None."""
         with self._lock:
             trade = self._trades.get(out_trade_no)
-            return None if trade is None else replace(trade, refunds=dict(trade.refunds))
+            if trade is None:
+                return None
+            self._settle_expiry(trade, self._clock())
+            return replace(trade, refunds=dict(trade.refunds))
+
+    def trade_by_trade_no(self, trade_no: str) -> FakeTrade | None:
+        """A copy of a trade's state found by Alipay's ``trade_no``, or None."""
+        with self._lock:
+            trade = self._by_trade_no.get(trade_no)
+        return None if trade is None else self.trade(trade.out_trade_no)
+
+    @staticmethod
+    def _settle_expiry(trade: FakeTrade, now: datetime) -> None:
+        # Alipay closes an unpaid trade at time_expire; applied lazily, whenever it is seen.
+        if (
+            trade.status == "WAIT_BUYER_PAY"
+            and trade.time_expire is not None
+            and now >= trade.time_expire
+        ):
+            trade.status = "TRADE_CLOSED"
+            trade.closed_at = trade.time_expire
 
     def set_certify_result(self, certify_id: str, passed: bool | None) -> None:
         """The person finished the face check (True/False) or has not yet (None)."""
@@ -382,6 +539,85 @@ class FakeAlipay:
             ]
         return sorted(lines, key=lambda line: (line.paid_at, line.trade_no))
 
+    def trade_bill_zip(self, day: date) -> bytes:
+        """The trade bill of ``day`` as Alipay serves it: a zip of two GBK CSV files.
+
+        ``<pid>0156_<yyyyMMdd>_业务明细.csv`` lists a 交易 row per trade paid that day and a
+        退款 row (negative amount, with its out_request_no) per refund made that day;
+        ``..._业务明细(汇总).csv`` the totals. Both open with Alipay's ``#`` lines.
+        Cells carry Alipay's trailing tab. The day is what it is at download time (Alipay
+        serves a day only once it is over; the fake serves today's too).
+        """
+        header = [
+            "支付宝交易号", "商户订单号", "业务类型", "商品名称", "创建时间", "完成时间",
+            "门店编号", "门店名称", "操作员", "终端号", "对方账户", "订单金额（元）",
+            "商家实收（元）", "支付宝红包（元）", "集分宝（元）", "支付宝优惠（元）",
+            "商家优惠（元）", "券核销金额（元）", "券名称", "商家红包消费金额（元）",
+            "卡消费金额（元）", "退款批次号/请求号", "服务费（元）", "分润（元）", "备注",
+        ]  # fmt: skip
+        rows: list[tuple[datetime, list[str]]] = []
+        paid_total = refund_total = paid_count = refund_count = 0
+
+        def row(trade: FakeTrade, kind: str, at: datetime, fen: int, request_no: str) -> list[str]:
+            amount = ("-" if fen < 0 else "") + fen_to_yuan(abs(fen))
+            return [
+                trade.trade_no, trade.out_trade_no, kind, trade.subject,
+                format_timestamp(trade.created_at), format_timestamp(at), "", "", "", "",
+                "cq***@example.com", amount, amount, "0.00", "0.00", "0.00", "0.00", "0.00",
+                "", "0.00", "0.00", request_no, "0.00", "0.00", "",
+            ]  # fmt: skip
+
+        with self._lock:
+            for trade in self._trades.values():
+                if trade.paid_at is not None and trade.paid_at.astimezone(SHANGHAI).date() == day:
+                    fen = trade.total_amount_fen
+                    rows.append(
+                        (trade.paid_at, row(trade, BILL_KIND_PAYMENT, trade.paid_at, fen, ""))
+                    )
+                    paid_total, paid_count = paid_total + fen, paid_count + 1
+                for request_no, (fen, at) in trade.refunds.items():
+                    if at.astimezone(SHANGHAI).date() == day:
+                        rows.append((at, row(trade, BILL_KIND_REFUND, at, -fen, request_no)))
+                        refund_total, refund_count = refund_total + fen, refund_count + 1
+        rows.sort(key=lambda item: item[0])
+        user = f"{self.seller_id}0156"
+        start = f"{day:%Y年%m月%d日} 00:00:00"
+        end = f"{day + timedelta(days=1):%Y年%m月%d日} 00:00:00"
+        exported = f"{self._clock().astimezone(SHANGHAI):%Y年%m月%d日 %H:%M:%S}"
+        detail = io.StringIO()
+        detail.write("#支付宝业务明细查询\r\n")
+        detail.write(f"#账号：[{user}]\r\n")
+        detail.write(f"#起始日期：[{start}]   终止日期：[{end}]\r\n")
+        detail.write("#" + "-" * 41 + "业务明细列表" + "-" * 40 + "\r\n")
+        writer = csv.writer(detail, lineterminator="\r\n")
+        writer.writerow(header)
+        for _, cells in rows:
+            writer.writerow([cell + "\t" for cell in cells])
+        detail.write("#" + "-" * 41 + "业务明细列表结束" + "-" * 36 + "\r\n")
+        detail.write(
+            f"#交易合计：{paid_count}笔，商家实收共{fen_to_yuan(paid_total)}元，商家优惠共0.00元\r\n"
+        )
+        detail.write(
+            f"#退款合计：{refund_count}笔，商家实收退款共-{fen_to_yuan(refund_total)}元，"
+            "商家优惠退款共0.00元\r\n"
+        )
+        detail.write(f"#导出时间：[{exported}]\r\n")
+        summary = (
+            "#支付宝业务汇总查询\r\n"
+            f"#账号：[{user}]\r\n"
+            "门店编号,门店名称,交易订单总笔数,退款订单总笔数,订单金额（元）,商家实收（元）\r\n"
+            f"合计,,{paid_count},{refund_count},{fen_to_yuan(paid_total)},"
+            f"{fen_to_yuan(paid_total)}\r\n"
+        )
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            # GBK as at Alipay (gb18030 is its superset: a rare character is not lost).
+            archive.writestr(
+                f"{user}_{day:%Y%m%d}_业务明细.csv", detail.getvalue().encode("gb18030")
+            )
+            archive.writestr(f"{user}_{day:%Y%m%d}_业务明细(汇总).csv", summary.encode("gb18030"))
+        return buffer.getvalue()
+
     # -- notifications ----------------------------------------------------------------
     def notification_params(
         self,
@@ -389,19 +625,25 @@ class FakeAlipay:
         *,
         forged: bool = False,
         overrides: Mapping[str, str] | None = None,
+        trade_status: str | None = None,
     ) -> dict[str, str]:
-        """The signed form fields of a ``trade_status_sync`` notification for a paid trade.
+        """The signed form fields of a ``trade_status_sync`` notification.
 
+        The trade must be paid or closed (Alipay says nothing of a trade still waiting),
+        unless ``trade_status`` names the state to announce: e.g. ``"TRADE_CLOSED"`` for
+        a paid trade, to deliver a stale or out-of-order notice after its success.
         ``overrides`` change fields *before* signing (a genuine notification that says
-        something else, e.g. another amount or app id); ``forged`` signs with a key
-        that is not Alipay's.
+        something else, e.g. another amount, app id or seller); ``forged`` signs with a
+        key that is not Alipay's. Each call makes a new ``notify_id``.
         """
         with self._lock:
             trade = self._trades.get(out_trade_no)
             if trade is None:
                 raise KeyError(out_trade_no)
-            if trade.paid_at is None:
+            self._settle_expiry(trade, self._clock())
+            if trade_status is None and trade.status == "WAIT_BUYER_PAY":
                 raise ValueError(f"trade {out_trade_no} is not paid; call pay() first")
+            status = trade_status or trade.status
             total = fen_to_yuan(trade.total_amount_fen)
             params: dict[str, str] = {
                 "notify_time": format_timestamp(self._clock()),
@@ -416,24 +658,53 @@ class FakeAlipay:
                 "out_trade_no": trade.out_trade_no,
                 "buyer_id": trade.buyer_id,
                 "buyer_logon_id": "cq***@example.com",
-                "seller_id": SELLER_ID,
-                "trade_status": trade.status,
+                "seller_id": trade.seller_id,
+                "trade_status": status,
                 "total_amount": total,
-                "receipt_amount": total,
-                "invoice_amount": total,
-                "buyer_pay_amount": total,
-                "point_amount": "0.00",
                 "subject": trade.subject,
                 "gmt_create": format_timestamp(trade.created_at),
-                "gmt_payment": format_timestamp(trade.paid_at),
-                "fund_bill_list": json.dumps(
-                    [{"amount": total, "fundChannel": "ALIPAYACCOUNT"}], separators=(",", ":")
-                ),
             }
+            if trade.paid_at is not None:
+                params |= {
+                    "receipt_amount": total,
+                    "invoice_amount": total,
+                    "buyer_pay_amount": total,
+                    "point_amount": "0.00",
+                    "gmt_payment": format_timestamp(trade.paid_at),
+                    "fund_bill_list": json.dumps(
+                        [{"amount": total, "fundChannel": "ALIPAYACCOUNT"}], separators=(",", ":")
+                    ),
+                }
+            if trade.refunds:
+                last_request_no, (_, last_at) = max(
+                    trade.refunds.items(), key=lambda item: item[1][1]
+                )
+                params |= {
+                    "refund_fee": fen_to_yuan(trade.refunded_fen),
+                    "gmt_refund": format_timestamp(last_at),
+                    "out_biz_no": last_request_no,
+                }
+            if status == "TRADE_CLOSED":
+                params["gmt_close"] = format_timestamp(trade.closed_at or self._clock())
         params.update(overrides or {})
+        return self.sign_notification(params, forged=forged)
+
+    def sign_notification(
+        self, params: Mapping[str, str], *, forged: bool = False
+    ) -> dict[str, str]:
+        """``params`` with a fresh ``sign``: Alipay's key, or with ``forged`` another one."""
+        signed = {k: v for k, v in params.items() if k != "sign"}
         key = self._forger() if forged else self._alipay_private_key
-        params["sign"] = rsa2_sign(canonical_string(params, exclude=("sign", "sign_type")), key)
-        return params
+        signed["sign"] = rsa2_sign(canonical_string(signed, exclude=("sign", "sign_type")), key)
+        return signed
+
+    def _notify_url_of(self, out_trade_no: str, notify_url: str | None) -> str:
+        if notify_url is None:
+            trade = self.trade(out_trade_no)
+            notify_url = trade.notify_url if trade else None
+        if not notify_url:
+            raise ValueError("no notify_url: give one or create the trade with one")
+        return notify_url
 
     async def send_notification(
         self,
@@ -442,20 +713,21 @@ class FakeAlipay:
         *,
         forged: bool = False,
         overrides: Mapping[str, str] | None = None,
+        trade_status: str | None = None,
         http: httpx.AsyncClient | None = None,
         timeout_s: float = 5.0,
     ) -> str:
-        """POST the notification (form-encoded, as Alipay does) and return the response body.
+        """POST one notification (form-encoded, as Alipay does) and return the response body.
 
         ``notify_url`` defaults to the one given at ``alipay.trade.create``; pass
-        ``http`` to reach an in-process app (e.g. an ``httpx.ASGITransport`` client).
+        ``http`` to reach an in-process app (e.g. an ``httpx.ASGITransport`` client, where
+        a path such as ``/api/v1/alipay/notify`` is enough). No retry: see
+        :meth:`deliver_notification`.
         """
-        params = self.notification_params(out_trade_no, forged=forged, overrides=overrides)
-        if notify_url is None:
-            trade = self.trade(out_trade_no)
-            notify_url = trade.notify_url if trade else None
-        if not notify_url:
-            raise ValueError("no notify_url: give one or create the trade with one")
+        params = self.notification_params(
+            out_trade_no, forged=forged, overrides=overrides, trade_status=trade_status
+        )
+        notify_url = self._notify_url_of(out_trade_no, notify_url)
         with self._lock:
             self.notifications.append(params)
         if http is not None:
@@ -464,6 +736,126 @@ class FakeAlipay:
         async with httpx.AsyncClient(timeout=timeout_s) as client:
             response = await client.post(notify_url, data=params)
             return response.text
+
+    async def replay_notification(
+        self,
+        params: Mapping[str, str],
+        notify_url: str,
+        *,
+        times: int,
+        concurrency: int = 1,
+        http: httpx.AsyncClient | None = None,
+        timeout_s: float = 5.0,
+    ) -> list[str]:
+        """POST the very same signed notification ``times`` times, ``concurrency`` at once.
+
+        What Alipay's retries and a duplicated delivery look like from the receiver (same
+        ``notify_id``, same signature). Returns the answers in sending order.
+        """
+        if times < 1 or concurrency < 1:
+            raise ValueError("times and concurrency must be at least 1")
+        gate = asyncio.Semaphore(concurrency)
+        form = dict(params)
+
+        async def one(client: httpx.AsyncClient) -> str:
+            async with gate:
+                with self._lock:
+                    self.notifications.append(form)
+                response = await client.post(notify_url, data=form, timeout=timeout_s)
+                return response.text
+
+        if http is not None:
+            return list(await asyncio.gather(*(one(http) for _ in range(times))))
+        async with httpx.AsyncClient(timeout=timeout_s) as client:
+            return list(await asyncio.gather(*(one(client) for _ in range(times))))
+
+    async def deliver_notification(
+        self,
+        out_trade_no: str,
+        *,
+        notify_url: str | None = None,
+        http: httpx.AsyncClient | None = None,
+        schedule_s: Sequence[float] | None = None,
+        forged: bool = False,
+        overrides: Mapping[str, str] | None = None,
+        trade_status: str | None = None,
+        on_attempt: Callable[[NotifyAttempt], None] | None = None,
+    ) -> NotifyDelivery:
+        """Deliver one notification as Alipay does: POST it, and again after each delay of
+        ``schedule_s`` (default: the constructor's ``notify_schedule_s``) until an answer
+        is exactly ``success`` (HTTP 200). Every attempt is the same signed notice (one
+        ``notify_id``) and is recorded in ``deliveries``; ``on_attempt`` sees each one.
+        """
+        params = self.notification_params(
+            out_trade_no, forged=forged, overrides=overrides, trade_status=trade_status
+        )
+        url = self._notify_url_of(out_trade_no, notify_url)
+        delays = self.notify_schedule_s if schedule_s is None else tuple(schedule_s)
+        attempts: list[NotifyAttempt] = []
+        for number, delay in enumerate(delays, start=1):
+            await self._pause(delay)
+            if self._stopping:
+                break
+            attempt = await self._post_notification(params, url, number, http)
+            attempts.append(attempt)
+            if on_attempt is not None:
+                on_attempt(attempt)
+            if attempt.acknowledged:
+                break
+        return NotifyDelivery(params["notify_id"], out_trade_no, url, tuple(attempts))
+
+    async def _post_notification(
+        self,
+        params: dict[str, str],
+        url: str,
+        number: int,
+        http: httpx.AsyncClient | None,
+    ) -> NotifyAttempt:
+        status: int | None = None
+        answer: str | None = None
+        error: str | None = None
+        with self._lock:
+            self.notifications.append(params)
+        try:
+            if http is not None:
+                response = await http.post(url, data=params, timeout=self.notify_timeout_s)
+            else:
+                async with httpx.AsyncClient(timeout=self.notify_timeout_s) as client:
+                    response = await client.post(url, data=params)
+            status, answer = response.status_code, response.text
+        except httpx.HTTPError as exc:  # no answer is a failed attempt, retried like "fail"
+            error = f"{type(exc).__name__}: {exc}"
+        attempt = NotifyAttempt(
+            notify_id=params["notify_id"],
+            out_trade_no=params["out_trade_no"],
+            trade_status=params["trade_status"],
+            url=url,
+            attempt=number,
+            status_code=status,
+            answer=answer,
+            error=error,
+            at=self._clock(),
+        )
+        with self._lock:
+            self.deliveries.append(attempt)
+        return attempt
+
+    async def _pause(self, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        try:
+            in_server_loop = asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            in_server_loop = False
+        if in_server_loop:
+            await self._sleep(seconds)  # cut short by stop()
+        else:
+            await asyncio.sleep(seconds)
+
+    def deliveries_of(self, out_trade_no: str) -> list[NotifyAttempt]:
+        """Notification POSTs of one trade, oldest first."""
+        with self._lock:
+            return [d for d in self.deliveries if d.out_trade_no == out_trade_no]
 
     def _forger(self) -> str:
         if self._forger_key is None:
@@ -555,9 +947,14 @@ class FakeAlipay:
             if trade.paid_at is not None:
                 body["send_pay_date"] = format_timestamp(trade.paid_at)
                 body["buyer_pay_amount"] = fen_to_yuan(trade.total_amount_fen)
+                body["receipt_amount"] = fen_to_yuan(trade.total_amount_fen)
             return body
+        if method == "alipay.trade.close":
+            return self._trade_close(biz, now)
         if method == "alipay.trade.refund":
             return self._trade_refund(biz, now)
+        if method == BILL_URL_METHOD:
+            return self._bill_url(biz, now)
         if method == "alipay.user.certify.open.initialize":
             return self._certify_initialize(method, biz)
         if method == "alipay.user.certify.open.query":
@@ -612,8 +1009,23 @@ class FakeAlipay:
             raise _business(method, "ACQ.INVALID_PARAMETER", "total_amount 参数无效") from None
         if not 1 <= total <= 100_000_000_00:
             raise _business(method, "ACQ.TOTAL_FEE_EXCEED", "订单金额超过限额")
+        seller_id = str(biz.get("seller_id") or self.seller_id)
+        if seller_id != self.seller_id:
+            # The app may collect only for the merchant it is signed to.
+            raise _business(method, "ACQ.PARTNER_ERROR", "卖家与应用的签约商户不一致")
+        time_expire: datetime | None = None
+        if biz.get("time_expire"):
+            try:
+                time_expire = datetime.strptime(
+                    str(biz["time_expire"]), "%Y-%m-%d %H:%M:%S"
+                ).replace(tzinfo=SHANGHAI)
+            except ValueError:
+                raise _business(method, "ACQ.INVALID_PARAMETER", "time_expire 格式错误") from None
+            if time_expire <= now:
+                raise _business(method, "ACQ.INVALID_PARAMETER", "time_expire 已过")
         existing = self._trades.get(out_trade_no)
         if existing is not None:
+            self._settle_expiry(existing, now)
             # Alipay: the same out_trade_no again is fine while unpaid and unchanged.
             if existing.status in ("TRADE_SUCCESS", "TRADE_FINISHED"):
                 raise _business(method, "ACQ.TRADE_HAS_SUCCESS", "交易已被支付")
@@ -631,8 +1043,11 @@ class FakeAlipay:
                 buyer_id=buyer_id,
                 notify_url=params.get("notify_url") or None,
                 created_at=now,
+                time_expire=time_expire,
+                seller_id=seller_id,
             )
             self._trades[out_trade_no] = trade
+            self._by_trade_no[trade.trade_no] = trade
         return {
             "code": SUCCESS_CODE,
             "msg": "Success",
@@ -641,14 +1056,64 @@ class FakeAlipay:
         }
 
     def _find_trade(self, method: str, biz: Mapping[str, Any]) -> FakeTrade:
-        out_trade_no = biz.get("out_trade_no")
-        trade_no = biz.get("trade_no")
+        out_trade_no = str(biz.get("out_trade_no") or "")
+        trade_no = str(biz.get("trade_no") or "")
         if not out_trade_no and not trade_no:
             raise _business(method, "ACQ.INVALID_PARAMETER", "参数无效")
-        for trade in self._trades.values():
-            if trade.out_trade_no == out_trade_no or (trade_no and trade.trade_no == trade_no):
-                return trade
-        raise _business(method, "ACQ.TRADE_NOT_EXIST", "交易不存在")
+        # Alipay: when both are given, trade_no decides.
+        trade = self._by_trade_no.get(trade_no) if trade_no else self._trades.get(out_trade_no)
+        if trade is None:
+            raise _business(method, "ACQ.TRADE_NOT_EXIST", "交易不存在")
+        self._settle_expiry(trade, self._clock())
+        return trade
+
+    def _trade_close(self, biz: dict[str, Any], now: datetime) -> dict[str, Any]:
+        method = "alipay.trade.close"
+        trade = self._find_trade(method, biz)
+        if trade.status != "WAIT_BUYER_PAY":
+            # Only a trade waiting for payment can be closed (paid, or closed already).
+            raise _business(method, "ACQ.TRADE_STATUS_ERROR", "交易状态不合法")
+        trade.status = "TRADE_CLOSED"
+        trade.closed_at = now
+        return {
+            "code": SUCCESS_CODE,
+            "msg": "Success",
+            "trade_no": trade.trade_no,
+            "out_trade_no": trade.out_trade_no,
+        }
+
+    def _bill_url(self, biz: dict[str, Any], now: datetime) -> dict[str, Any]:
+        if biz.get("bill_type") != "trade":
+            # The fake keeps trades only; Alipay's "signcustomer" (account) bill is not here.
+            raise _invalid("isv.invalid-arguments", "bill_type 参数不合法（仅支持 trade）")
+        try:
+            day = datetime.strptime(str(biz.get("bill_date", "")), "%Y-%m-%d").date()
+        except ValueError:
+            # Monthly bills (yyyy-MM) exist at Alipay; the fake has daily ones only.
+            raise _invalid("isv.invalid-arguments", "bill_date 参数不合法") from None
+        if day > now.astimezone(SHANGHAI).date():
+            raise _business(BILL_URL_METHOD, "isp.bill_not_exist", "账单不存在")
+        token = secrets.token_hex(16)
+        self._bill_tokens[token] = (day, time.monotonic() + self.bill_url_ttl_s)
+        stamp = f"{day:%Y%m%d}"
+        user = f"{self.seller_id}0156"
+        query = urllib.parse.urlencode(
+            {
+                "bizType": "trade",
+                "userId": user,
+                "fileType": "csv.zip",
+                "bizDates": stamp,
+                "downloadFileName": f"{user}_{stamp}.csv.zip",
+                "fileId": f"/trade/{user}/{stamp}.csv.zip",
+                "timestamp": str(int(time.time() * 1000)),
+                "token": token,
+            }
+        )
+        return {
+            "code": SUCCESS_CODE,
+            "msg": "Success",
+            "bill_download_url": f"{self.url}{_BILL_PATH}?{query}",
+        }
 
     def _trade_refund(self, biz: dict[str, Any], now: datetime) -> dict[str, Any]:
         method = "alipay.trade.refund"
@@ -764,6 +1229,70 @@ class FakeAlipay:
             "</form>"
         )
 
+    async def _download_bill(self, params: Mapping[str, str]) -> tuple[int, str, str | bytes]:
+        """The bill file behind a URL from the bill query: unsigned, the token is the key."""
+        delay = 0.0
+        with self._lock:
+            injected = self._take_injection(BILL_DOWNLOAD)
+            entry = self._bill_tokens.get(params.get("token", ""))
+        if injected is not None and injected.error is not None:
+            return 503, "text/plain; charset=utf-8", "service unavailable"
+        if injected is not None:
+            delay = injected.delay_s
+        if entry is None or time.monotonic() > entry[1]:
+            # Alipay's page says the link timed out; the fake answers 403 with the same words.
+            return 403, "text/plain; charset=utf-8", "下载超时，请重新下载"
+        data = self.trade_bill_zip(entry[0])
+        await self._sleep(delay)
+        return 200, "application/zip", data
+
+    async def _sandbox_pay(self, trade_no: str) -> tuple[int, str, str]:
+        """``POST /sandbox/alipay/trades/{trade_no}/pay``: pay, then notify with retries.
+
+        Answers once the first notification attempt has an answer (or timed out); the
+        retries go on in the background on ``notify_schedule_s``. Paying a paid trade
+        again sends its notification again, as a retry from Alipay would.
+        """
+        found = self.trade_by_trade_no(trade_no)
+        if found is None:
+            return _json(404, {"error": "ACQ.TRADE_NOT_EXIST", "trade_no": trade_no})
+        try:
+            trade = self.pay(found.out_trade_no)
+        except FakeTradeClosedError:
+            return _json(409, {"error": "ACQ.TRADE_HAS_CLOSE", "trade_no": trade_no})
+        payload: dict[str, Any] = {
+            "trade_no": trade.trade_no,
+            "out_trade_no": trade.out_trade_no,
+            "trade_status": trade.status,
+            "total_amount": fen_to_yuan(trade.total_amount_fen),
+            "notify_url": trade.notify_url,
+            "retry_schedule_s": list(self.notify_schedule_s),
+            "first_attempt": None,
+        }
+        if not trade.notify_url:
+            return _json(200, payload)
+        first: asyncio.Future[NotifyAttempt] = asyncio.get_running_loop().create_future()
+
+        def on_attempt(attempt: NotifyAttempt) -> None:
+            if not first.done():
+                first.set_result(attempt)
+
+        task = asyncio.create_task(
+            self.deliver_notification(trade.out_trade_no, on_attempt=on_attempt)
+        )
+        self._tasks.add(task)  # a reference, so the task is not collected mid-flight
+        task.add_done_callback(self._tasks.discard)
+        with contextlib.suppress(TimeoutError):
+            attempt = await asyncio.wait_for(asyncio.shield(first), self.notify_timeout_s + 1)
+            payload["first_attempt"] = {
+                "notify_id": attempt.notify_id,
+                "status_code": attempt.status_code,
+                "answer": attempt.answer,
+                "error": attempt.error,
+                "acknowledged": attempt.acknowledged,
+            }
+        return _json(200, payload)
+
     async def _control(self, path: str, params: dict[str, str]) -> tuple[int, str, str]:
         """Sandbox controls over HTTP (the same as the Python methods), for manual demos."""
         try:
@@ -812,8 +1341,18 @@ class FakeAlipay:
             await _respond(send, 400, "text/plain", "body is not UTF-8")
             return
         path, verb = scope["path"], scope["method"]
+        status: int
+        ctype: str
+        text: str | bytes
+        sandbox_pay = _SANDBOX_PAY_PATH.fullmatch(path)
         if path == "/gateway.do" and verb in ("GET", "POST"):
             status, ctype, text = await self._gateway(params, page=verb == "GET")
+        elif path == _BILL_PATH and verb == "GET":
+            status, ctype, text = await self._download_bill(params)
+        elif sandbox_pay is not None and verb == "POST":
+            status, ctype, text = await self._sandbox_pay(sandbox_pay.group(1))
+        elif path == "/_fake/health" and verb == "GET":
+            status, ctype, text = 200, "text/plain; charset=utf-8", "ok"
         elif path.startswith("/_fake/") and verb == "POST":
             status, ctype, text = await self._control(path, params)
         else:
@@ -821,8 +1360,12 @@ class FakeAlipay:
         await _respond(send, status, ctype, text)
 
 
-async def _respond(send: Send, status: int, content_type: str, text: str) -> None:
-    data = text.encode("utf-8")
+def _json(status: int, payload: Mapping[str, Any]) -> tuple[int, str, str]:
+    return status, "application/json;charset=utf-8", json.dumps(payload, ensure_ascii=False)
+
+
+async def _respond(send: Send, status: int, content_type: str, text: str | bytes) -> None:
+    data = text.encode("utf-8") if isinstance(text, str) else text
     await send(
         {
             "type": "http.response.start",
@@ -834,3 +1377,149 @@ async def _respond(send: Send, status: int, content_type: str, text: str) -> Non
         }
     )
     await send({"type": "http.response.body", "body": data})
+
+
+# -- the sandbox server (``python -m cqdev fake-alipay``, started by ``make run``) ----------
+APP_KEY_FILE: Final = "app_private_key.pem"
+ALIPAY_KEY_FILE: Final = "alipay_private_key.pem"
+
+
+@dataclass(frozen=True)
+class SandboxKeys:
+    """The sandbox's two keypairs: the app's (signs requests) and the fake Alipay's."""
+
+    app_private_key_pem: str
+    alipay_private_key_pem: str
+
+    @property
+    def app_public_key_pem(self) -> str:
+        """What the fake verifies requests with."""
+        return public_key_pem(self.app_private_key_pem)
+
+    @property
+    def alipay_public_key_pem(self) -> str:
+        """What the services verify answers and notifications with."""
+        return public_key_pem(self.alipay_private_key_pem)
+
+
+def _load_or_create_key(path: Path) -> str:
+    """The PEM private key at ``path``, made (0600) on first use.
+
+    Created under a temporary name and linked into place, so two processes starting at
+    once (the launcher and the fake it starts) end up with the one same key.
+    """
+    if not path.exists():
+        private_pem, _ = generate_keypair_pem()
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as handle:
+                handle.write(private_pem)
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)  # fails if another process got there first: use theirs
+        finally:
+            tmp.unlink(missing_ok=True)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o600)  # a private key readable by others is fixed, not trusted as is
+    return path.read_text(encoding="ascii")
+
+
+def ensure_sandbox_keys(keys_dir: Path) -> SandboxKeys:
+    """Load the sandbox keypairs from ``keys_dir`` (``.local/alipay``), creating them once."""
+    keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return SandboxKeys(
+        app_private_key_pem=_load_or_create_key(keys_dir / APP_KEY_FILE),
+        alipay_private_key_pem=_load_or_create_key(keys_dir / ALIPAY_KEY_FILE),
+    )
+
+
+def sandbox_env(
+    gateway_url: str,
+    keys: SandboxKeys,
+    *,
+    notify_url: str | None = None,
+    app_id: str = APP_ID,
+    seller_id: str = SELLER_ID,
+) -> dict[str, str]:
+    """The settings env a service needs to talk to the fake at ``gateway_url`` (R-SBX-1)."""
+    env = {
+        "ALIPAY_GATEWAY_URL": gateway_url,
+        "ALIPAY_APP_ID": app_id,
+        "ALIPAY_SELLER_ID": seller_id,
+        "ALIPAY_APP_PRIVATE_KEY_PEM": keys.app_private_key_pem,
+        "ALIPAY_PUBLIC_KEY_PEM": keys.alipay_public_key_pem,
+    }
+    if notify_url:
+        env["ALIPAY_NOTIFY_URL"] = notify_url
+    return env
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    tmp.replace(path)
+
+
+def serve(
+    *,
+    port: int,
+    keys_dir: Path,
+    host: str = "127.0.0.1",
+    env_file: Path | None = None,
+    notify_schedule_s: Sequence[float] = SANDBOX_NOTIFY_SCHEDULE_S,
+    out: TextIO | None = None,
+) -> int:
+    """Run the fake on ``host:port`` with the keys of ``keys_dir`` until SIGTERM / Ctrl-C.
+
+    Prints the URL, the non-secret settings and the sandbox pay route; the whole env
+    (PEM keys included) goes only to ``env_file`` (0600, shell ``export`` lines), never to
+    the log. Exit code 0 on a signal, 1 when the port is taken.
+    """
+    stream = out or sys.stdout
+    keys = ensure_sandbox_keys(keys_dir)
+    fake = FakeAlipay(
+        app_public_key_pem=keys.app_public_key_pem,
+        alipay_private_key_pem=keys.alipay_private_key_pem,
+        host=host,
+        port=port,
+        notify_schedule_s=notify_schedule_s,
+    )
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        try:
+            fake.start()
+        except (OSError, RuntimeError) as exc:
+            print(f"fake-alipay: cannot serve on {host}:{port}: {exc}", file=stream, flush=True)
+            return 1
+        env = sandbox_env(fake.gateway_url, keys)
+        if env_file is not None:
+            _write_private(
+                env_file, "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
+            )
+        lines = [
+            f"fake-alipay: serving {fake.url} (gateway {fake.gateway_url})",
+            *(
+                f"  {k}={v}"
+                for k, v in env.items()
+                if k not in ("ALIPAY_APP_PRIVATE_KEY_PEM", "ALIPAY_PUBLIC_KEY_PEM")
+            ),
+            f"  keys: {keys_dir / APP_KEY_FILE}, {keys_dir / ALIPAY_KEY_FILE}"
+            + (f"; full env: {env_file}" if env_file is not None else ""),
+            f"  pay a sandbox trade: curl -X POST {fake.url}/sandbox/alipay/trades/<trade_no>/pay",
+        ]
+        print("\n".join(lines), file=stream, flush=True)
+        while not stop.wait(3600):
+            pass
+        return 0
+    finally:
+        fake.stop()
+        for s, h in previous.items():
+            signal.signal(s, h)

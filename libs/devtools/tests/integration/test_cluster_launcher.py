@@ -16,16 +16,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
 import pytest
+from cqcommon.alipay import AlipayClient
 from cqdev import cluster
+from cqdev.fake_alipay import APP_ID, ensure_sandbox_keys
 from cqdev.stack import free_port
 
 pytestmark = pytest.mark.integration
 
 FAKE_SERVICE = textwrap.dedent(
     """
-    import subprocess, sys, time
+    import os, subprocess, sys, time
     from concurrent import futures
     import grpc
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -39,6 +42,8 @@ FAKE_SERVICE = textwrap.dedent(
     server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()
     print("serving", port, "grandchild", grandchild.pid, flush=True)
+    print("alipay", os.environ.get("ALIPAY_GATEWAY_URL", "-"),
+          os.environ.get("ALIPAY_NOTIFY_URL", "-"), flush=True)
     if crash_after > 0:
         time.sleep(crash_after)
         sys.exit(3)
@@ -89,6 +94,11 @@ LAUNCHER = textwrap.dedent(
         stop_grace_s=3.0,
         ready_file=Path(spec["ready_file"]),
         stack_factory=lambda: Stack(environ=environ, ephemeral=True),
+        fake_alipay=cluster.FakeAlipaySpec(
+            port=spec["fake_alipay"]["port"],
+            keys_dir=Path(spec["fake_alipay"]["keys_dir"]),
+            notify_url=spec["gateway_url"] + cluster.ALIPAY_NOTIFY_PATH,
+        ) if spec.get("fake_alipay") else None,
     )
     sys.exit(cluster.run(config))
     """
@@ -103,6 +113,7 @@ def _launch(
     ready_timeout_s: float = 60.0,
     never_ready: bool = False,
     busy_port: int | None = None,
+    fake_alipay_port: int | None = None,
 ) -> tuple[subprocess.Popen[str], Path, Path]:
     (tmp_path / "svc.py").write_text(FAKE_SERVICE)
     (tmp_path / "gw.py").write_text(FAKE_GATEWAY)
@@ -138,6 +149,8 @@ def _launch(
         "ready_timeout_s": ready_timeout_s,
         "ready_file": str(ready_file),
     }
+    if fake_alipay_port is not None:
+        spec["fake_alipay"] = {"port": fake_alipay_port, "keys_dir": str(tmp_path / "keys")}
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     proc = subprocess.Popen(
         [py, str(tmp_path / "launcher.py"), str(tmp_path / "spec.json")],
@@ -291,3 +304,71 @@ def test_default_config_uses_the_documented_commands_and_ports() -> None:
     assert [(name, argv[1:]) for name, argv in config.after_ready] == [
         ("load-sandbox", ("-m", "cqregistry", "load-sandbox"))
     ]
+    # sandbox mode (the default): the fake Alipay on 8010, its settings for every child
+    assert config.fake_alipay is not None
+    assert (config.fake_alipay.port, config.fake_alipay.url) == (8010, "http://127.0.0.1:8010")
+    assert config.fake_alipay.notify_url == "http://127.0.0.1:8123/api/v1/alipay/notify"
+    assert (8010, "FAKE_ALIPAY_PORT") in config.ports
+    assert config.fake_alipay.child().argv[1:4] == ("-m", "cqdev", "fake-alipay")
+
+
+@pytest.mark.parametrize("value", ["false", "0", "no", "off", "FALSE"])
+def test_outside_sandbox_mode_no_fake_alipay_is_started(value: str) -> None:
+    config = cluster.default_config({"SANDBOX_MODE": value, "FAKE_ALIPAY_PORT": "8099"})
+    assert config.fake_alipay is None
+    assert all(var != "FAKE_ALIPAY_PORT" for _, var in config.ports)
+
+
+def test_fake_alipay_env_points_every_child_at_the_fake(tmp_path: Path) -> None:
+    spec = cluster.FakeAlipaySpec(
+        port=8011,
+        keys_dir=tmp_path / "keys",
+        notify_url="http://127.0.0.1:8000/api/v1/alipay/notify",
+    )
+    env = spec.env()
+    assert env["ALIPAY_GATEWAY_URL"] == "http://127.0.0.1:8011/gateway.do"
+    assert env["ALIPAY_NOTIFY_URL"] == "http://127.0.0.1:8000/api/v1/alipay/notify"
+    assert env["ALIPAY_APP_ID"] and env["ALIPAY_SELLER_ID"]
+    assert "PRIVATE KEY" in env["ALIPAY_APP_PRIVATE_KEY_PEM"]
+    assert "PUBLIC KEY" in env["ALIPAY_PUBLIC_KEY_PEM"]
+    assert spec.env() == env  # the keys are made once and reused
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in (tmp_path / "keys").iterdir())
+
+
+async def test_sandbox_launch_starts_the_fake_alipay_first_with_its_settings(
+    tmp_path: Path,
+) -> None:
+    fake_port = free_port()
+    proc, ready_file, _ = _launch(tmp_path, fake_alipay_port=fake_port)
+    try:
+        info = _wait_ready(proc, ready_file)
+        assert info["fake_alipay_url"] == f"http://127.0.0.1:{fake_port}"
+        assert set(info["pids"]) == {"fake-alipay", "alpha", "beta", "gateway"}
+        everything = _descendants(proc.pid)
+        alpha_log = (tmp_path / "logs" / "alpha.log").read_text()
+        gateway = f"http://127.0.0.1:{fake_port}/gateway.do"
+        assert f"alipay {gateway} {info['gateway_url']}/api/v1/alipay/notify" in alpha_log
+        # The running fake holds the very keys the children were given.
+        keys = ensure_sandbox_keys(tmp_path / "keys")
+        async with httpx.AsyncClient() as http:
+            client = AlipayClient(
+                gateway_url=gateway,
+                app_id=APP_ID,
+                app_private_key_pem=keys.app_private_key_pem,
+                alipay_public_key_pem=keys.alipay_public_key_pem,
+                http=http,
+            )
+            trade_no = await client.trade_create(
+                "T" + str(fake_port), 100, "罚款", "2088000000000001"
+            )
+            paid = await http.post(
+                f"http://127.0.0.1:{fake_port}/sandbox/alipay/trades/{trade_no}/pay"
+            )
+            assert paid.status_code == 200 and paid.json()["trade_status"] == "TRADE_SUCCESS"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert f"fake Alipay   http://127.0.0.1:{fake_port}" in out
+    assert f"curl -X POST http://127.0.0.1:{fake_port}/sandbox/alipay/trades/<trade_no>/pay" in out
+    _assert_all_gone(everything)
