@@ -183,6 +183,10 @@ class NotificationRepository(Protocol):
 class RefundRepository(Protocol):
     async def add(self, refund: Refund) -> None: ...
 
+    async def get(self, refund_id: str) -> Refund | None:
+        """The refund (None also for a non-UUID id)."""
+        ...
+
     async def lock(self, refund_id: str) -> Refund | None:
         """The refund, its row locked (None also for a non-UUID id)."""
         ...

@@ -106,6 +106,16 @@ def is_own(decision: Decision, caller: Caller) -> bool:
     return bool(caller.person_id) and decision.party_person_id == caller.person_id
 
 
+def shown_party(decision: Decision, *, party_name: str | None, caller: Caller) -> tuple[str, str]:
+    """The party's name and plate as this caller may see them (R-Q-4): whole for the party
+    and staff, masked (``张*``, ``渝A***45``) for anyone else."""
+    name = party_name or ""
+    plate = decision.plate_number or ""
+    if is_own(decision, caller):
+        return name, plate
+    return mask_name(name), mask_plate(plate)
+
+
 @dataclass(frozen=True)
 class DecisionView:
     """A decision as one caller sees it today (``PayableDecision`` on the wire)."""
@@ -131,14 +141,12 @@ def view_decision(
     today: date,
 ) -> DecisionView:
     """Price ``decision`` for ``today`` (R-PAY-2) and mask what the caller may not see."""
-    own = is_own(decision, caller)
-    name = party_name or ""
-    plate = decision.plate_number or ""
+    name, plate = shown_party(decision, party_name=party_name, caller=caller)
     return DecisionView(
         decision=decision,
         amount=amount_due(decision.fine_fen, decision.decision_date, today),
         status=status,
-        own=own,
-        party_name=name if own else mask_name(name),
-        plate_number=plate if own else mask_plate(plate),
+        own=is_own(decision, caller),
+        party_name=name,
+        plate_number=plate,
     )

@@ -140,6 +140,13 @@ def settle_failed(payment: Payment, reason: FailureReason) -> Payment | None:
     return dataclasses.replace(payment, state=PaymentState.FAILED, failure_reason=reason.value)
 
 
+def settle_refunded(payment: Payment) -> Payment | None:
+    """A duplicate payment whose money went back (R-PAY-5); anything else is left alone."""
+    if payment.state is not PaymentState.DUPLICATE:
+        return None
+    return dataclasses.replace(payment, state=PaymentState.REFUNDED)
+
+
 class TradeOutcome(enum.Enum):
     PAID = "paid"
     CLOSED = "closed"

@@ -9,6 +9,7 @@ provider outage retries the same refund request, which the provider applies at m
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import uuid
 from dataclasses import dataclass
@@ -67,3 +68,20 @@ def check_approvable(refund: Refund) -> None:
     outstanding (``approved``); a refunded or failed refund is done."""
     if refund.state not in (RefundState.PENDING_APPROVAL, RefundState.APPROVED):
         raise DomainError(REFUND_NOT_PENDING, details={"state": refund.state.value})
+
+
+def approved(refund: Refund, *, by: str, now: datetime) -> Refund:
+    """Approved by a supervisor; approving again keeps the first approval."""
+    check_approvable(refund)
+    if refund.state is RefundState.APPROVED:
+        return refund
+    return dataclasses.replace(refund, state=RefundState.APPROVED, approved_by=by, approved_at=now)
+
+
+def refunded(refund: Refund, *, at: datetime) -> Refund:
+    return dataclasses.replace(refund, state=RefundState.REFUNDED, refunded_at=at)
+
+
+def refund_failed(refund: Refund) -> Refund:
+    """The provider refused the refund: staff settle it by other means."""
+    return dataclasses.replace(refund, state=RefundState.FAILED)

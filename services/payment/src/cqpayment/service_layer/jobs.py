@@ -1,0 +1,107 @@
+"""Use case: one bounded batch of a nightly job (R-JOB-*); the runner calls again with the
+returned checkpoint until ``done``. Both jobs are idempotent and safe to run twice.
+
+- ``resolve_pending_payments`` (R-JOB-1, R-PAY-4): payments pending longer than
+  ``PAYMENT_PENDING_RESOLVE_AFTER_S``, in (created_at, payment_id) order from the
+  checkpoint, each asked of the provider and settled; one past its expiry whose trade is
+  still open is closed. A provider that does not answer counts an error and the payment
+  stays for the next run.
+- ``reap_idempotency_keys`` (R-PAY-3): keys completed more than
+  ``IDEMPOTENCY_KEY_RETENTION_H`` ago (and in-flight ones abandoned that long), deleted in
+  batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from cqcommon.errors import UNKNOWN_JOB, VALIDATION_FAILED, DomainError
+
+from cqpayment.domain.provider import ProviderUnavailableError
+from cqpayment.service_layer.config import Deps
+from cqpayment.service_layer.settlement import resolve
+
+log = logging.getLogger(__name__)
+
+RESOLVE_PENDING = "resolve_pending_payments"
+REAP_KEYS = "reap_idempotency_keys"
+JOBS = (RESOLVE_PENDING, REAP_KEYS)
+DEFAULT_BATCH = 100
+MAX_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class JobBatch:
+    items_done: int
+    checkpoint: str
+    done: bool
+    errors: int = 0
+
+
+def _batch_size(requested: int) -> int:
+    return DEFAULT_BATCH if requested <= 0 else min(requested, MAX_BATCH)
+
+
+def parse_checkpoint(text: str) -> tuple[datetime, str] | None:
+    """``<created_at ISO>|<payment uuid>`` or empty (from the start)."""
+    if not text:
+        return None
+    at, sep, payment_id = text.partition("|")
+    try:
+        if not sep:
+            raise ValueError(text)
+        created = datetime.fromisoformat(at)
+        if created.tzinfo is None:
+            raise ValueError(text)
+        return created, str(uuid.UUID(payment_id))
+    except ValueError:
+        raise DomainError(VALIDATION_FAILED, details={"field": "checkpoint"}) from None
+
+
+def format_checkpoint(created_at: datetime, payment_id: str) -> str:
+    return f"{created_at.isoformat()}|{payment_id}"
+
+
+async def run_job(deps: Deps, *, job: str, checkpoint: str, batch_size: int) -> JobBatch:
+    if job == RESOLVE_PENDING:
+        return await _resolve_pending(deps, checkpoint, _batch_size(batch_size))
+    if job == REAP_KEYS:
+        return await _reap_keys(deps, _batch_size(batch_size))
+    raise DomainError(UNKNOWN_JOB, details={"jobs": list(JOBS)})
+
+
+async def _resolve_pending(deps: Deps, checkpoint: str, limit: int) -> JobBatch:
+    after = parse_checkpoint(checkpoint)
+    now = deps.clock.now()
+    async with deps.uows() as uow:
+        page = await uow.payments.pending_page(
+            created_before=now - deps.config.resolve_after, after=after, limit=limit
+        )
+    errors = 0
+    for payment in page:  # bounded: one page
+        try:
+            await resolve(deps, payment, close_if_expired=True)
+        except ProviderUnavailableError:
+            errors += 1
+    if not page:
+        return JobBatch(0, checkpoint, done=True)
+    last = page[-1]
+    if errors:
+        log.warning("resolve_pending_payments: %d of %d not answered", errors, len(page))
+    return JobBatch(
+        items_done=len(page),
+        checkpoint=format_checkpoint(last.created_at, last.payment_id),
+        done=len(page) < limit,
+        errors=errors,
+    )
+
+
+async def _reap_keys(deps: Deps, limit: int) -> JobBatch:
+    older_than = deps.clock.now() - deps.config.key_retention
+    async with deps.uows() as uow:
+        deleted = await uow.keys.reap(older_than=older_than, limit=limit)
+        await uow.commit()
+    return JobBatch(items_done=deleted, checkpoint="", done=deleted < limit)
