@@ -7,10 +7,14 @@ Session fixtures:
   (env var, machine server, else our own), but Kafka is always a fresh Tansu on a free port
   unless ``TEST_KAFKA_BOOTSTRAP_SERVERS`` names a broker to share (isolated by a unique
   ``KAFKA_TOPIC_PREFIX``).
+* ``fake_alipay`` — one :class:`cqdev.fake_alipay.FakeAlipay` for the session, on a free
+  loopback port: the payment provider of every test cluster (see its docstring).
 * ``test_settings`` — a :class:`cqcommon.settings.Settings` for the run: a fresh database
   ``cqtest_<id>`` (dropped at the end), a random Redis db index 1–15 (FLUSHDB at start and
-  end), the test broker, topic prefix ``cqtest-<id>.``, 6 s consumer session timeout and
-  the in-memory span exporter.
+  end), the test broker, topic prefix ``cqtest-<id>.``, 6 s consumer session timeout, the
+  in-memory span exporter, and the ``fake_alipay`` gateway URL, app id, seller id and keys
+  (so the payment service of ``cqdev.testing.in_process_cluster`` and of
+  ``isolated_cluster``, which copies these settings, talks to it).
 * ``test_env`` — the same as env vars, for child processes (``python -m cq<svc> run``).
 * ``migrated_database`` — applies every service's migrations (and the gateway's) into the
   test database with ``cqcommon.migrations.apply_migrations``; yields
@@ -35,7 +39,8 @@ import pytest
 from cqcommon.migrations import apply_migrations
 from cqcommon.settings import Settings
 
-from cqdev.cluster import MIGRATION_ORDER
+from cqdev.cluster import ALIPAY_NOTIFY_PATH, MIGRATION_ORDER
+from cqdev.fake_alipay import FakeAlipay
 from cqdev.stack import (
     Mode,
     Stack,
@@ -45,6 +50,7 @@ from cqdev.stack import (
     with_database,
     with_redis_db,
 )
+from cqdev.testing import GATEWAY_BASE_URL
 
 TEST_KAFKA_ENV = "TEST_KAFKA_BOOTSTRAP_SERVERS"
 
@@ -126,8 +132,46 @@ def _redis_flush(url: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def test_settings(stack: Stack, test_run_id: str) -> Iterator[Settings]:
-    """``cqcommon.settings.Settings`` on a fresh database / Redis db / topic prefix."""
+def fake_alipay() -> Iterator[FakeAlipay]:
+    """The session's fake Alipay gateway; ``test_settings`` points the services at it.
+
+    Trades the payment service creates land here (``fake_alipay.trade(out_trade_no)``),
+    and the buyer pays with ``fake_alipay.pay(out_trade_no)``. The in-process gateway is
+    reached only through httpx's ASGI transport, so the fake cannot post a notification
+    to it by itself (its own retries, ``POST /sandbox/alipay/trades/{trade_no}/pay``,
+    need a gateway on a real port, as ``make run`` has). A test delivers it::
+
+        fake_alipay.pay(out_trade_no)
+        answer = await fake_alipay.send_notification(
+            out_trade_no, notify_url="/api/v1/alipay/notify", http=cluster.http
+        )
+        assert answer == "success"
+
+    (or ``deliver_notification(..., http=cluster.http)`` for Alipay's retries,
+    ``replay_notification`` for duplicates, ``notification_params(forged=True,
+    overrides=..., trade_status=...)`` for bad and out-of-order ones).
+    """
+    with FakeAlipay() as fake:
+        yield fake
+
+
+def alipay_settings(fake: FakeAlipay) -> dict[str, Any]:
+    """Settings overrides that point a service at ``fake`` (keys, ids, URLs)."""
+    assert fake.app_private_key_pem is not None  # the fixture lets the fake make the pair
+    return {
+        "alipay_gateway_url": fake.gateway_url,
+        "alipay_app_id": fake.app_id,
+        "alipay_seller_id": fake.seller_id,
+        "alipay_app_private_key_pem": fake.app_private_key_pem,
+        "alipay_public_key_pem": fake.alipay_public_key_pem,
+        "alipay_notify_url": GATEWAY_BASE_URL + ALIPAY_NOTIFY_PATH,
+    }
+
+
+@pytest.fixture(scope="session")
+def test_settings(stack: Stack, test_run_id: str, fake_alipay: FakeAlipay) -> Iterator[Settings]:
+    """``cqcommon.settings.Settings`` on a fresh database / Redis db / topic prefix, with
+    the session's fake Alipay as the payment provider."""
     dbname = f"cqtest_{test_run_id}"
     try:
         create_database(stack.database_url, dbname)
@@ -148,6 +192,7 @@ def test_settings(stack: Stack, test_run_id: str) -> Iterator[Settings]:
         "kafka_topic_prefix": f"cqtest-{test_run_id}.",
         "kafka_session_timeout_ms": 6000,
         "otel_exporter": "memory",
+        **alipay_settings(fake_alipay),
     }
     try:
         # Keyword overrides win over env vars; every other field keeps its env/default.
@@ -170,6 +215,11 @@ def test_env(test_settings: Settings) -> dict[str, str]:
         "KAFKA_SESSION_TIMEOUT_MS": str(test_settings.kafka_session_timeout_ms),
         "OTEL_EXPORTER": "none",
         "PYTHONUNBUFFERED": "1",
+        "ALIPAY_GATEWAY_URL": test_settings.alipay_gateway_url,
+        "ALIPAY_APP_ID": test_settings.alipay_app_id,
+        "ALIPAY_SELLER_ID": test_settings.alipay_seller_id,
+        "ALIPAY_APP_PRIVATE_KEY_PEM": test_settings.alipay_app_private_key_pem,
+        "ALIPAY_PUBLIC_KEY_PEM": test_settings.alipay_public_key_pem,
     }
 
 
@@ -180,7 +230,9 @@ def migrated_database(test_settings: Settings) -> dict[str, list[str]]:
 
 
 __all__ = [
+    "alipay_settings",
     "apply_all_migrations",
+    "fake_alipay",
     "migrated_database",
     "migration_targets",
     "stack",

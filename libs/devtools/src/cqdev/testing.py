@@ -5,6 +5,11 @@ whose producers are not built yet (they go to the broker exactly as a relay send
 Also the two HTTP helpers the gateway's tests share: an error answer's ``error`` object,
 and request headers with a fresh trace id.
 
+The payment provider of the in-process cluster is the session's fake Alipay (fixture
+``fake_alipay``, whose keys are in ``test_settings``); the fake cannot post to the in-process
+gateway by itself, so :meth:`Cluster.alipay_notify` delivers a notification through the
+gateway's ASGI client.
+
 Registry records are keyed by natural keys (ID number, VIN, licence number); an
 :class:`Owner`'s records pin its random uuid4 ids, so a test knows them before the import.
 :meth:`Cluster.import_unpinned` leaves the ids to the registry and learns them from its answer.
@@ -30,17 +35,23 @@ from cqcommon.events import event_type_of, new_envelope, topic_name
 from cqcommon.protomap import date_to_proto, plate_type_to_proto
 from cqtraffic.registry.v1 import registry_pb2 as reg
 
+from cqdev.cluster import ALIPAY_NOTIFY_PATH
 from cqdev.datagen.identifiers import make_id_number, make_vin
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from cqcommon.runner import ServiceRuntime
     from cqcommon.settings import Settings
     from cqtraffic.events.v1.envelope_pb2 import EventEnvelope
     from google.protobuf.message import Message
 
+    from cqdev.fake_alipay import FakeAlipay
     from cqdev.stack import Stack
 
 T = TypeVar("T")
+#: The in-process gateway's base URL (its client is ``Cluster.http``).
+GATEWAY_BASE_URL = "http://gateway.test"
 _rng = random.SystemRandom()
 _SERIAL = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 
@@ -273,6 +284,27 @@ class Cluster:
 
         return await eventually(attempt)
 
+    async def alipay_notify(
+        self,
+        fake: FakeAlipay,
+        out_trade_no: str,
+        *,
+        forged: bool = False,
+        overrides: Mapping[str, str] | None = None,
+        trade_status: str | None = None,
+    ) -> str:
+        """Post the fake's signed ``trade_status_sync`` notification of a paid (or closed)
+        trade to this gateway's ``/api/v1/alipay/notify``; the gateway's answer body
+        (``success`` once recorded). Pay first: ``fake.pay(out_trade_no)``."""
+        return await fake.send_notification(
+            out_trade_no,
+            notify_url=ALIPAY_NOTIFY_PATH,
+            http=self.http,
+            forged=forged,
+            overrides=overrides,
+            trade_status=trade_status,
+        )
+
     async def staff(self, username: str = "clerk01") -> dict[str, str]:
         r = await self.http.post(
             "/internal/v1/auth/login",
@@ -321,7 +353,7 @@ async def in_process_cluster(
         async with (
             app.router.lifespan_context(app),
             httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://gateway.test"
+                transport=httpx.ASGITransport(app=app), base_url=GATEWAY_BASE_URL
             ) as http,
         ):
             yield Cluster(settings, runtimes, http)

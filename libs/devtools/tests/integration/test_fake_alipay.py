@@ -36,6 +36,7 @@ from cqcommon.alipay import (
     summarize_trade_bill,
     verify_notification,
 )
+from cqcommon.settings import Settings
 from cqdev.fake_alipay import (
     BILL_DOWNLOAD,
     BILL_URL_METHOD,
@@ -737,3 +738,31 @@ def test_cli_serves_with_the_sandbox_keys_until_sigterm(tmp_path: Path) -> None:
     assert proc.returncode == 0, out
     assert "/sandbox/alipay/trades/<trade_no>/pay" in out
     assert "PRIVATE KEY" not in out  # keys go to the env file, never to the log
+
+
+# -- the pytest plugin ----------------------------------------------------------------------
+@pytest.mark.integration
+async def test_session_settings_point_at_the_session_fake(
+    test_settings: Settings,
+    test_env: dict[str, str],
+    fake_alipay: FakeAlipay,
+    http: httpx.AsyncClient,
+) -> None:
+    """The in-process clusters' services (built from ``test_settings``) talk to the fake."""
+    assert test_settings.alipay_gateway_url == fake_alipay.gateway_url
+    assert test_settings.alipay_seller_id == fake_alipay.seller_id
+    assert test_settings.alipay_notify_url == "http://gateway.test/api/v1/alipay/notify"
+    assert test_env["ALIPAY_PUBLIC_KEY_PEM"] == fake_alipay.alipay_public_key_pem
+    client = AlipayClient(
+        gateway_url=test_settings.alipay_gateway_url,
+        app_id=test_settings.alipay_app_id,
+        app_private_key_pem=test_settings.alipay_app_private_key_pem,
+        alipay_public_key_pem=test_settings.alipay_public_key_pem,
+        http=http,
+        timeout_s=test_settings.alipay_timeout_s,
+    )
+    out_trade_no = _no()
+    trade_no = await client.trade_create(
+        out_trade_no, 100, "罚款", BUYER, test_settings.alipay_notify_url
+    )
+    assert fake_alipay.trade(out_trade_no).trade_no == trade_no  # type: ignore[union-attr]
