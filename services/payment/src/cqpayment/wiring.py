@@ -1,4 +1,5 @@
-"""How the payment service is assembled (read by ``cqcommon.runner``)."""
+"""How the payment service is assembled: its schema, migrations, gRPC servicer and
+consumers (read by ``cqcommon.runner``)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 
 from cqcommon.runner import ServiceSpec
 
+from cqpayment.entrypoints.consumers import REGISTRY_CONSUMER, VIOLATION_CONSUMER
 from cqpayment.entrypoints.grpc_servicer import register
 
 SPEC = ServiceSpec(
@@ -14,4 +16,5 @@ SPEC = ServiceSpec(
     migrations_dir=Path(__file__).resolve().parents[2] / "migrations",
     addr=lambda s: s.payment_service_addr,
     register=register,
+    consumers=[VIOLATION_CONSUMER, REGISTRY_CONSUMER],
 )

@@ -11,8 +11,9 @@ import pytest
 from cqcommon.clock import SHANGHAI
 from cqcommon.errors import DomainError
 from cqcommon.maintenance import MaintenanceWindow
+from cqcommon.masking import mask_plate
 from cqpayment.domain.callers import Caller
-from cqpayment.domain.decisions import Decision, mask_plate
+from cqpayment.domain.decisions import Decision
 from cqpayment.domain.feedback import validate_text
 from cqpayment.domain.idempotency import (
     Claim,
@@ -206,7 +207,7 @@ def test_order_numbers_are_the_local_date_and_random_hex() -> None:
 def test_r_q_4_plates_are_masked_keeping_province_letter_and_last_two() -> None:
     assert mask_plate("渝A12345") == "渝A***45"
     assert mask_plate("渝AD12345") == "渝A****45"
-    assert mask_plate("渝A1") == "渝**"
+    assert mask_plate("渝A1") == "***"
 
 
 def test_r_pay_1_only_chongqing_decisions_are_payable_here() -> None:

@@ -20,7 +20,8 @@ from datetime import date, datetime
 
 from cqcommon.errors import DECISION_NOT_PAYABLE_HERE
 from cqcommon.fees import AmountDue, amount_due
-from cqcommon.identifiers import CHONGQING_PROVINCE_CODE, mask_name, parse_decision_no
+from cqcommon.identifiers import CHONGQING_PROVINCE_CODE, parse_decision_no
+from cqcommon.masking import mask_name, mask_plate, sees_in_full
 
 from cqpayment.domain.callers import Caller
 
@@ -90,20 +91,14 @@ class ViolationFacts:
     points: int
 
 
-def mask_plate(plate_number: str) -> str:
-    """``渝A12345`` → ``渝A***45`` (R-Q-4): keep the province character, the letter and the
-    last two characters; a short value keeps its first character only."""
-    n = len(plate_number)
-    if n <= 4:
-        return plate_number[:1] + "*" * max(0, n - 1)
-    return plate_number[:2] + "*" * (n - 4) + plate_number[-2:]
-
-
 def is_own(decision: Decision, caller: Caller) -> bool:
-    """The party themselves (by registry person) or staff see the decision whole."""
-    if caller.is_staff:
-        return True
-    return bool(caller.person_id) and decision.party_person_id == caller.person_id
+    """The party themselves (by registry person) or staff see the decision whole (R-Q-4,
+    the query service's rule)."""
+    return sees_in_full(
+        subject_person_id=decision.party_person_id,
+        caller_person_id=caller.person_id,
+        is_staff=caller.is_staff,
+    )
 
 
 def shown_party(decision: Decision, *, party_name: str | None, caller: Caller) -> tuple[str, str]:
