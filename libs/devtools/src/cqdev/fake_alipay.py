@@ -1282,8 +1282,11 @@ class FakeAlipay:
         )
         self._tasks.add(task)  # a reference, so the task is not collected mid-flight
         task.add_done_callback(self._tasks.discard)
-        with contextlib.suppress(TimeoutError):
-            attempt = await asyncio.wait_for(asyncio.shield(first), self.notify_timeout_s + 1)
+        # Until the first attempt has its answer, or the delivery ended without one.
+        waiters: set[asyncio.Future[Any]] = {first, task}
+        await asyncio.wait(waiters, timeout=self.notify_timeout_s + 1)
+        if first.done():
+            attempt = first.result()
             payload["first_attempt"] = {
                 "notify_id": attempt.notify_id,
                 "status_code": attempt.status_code,
