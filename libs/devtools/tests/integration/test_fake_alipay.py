@@ -721,10 +721,11 @@ def test_cli_serves_with_the_sandbox_keys_until_sigterm(tmp_path: Path) -> None:
         deadline = time.monotonic() + 30
         while True:
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/_fake/health", timeout=1).text == "ok":
-                    break
+                healthy = httpx.get(f"http://127.0.0.1:{port}/_fake/health", timeout=1).text
             except httpx.HTTPError:
-                pass
+                healthy = ""
+            if healthy == "ok" and env_file.exists():  # the file follows right after
+                break
             assert proc.poll() is None and time.monotonic() < deadline, proc.stdout
             time.sleep(0.1)
         keys = ensure_sandbox_keys(tmp_path / "keys")  # the ones the server loaded
