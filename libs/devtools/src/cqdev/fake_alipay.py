@@ -1479,8 +1479,8 @@ def serve(
 
     Prints the URL, the non-secret settings and the sandbox pay route; the whole env
     (PEM keys included) goes only to ``env_file`` (0600, shell ``export`` lines, written
-    atomically right after the server accepts), never to
-    the log. Exit code 0 on a signal, 1 when the port is taken.
+    atomically right after the server accepts), never to the log. Exit code 0 on a
+    signal, 1 when the port is taken.
     """
     stream = out or sys.stdout
     keys = ensure_sandbox_keys(keys_dir)
