@@ -3,13 +3,14 @@ gRPC status through the shared interceptor.
 
 The provider is the Alipay trade adapter built from settings (``trade_provider_for``: the
 real Alipay, or in sandbox mode and tests the fake Alipay server the settings point at), on
-one ``httpx.AsyncClient`` per process; tests may inject any ``TradeProvider`` (and receipt
-renderer) through ``register``. GetReconciliation stays UNIMPLEMENTED until the nightly-jobs
-issue builds it.
+one ``httpx.AsyncClient`` per process, closed when the server stops; tests may inject any
+``TradeProvider`` (and receipt renderer) through ``register``. GetReconciliation stays
+UNIMPLEMENTED until the nightly-jobs issue builds it.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import grpc
@@ -56,6 +57,8 @@ class PaymentServiceServicer(pb_grpc.PaymentServiceServicer):
         self.ctx = ctx
         #: the process's one HTTP client for the provider (None when one was injected)
         self.http: httpx.AsyncClient | None = None
+        #: the task that closes ``http`` when the server stops (see ``register``)
+        self.closing: asyncio.Task[None] | None = None
         if provider is None:
             self.http = httpx.AsyncClient()
             provider = trade_provider_for(ctx.settings, self.http)
@@ -196,4 +199,17 @@ def register(
 ) -> list[str]:
     servicer = PaymentServiceServicer(ctx, provider=provider, renderer=renderer)
     pb_grpc.add_PaymentServiceServicer_to_server(servicer, server)
+    if servicer.http is not None:
+        # the runner has no shutdown hook for a servicer's resources: the provider's HTTP
+        # client is closed once the gRPC server has stopped (in-flight calls drained)
+        servicer.closing = asyncio.get_running_loop().create_task(
+            _close_when_stopped(server, servicer.http), name="payment:close-provider-http"
+        )
     return [pb.DESCRIPTOR.services_by_name["PaymentService"].full_name]
+
+
+async def _close_when_stopped(server: grpc.aio.Server, http: httpx.AsyncClient) -> None:
+    try:
+        await server.wait_for_termination()
+    finally:
+        await http.aclose()
