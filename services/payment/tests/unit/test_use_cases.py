@@ -555,6 +555,27 @@ async def test_r_q_4_another_person_sees_the_party_masked(world: World) -> None:
     assert (staff.own, staff.party_name) == (True, "张伟")
 
 
+async def test_r_pay_1_a_decision_whose_party_is_not_known_yet_is_not_found_yet(
+    world: World,
+) -> None:
+    """The registry copy trails the decision (other topics): neither shown masked to its
+    own party nor paid (a counter payment would not know whose it is) until it arrives."""
+    decision = world.store.decisions[DECISION_NO]
+    world.store.decisions[DECISION_NO] = dataclasses.replace(decision, party_person_id=None)
+    await raises(
+        "DECISION_NOT_FOUND", get_decision(world.deps, caller=ALICE, decision_no=DECISION_NO)
+    )
+    await raises("DECISION_NOT_FOUND", world.create())
+    await raises("DECISION_NOT_FOUND", world.counter())
+    world.store.decisions[DECISION_NO] = decision
+    del world.store.persons[PARTY]  # the person's own record trails too
+    await raises(
+        "DECISION_NOT_FOUND", get_decision(world.deps, caller=ALICE, decision_no=DECISION_NO)
+    )
+    world.store.persons[PARTY] = "张伟"
+    assert (await get_decision(world.deps, caller=ALICE, decision_no=DECISION_NO)).own
+
+
 async def test_r_pay_1_other_province_is_shown_but_not_payable_here(world: World) -> None:
     world.add_decision(OTHER_PROVINCE_NO, violation_id="0b6f1f0e-0000-4000-8000-0000000000ff")
     view = await get_decision(world.deps, caller=ALICE, decision_no=OTHER_PROVINCE_NO)

@@ -9,7 +9,8 @@ order, hence the optional fields.
 
 Anyone logged in may look a decision up by its number (paying another person's fine is
 allowed, as at a bank counter), but only the party and staff see the party's personal data
-whole.
+whole. A decision whose party the registry copy does not know yet answers
+``DECISION_NOT_FOUND`` (whose message says a decision just issued takes a few minutes).
 """
 
 from __future__ import annotations
@@ -67,6 +68,14 @@ class Decision:
     def authority_code(self) -> str:
         """The issuing authority's 6-digit division code."""
         return self.decision_no[:6]
+
+    @property
+    def party_known(self) -> bool:
+        """Whom the decision is against is known (the registry copy may trail the decision:
+        registry events travel on other topics). Until then the decision is not shown or
+        paid: the party would see themselves masked, and a counter payment would not know
+        whose it is."""
+        return self.party_person_id is not None
 
     @property
     def payable_here(self) -> bool:

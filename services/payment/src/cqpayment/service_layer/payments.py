@@ -87,7 +87,7 @@ class CreateResult:
 
 
 def _check_payable(decision: Decision | None) -> Decision:
-    if decision is None:
+    if decision is None or not decision.party_known:
         raise DomainError(DECISION_NOT_FOUND)
     if not decision.payable_here:
         raise DomainError(
