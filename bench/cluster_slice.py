@@ -79,6 +79,7 @@ def main() -> int:
     env = dict(os.environ)
     gateway_port = free_port()
     env["GATEWAY_PORT"] = str(gateway_port)
+    env["FAKE_ALIPAY_PORT"] = str(free_port())
     env.setdefault("LOG_LEVEL", "WARNING")
     for name in ("QUERY", "ADJUDICATION", "PAYMENT", "FOLLOW", "REGISTRY"):
         env[f"{name}_SERVICE_ADDR"] = f"127.0.0.1:{free_port()}"

@@ -271,6 +271,7 @@ class Cluster:
         self.env = dict(os.environ)
         self.env.setdefault("LOG_LEVEL", "WARNING")
         self.env["GATEWAY_PORT"] = str(free_port())
+        self.env["FAKE_ALIPAY_PORT"] = str(free_port())
         for name in SERVICE_PREFIXES:
             self.env[f"{name}_SERVICE_ADDR"] = f"127.0.0.1:{free_port()}"
         self.env.update(env or {})

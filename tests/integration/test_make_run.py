@@ -34,6 +34,7 @@ def launcher_env(test_env: dict[str, str], tmp_path: Path) -> Iterator[dict[str,
         DATABASE_URL=with_database(base_url, dbname),
         KAFKA_TOPIC_PREFIX=f"cqrun-{dbname}.",
         GATEWAY_PORT=str(free_port()),
+        FAKE_ALIPAY_PORT=str(free_port()),
         OTEL_EXPORTER="none",
     )
     for name in ("QUERY", "ADJUDICATION", "PAYMENT", "FOLLOW", "REGISTRY"):
