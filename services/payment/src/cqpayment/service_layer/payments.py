@@ -158,9 +158,10 @@ async def create_payment(
         await give_up_quietly(deps, key)
         raise
     try:
+        trade_no = None
         if payment.state is PaymentState.PENDING and payment.provider_trade_no is None:
-            payment = await _create_trade(deps, payment, key, buyer_id=user_id)
-        return CreateResult(await _complete(deps, key, payment, encode), replayed=False)
+            trade_no = await _create_trade(deps, payment, key, buyer_id=user_id)
+        return CreateResult(await _complete(deps, key, payment, encode, trade_no), replayed=False)
     except DomainError:
         raise
     except BaseException:
@@ -213,10 +214,10 @@ async def _payment_for(deps: Deps, claimed: Claimed, caller: Caller, decision_no
     raise DomainError(PAYMENT_IN_PROGRESS)
 
 
-async def _create_trade(deps: Deps, payment: Payment, key: KeyId, *, buyer_id: str) -> Payment:
+async def _create_trade(deps: Deps, payment: Payment, key: KeyId, *, buyer_id: str) -> str:
     """Step 5, outside every transaction: the provider's trade for the payment."""
     try:
-        trade_no = await deps.provider.create_trade(
+        return await deps.provider.create_trade(
             out_trade_no=payment.out_trade_no,
             amount_fen=payment.amount_fen,
             subject=f"{deps.config.subject} {payment.decision_no}",
@@ -238,18 +239,29 @@ async def _create_trade(deps: Deps, payment: Payment, key: KeyId, *, buyer_id: s
         # same order number (the provider accepts that while the trade is unpaid)
         await unlock_key(deps, key)
         raise DomainError(ALIPAY_UNAVAILABLE) from None
+
+
+async def _complete(
+    deps: Deps, key: KeyId, payment: Payment, encode: PaymentEncoder, trade_no: str | None
+) -> bytes:
+    """Step 6, one transaction: the provider's trade number on the payment, and the
+    response (the payment as it is now) stored with the key; returns the response."""
     async with deps.uows() as uow:
-        locked = await uow.payments.lock(payment.payment_id)
-        if locked is None:  # pragma: no cover - payments are never deleted
-            raise DomainError(PAYMENT_NOT_FOUND)
-        if locked.provider_trade_no is None:
-            locked = dataclasses.replace(locked, provider_trade_no=trade_no)
-            await uow.payments.save(locked, now=deps.clock.now())
+        if trade_no is not None:
+            locked = await uow.payments.lock(payment.payment_id)
+            if locked is None:  # pragma: no cover - payments are never deleted
+                raise DomainError(PAYMENT_NOT_FOUND)
+            if locked.provider_trade_no is None:
+                locked = dataclasses.replace(locked, provider_trade_no=trade_no)
+                await uow.payments.save(locked, now=deps.clock.now())
+            payment = locked
+        response = encode(payment)
+        await uow.keys.complete(key, response=response, now=deps.clock.now())
         await uow.commit()
-    if locked.state is PaymentState.FAILED:
+    if trade_no is not None and payment.state is PaymentState.FAILED:
         # settled meanwhile (a counter closed it): the trade just made must not stay open
-        await _close_quietly(deps, locked)
-    return locked
+        await _close_quietly(deps, payment)
+    return response
 
 
 async def _close_quietly(deps: Deps, payment: Payment) -> None:
@@ -259,15 +271,6 @@ async def _close_quietly(deps: Deps, payment: Payment) -> None:
         await settle(deps, payment.payment_id, TradeOutcome.PAID)
     except ProviderUnavailableError:
         log.warning("could not close the trade of failed payment %s", payment.payment_id)
-
-
-async def _complete(deps: Deps, key: KeyId, payment: Payment, encode: PaymentEncoder) -> bytes:
-    """Step 6: store the first response with the key and return it."""
-    response = encode(payment)
-    async with deps.uows() as uow:
-        await uow.keys.complete(key, response=response, now=deps.clock.now())
-        await uow.commit()
-    return response
 
 
 # -- counter payment --------------------------------------------------------------------
