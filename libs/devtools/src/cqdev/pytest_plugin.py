@@ -171,7 +171,7 @@ def alipay_settings(fake: FakeAlipay) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def test_settings(stack: Stack, test_run_id: str, fake_alipay: FakeAlipay) -> Iterator[Settings]:
     """``cqcommon.settings.Settings`` on a fresh database / Redis db / topic prefix, with
-    the session's fake Alipay as the payment provider."""
+    the session's fake Alipay as the payment provider and no payment maintenance window."""
     dbname = f"cqtest_{test_run_id}"
     try:
         create_database(stack.database_url, dbname)
@@ -192,6 +192,10 @@ def test_settings(stack: Stack, test_run_id: str, fake_alipay: FakeAlipay) -> It
         "kafka_topic_prefix": f"cqtest-{test_run_id}.",
         "kafka_session_timeout_ms": 6000,
         "otel_exporter": "memory",
+        # R-PAY-6 off for the session: a suite run between 22:00 and 00:30 Beijing time
+        # (14:00-16:30 UTC) must not refuse the payments other stories make. The window
+        # has tests of its own with a pinned clock and the window set.
+        "payment_maintenance_window": "",
         **alipay_settings(fake_alipay),
     }
     try:
@@ -215,6 +219,7 @@ def test_env(test_settings: Settings) -> dict[str, str]:
         "KAFKA_SESSION_TIMEOUT_MS": str(test_settings.kafka_session_timeout_ms),
         "OTEL_EXPORTER": "none",
         "PYTHONUNBUFFERED": "1",
+        "PAYMENT_MAINTENANCE_WINDOW": test_settings.payment_maintenance_window,
         "ALIPAY_GATEWAY_URL": test_settings.alipay_gateway_url,
         "ALIPAY_APP_ID": test_settings.alipay_app_id,
         "ALIPAY_SELLER_ID": test_settings.alipay_seller_id,
