@@ -293,6 +293,24 @@ async def pay_one(
     wait_s: float,
     poll_s: float,
 ) -> None:
+    """One payment through its three steps; an exception is counted under its step."""
+    step_of = ["create"]
+    try:
+        await _pay_steps(client, fake, d, headers, stats, wait_s, poll_s, step_of)
+    except httpx.HTTPError as exc:  # a timeout or a dropped connection
+        stats.errors[f"{step_of[0]}:{type(exc).__name__}"] += 1
+
+
+async def _pay_steps(
+    client: httpx.AsyncClient,
+    fake: httpx.AsyncClient,
+    d: Decided,
+    headers: dict[str, str],
+    stats: LoadStats,
+    wait_s: float,
+    poll_s: float,
+    step_of: list[str],
+) -> None:
     t0 = time.perf_counter()
     r = await create(client, headers, d.decision_no)
     t1 = time.perf_counter()
@@ -303,6 +321,7 @@ async def pay_one(
     stats.created += 1
     payment = r.json()
     stats.with_late_fee += payment.get("late_fee_fen", 0) > 0
+    step_of[0] = "pay"
     p = await pay_at_fake(fake, payment["trade_no"])
     stats.latencies["pay"].append((time.perf_counter() - t1) * 1000)
     answer = p.json() if p.status_code == 200 else {}
@@ -312,6 +331,7 @@ async def pay_one(
     stats.paid_at_provider += 1
     if not (answer.get("first_attempt") or {}).get("acknowledged"):
         stats.notify_unacknowledged += 1  # the fake retries on its schedule; we keep polling
+    step_of[0] = "poll"
     deadline = time.perf_counter() + wait_s
     path = f"/api/v1/violations/{d.violation_id}"
     while time.perf_counter() < deadline:
@@ -345,10 +365,7 @@ async def run_load(
     async def worker() -> None:
         while not queue.empty():
             d = queue.get_nowait()
-            try:
-                await pay_one(client, fake, d, headers[d.alipay_user_id], stats, wait_s, poll_s)
-            except httpx.HTTPError as exc:  # a timeout or a dropped connection: counted
-                stats.errors[f"exception:{type(exc).__name__}"] += 1
+            await pay_one(client, fake, d, headers[d.alipay_user_id], stats, wait_s, poll_s)
 
     me = psutil.Process()
     with sampler, pg:
@@ -429,8 +446,13 @@ async def storm(
             if a.status_code == 201 and a.json().get("trade_no"):
                 trade_nos.add(a.json()["trade_no"])
         stats.trades[d.decision_no] = trade_nos
-        pays = await asyncio.gather(*(pay_at_fake(fake, t) for t in sorted(trade_nos)))
+        pays = await asyncio.gather(
+            *(pay_at_fake(fake, t) for t in sorted(trade_nos)), return_exceptions=True
+        )
         for p in pays:
+            if isinstance(p, BaseException):
+                stats.pay_answers[f"exception:{type(p).__name__}"] += 1
+                continue
             status = p.json().get("trade_status") if p.status_code == 200 else None
             stats.pay_answers[f"{p.status_code}:{status or p.text[:60]}"] += 1
             if status == "TRADE_SUCCESS":
