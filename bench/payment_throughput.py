@@ -108,6 +108,7 @@ class StormStats:
     pay_answers: Counter[str] = field(default_factory=Counter)
     trades: dict[str, set[str]] = field(default_factory=dict)  # decision -> trade_nos
     accepted: Counter[str] = field(default_factory=Counter)  # decision -> pays accepted
+    winners: Counter[str] = field(default_factory=Counter)  # who got the 201s, per round
     seconds: float = 0.0
 
 
@@ -430,21 +431,27 @@ async def storm(
 ) -> StormStats:
     """Per decision: ``size`` concurrent creates, then every trade any of them got is paid."""
     stats = StormStats()
+    rng = random.Random(9)
     t0 = time.perf_counter()
     for n, d in enumerate(decided, 1):
         own = headers[d.alipay_user_id]
-        callers = [own] * (size // 2) + list(strangers[: size - size // 2])
+        callers = [("owner", own)] * (size // 2)
+        callers += [("other user", h) for h in strangers[: size - size // 2]]
+        rng.shuffle(callers)  # else the owner's requests, sent first, always win the race
         answers = await asyncio.gather(
-            *(create(client, h, d.decision_no) for h in callers), return_exceptions=True
+            *(create(client, h, d.decision_no) for _, h in callers), return_exceptions=True
         )
         trade_nos: set[str] = set()
-        for a in answers:
+        winners: set[str] = set()
+        for (who, _), a in zip(callers, answers, strict=True):
             if isinstance(a, BaseException):
                 stats.codes[f"exception:{type(a).__name__}"] += 1
                 continue
             stats.codes["201" if a.status_code == 201 else error_code(a)] += 1
             if a.status_code == 201 and a.json().get("trade_no"):
                 trade_nos.add(a.json()["trade_no"])
+                winners.add(who)
+        stats.winners[" and ".join(sorted(winners)) or "nobody"] += 1
         stats.trades[d.decision_no] = trade_nos
         pays = await asyncio.gather(
             *(pay_at_fake(fake, t) for t in sorted(trade_nos)), return_exceptions=True
@@ -547,6 +554,7 @@ def report_storm(stats: StormStats, rows: Mapping[str, Counter[str]], size: int)
     print(f"  double charges: {len(double)}   (must be 0: {_verdict(not double)})")
     for no in double[:10]:
         print(f"    {no}: {stats.accepted[no]} pays accepted, payments {dict(rows[no])}")
+    print("  rounds won by: " + ", ".join(f"{k} x{v}" for k, v in stats.winners.most_common()))
     print("  create answers: " + ", ".join(f"{k} x{v}" for k, v in stats.codes.most_common()))
     trades = Counter(len(t) for t in stats.trades.values())
     print(
