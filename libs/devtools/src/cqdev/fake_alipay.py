@@ -517,6 +517,11 @@ class FakeAlipay:
         with self._lock:
             self._injected.setdefault(method, []).append(_Injected(times, error=error))
 
+    def clear_injections(self) -> None:
+        """Forget every failure and delay not yet used (a shared fake between tests)."""
+        with self._lock:
+            self._injected.clear()
+
     def calls_of(self, method: str) -> list[RecordedCall]:
         """Accepted calls of one method, oldest first."""
         with self._lock:

@@ -155,6 +155,17 @@ def fake_alipay() -> Iterator[FakeAlipay]:
         yield fake
 
 
+@pytest.fixture(autouse=True)
+def _fake_alipay_injections_end_with_their_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A failure or delay a test injected into the session's fake and did not use up must
+    not reach the next test (it once made an unrelated close fail)."""
+    yield
+    if "fake_alipay" in request.fixturenames:
+        fake = request.getfixturevalue("fake_alipay")
+        assert isinstance(fake, FakeAlipay)
+        fake.clear_injections()
+
+
 def alipay_settings(fake: FakeAlipay) -> dict[str, Any]:
     """Settings overrides that point a service at ``fake`` (keys, ids, URLs)."""
     assert fake.app_private_key_pem is not None  # the fixture lets the fake make the pair
