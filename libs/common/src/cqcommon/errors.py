@@ -623,6 +623,100 @@ UNKNOWN_JOB = _define(
 )
 
 
+# -- vehicle follow (R-FOL-1..8, R-SMS-1..3, R-X-3) --------------------------------
+FOLLOW_VEHICLE_NOT_FOUND = _define(
+    "FOLLOW_VEHICLE_NOT_FOUND",
+    ErrorKind.NOT_FOUND,
+    "没有找到与号牌种类、号牌号码和车架号相符的重庆机动车，请核对后重试。",
+    "No Chongqing vehicle matches this plate type, plate number and VIN; check them.",
+)
+FOLLOW_LICENCE_NOT_FOUND = _define(
+    "FOLLOW_LICENCE_NOT_FOUND",
+    ErrorKind.NOT_FOUND,
+    "没有找到与姓名、驾驶证号和档案编号相符的驾驶证，请核对后重试。",
+    "No driving licence matches this name, licence number and file number; check them.",
+)
+FOLLOW_OWN_VEHICLE = _define(
+    "FOLLOW_OWN_VEHICLE",
+    ErrorKind.FORBIDDEN,
+    "这是您本人的车辆，无需关注，可在“我的车辆”中查看。",
+    "This is your own vehicle; it is already under 'my vehicles'.",
+)
+FOLLOW_OWN_LICENCE = _define(
+    "FOLLOW_OWN_LICENCE",
+    ErrorKind.FORBIDDEN,
+    "这是您本人的驾驶证，无需关注。",
+    "This is your own driving licence; there is no need to follow it.",
+)
+ALREADY_FOLLOWING = _define(
+    "ALREADY_FOLLOWING",
+    ErrorKind.CONFLICT,
+    "您已关注该车辆或驾驶证，或已有一个待处理的关注申请。",
+    "You already follow this, or a request to follow it is waiting.",
+)
+FOLLOW_QUOTA_EXCEEDED = _define(
+    "FOLLOW_QUOTA_EXCEEDED",
+    ErrorKind.RATE_LIMITED,
+    "已达到关注数量上限。",
+    "A follow limit has been reached.",
+)
+FOLLOW_NO_CONSENT_ROUTE = _define(
+    "FOLLOW_NO_CONSENT_ROUTE",
+    ErrorKind.CONFLICT,
+    "车主未使用本平台且没有登记手机号，无法征得车主同意，请车主到交警窗口办理。",
+    "The owner is not on the platform and has no phone on record, so consent cannot be"
+    " asked; the owner can give it at a police counter.",
+)
+FOLLOW_REQUEST_NOT_FOUND = _define(
+    "FOLLOW_REQUEST_NOT_FOUND", ErrorKind.NOT_FOUND, "未找到该关注申请。", "No such follow request."
+)
+FOLLOW_REQUEST_NOT_PENDING = _define(
+    "FOLLOW_REQUEST_NOT_PENDING",
+    ErrorKind.CONFLICT,
+    "该关注申请已处理、已过期或已失效。",
+    "This follow request has already been decided, has expired or is void.",
+)
+FOLLOW_NOT_FOUND = _define(
+    "FOLLOW_NOT_FOUND", ErrorKind.NOT_FOUND, "未找到该关注记录。", "No such follow."
+)
+SMS_CODE_WRONG = _define(
+    "SMS_CODE_WRONG",
+    ErrorKind.INVALID,
+    "验证码不正确。",
+    "The verification code is wrong.",
+)
+SMS_CODE_EXPIRED = _define(
+    "SMS_CODE_EXPIRED",
+    ErrorKind.CONFLICT,
+    "验证码已过期或已失效，请重新申请关注以获取新的验证码。",
+    "The verification code has expired or is void; ask again to get a new one.",
+)
+SMS_RESEND_TOO_SOON = _define(
+    "SMS_RESEND_TOO_SOON",
+    ErrorKind.RATE_LIMITED,
+    "验证码发送过于频繁，请 60 秒后再试。",
+    "A code was sent to this phone less than 60 seconds ago; try again shortly.",
+)
+SMS_PHONE_LOCKED = _define(
+    "SMS_PHONE_LOCKED",
+    ErrorKind.RATE_LIMITED,
+    "该手机号今日接收验证码次数已超过限定次数，已被锁定，请明天再试。",
+    "This phone has received too many codes today and is locked until tomorrow.",
+)
+SMS_UNAVAILABLE = _define(
+    "SMS_UNAVAILABLE",
+    ErrorKind.UNAVAILABLE,
+    "短信服务暂时不可用，请稍后再试。",
+    "The SMS service is temporarily unavailable; try again later.",
+)
+SANDBOX_ONLY = _define(
+    "SANDBOX_ONLY",
+    ErrorKind.NOT_FOUND,
+    "该功能仅在沙箱模式下提供。",
+    "This exists in sandbox mode only.",
+)
+
+
 # -- query ---------------------------------------------------------------------
 # R-Q-3: the reason of an ``unknown`` online-handling hint when adjudication gave no answer
 # (a hint, never an error response: the read itself succeeds).

@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 MIN_SECRET_BYTES = 32
 #: The settings that sign something a client holds (tokens, cursors): never the default or
 #: short outside sandbox mode, and in deployments they come from a secret store.
-SIGNING_SECRETS: tuple[str, ...] = ("token_secret", "cursor_secret")
+SIGNING_SECRETS: tuple[str, ...] = ("token_secret", "cursor_secret", "sms_code_secret")
 
 
 class Settings(BaseSettings):
@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     cursor_secret: str = Field(
         "dev-only-cursor-key-0123456789abcdef",
         description="HMAC key that signs page cursors (query service; set in production).",
+    )
+    sms_code_secret: str = Field(
+        "dev-only-sms-code-key-0123456789abcdef",
+        description="HMAC key under which SMS codes are stored (never in clear; set in"
+        " production).",
     )
     token_ttl_s: int = Field(7200, description="Lifetime of a user token (s).")
     staff_token_ttl_s: int = Field(28800, description="Lifetime of a staff token (s).")
@@ -165,6 +170,58 @@ class Settings(BaseSettings):
         description="R-ADJ-7: division code (6 digits) that prefixes decision numbers issued here.",
     )
     licence_follow_limit: int = Field(5, description="R-FOL-8: followed licences at once.")
+    follow_max_active: int = Field(
+        2, ge=1, description="R-FOL-3: other people's vehicles one user follows at once."
+    )
+    follow_chances_per_year: int = Field(
+        3, ge=1, description="R-FOL-3: follows that may become active per calendar year."
+    )
+    vehicle_max_followers: int = Field(
+        3, ge=1, description="R-FOL-4: users following one vehicle at once."
+    )
+    follow_request_ttl_h: int = Field(
+        72,
+        ge=1,
+        description="R-FOL-2: a follow request nobody approves, declines or confirms expires"
+        " after this many hours (it spends no chance).",
+    )
+    sms_follow_ttl_days: int = Field(
+        365, ge=1, description="R-FOL-5: an SMS-authorised follow ends after this many days."
+    )
+    sms_code_ttl_s: int = Field(300, ge=30, description="R-SMS-1: an SMS code's life (s).")
+    sms_resend_interval_s: int = Field(
+        60, ge=1, description="R-SMS-1: seconds between two SMS to one phone."
+    )
+    sms_max_wrong_entries: int = Field(
+        5, ge=1, description="R-SMS-1: wrong entries that void a code."
+    )
+    sms_daily_limit: int = Field(
+        10,
+        ge=1,
+        description="R-SMS-2: SMS to one phone per day; one more locks the phone for the rest"
+        " of the day (Asia/Shanghai).",
+    )
+    sms_provider: Literal["recording", "aliyun"] = Field(
+        "recording",
+        description="R-SMS-3: 'recording' keeps what would be sent (tests, sandbox; staff read"
+        " it in sandbox mode), 'aliyun' sends through Alibaba Cloud SMS (SendSms).",
+    )
+    sms_timeout_s: float = Field(5.0, gt=0, description="Deadline of every SMS gateway call (s).")
+    aliyun_sms_endpoint: str = Field(
+        "dysmsapi.aliyuncs.com", description="Alibaba Cloud SMS endpoint (host, or a URL)."
+    )
+    aliyun_access_key_id: str = Field("", description="Alibaba Cloud AccessKey id for SMS.")
+    aliyun_access_key_secret: str = Field(
+        "", description="Alibaba Cloud AccessKey secret for SMS (a secret)."
+    )
+    aliyun_sms_sign_name: str = Field(
+        "重庆交警", description="The approved SMS signature (SignName)."
+    )
+    aliyun_sms_template_code: str = Field(
+        "SMS_000000000",
+        description="The approved template of the follow-consent code (TemplateCode); its one"
+        " parameter is ${code}.",
+    )
     lookup_rate_per_minute: int = Field(10, description="R-Q-1: proof lookups per user per minute.")
     proof_grant_ttl_s: int = Field(
         1800, description="R-Q-1: how long a successful proof lookup grants access (s)."

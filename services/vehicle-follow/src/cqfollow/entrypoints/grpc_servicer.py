@@ -64,6 +64,22 @@ class FollowServiceServicer(pb_grpc.FollowServiceServicer):
     ) -> pb.EndFollowResponse:
         raise not_implemented("UnfollowLicence")
 
+    async def ListFollowers(
+        self, request: pb.ListFollowersRequest, context: Context
+    ) -> pb.ListFollowersResponse:
+        raise not_implemented("ListFollowers")
+
+    async def ListSandboxSms(
+        self, request: pb.ListSandboxSmsRequest, context: Context
+    ) -> pb.ListSandboxSmsResponse:
+        raise not_implemented("ListSandboxSms")
+
+    async def SeedFollow(self, request: pb.SeedFollowRequest, context: Context) -> pb.Follow:
+        raise not_implemented("SeedFollow")
+
+    async def RunJob(self, request: pb.RunJobRequest, context: Context) -> pb.RunJobResponse:
+        raise not_implemented("RunJob")
+
 
 def register(server: grpc.aio.Server, ctx: ServiceContext) -> list[str]:
     pb_grpc.add_FollowServiceServicer_to_server(FollowServiceServicer(ctx), server)
