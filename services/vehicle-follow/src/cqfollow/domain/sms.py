@@ -12,7 +12,9 @@ never reach logs, traces or responses (the sandbox outbox is the one exception, 
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 #: The template parameter that carries the code.
 CODE_PARAM = "code"
@@ -56,3 +58,16 @@ class SmsPhoneLockedError(SmsError):
 
 class SmsUnavailableError(SmsError):
     """The SMS gateway did not take the message (down, timed out, refused our request)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SentSms:
+    """One message the recording adapter kept instead of sending (R-SMS-3): what staff read
+    through the sandbox outbox. ``params`` holds the code in clear, which is why the
+    outbox is readable in sandbox mode only."""
+
+    message_id: str
+    phone: str
+    template_code: str
+    params: Mapping[str, str]
+    sent_at: datetime
