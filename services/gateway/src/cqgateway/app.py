@@ -31,6 +31,7 @@ from cqgateway.routers import (
     alipay_notify,
     auth,
     counter_payments,
+    follows,
     handlings,
     health,
     internal,
@@ -161,6 +162,8 @@ def create_app(
     app.include_router(alipay_notify.router)
     app.include_router(internal.router)
     app.include_router(counter_payments.router)
+    app.include_router(follows.router)
+    app.include_router(follows.internal_router)
     app.include_router(not_built.router)
     # Added later = further out. Order of a request: security headers, audit, body size,
     # string check, routes; so an oversized or refused /internal/v1 request is audited, and

@@ -35,6 +35,7 @@ from cqtraffic.query.v1 import query_pb2
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from cqgateway.access_sync import AccessSync, QueryAccessProbe
 from cqgateway.audit import AuditRepository, audit_context
 from cqgateway.backends import Backends
 from cqgateway.health import ReadinessChecker
@@ -55,6 +56,8 @@ class GatewayContext:
     staff_accounts: StaffAccountCache | None = None
     audit: AuditRepository | None = field(default=None)
     persons: PersonResolver | None = None
+    #: Read-your-writes after a follow starts or ends (``cqgateway.access_sync``).
+    access: AccessSync | None = None
 
     def attach(self, backends: Backends) -> None:
         self.backends = backends
@@ -72,11 +75,13 @@ class GatewayContext:
             return str(answer.person_id)
 
         self.persons = PersonResolver(resolve)
+        self.access = AccessSync(QueryAccessProbe(backends.query), probe_deadline_s=deadline)
 
     def detach(self) -> None:
         self.backends = self.readiness = self.staff = self.audit = None
         self.staff_accounts = None
         self.persons = None
+        self.access = None
 
     def audit_repository(self) -> AuditRepository | None:
         return self.audit
@@ -87,6 +92,14 @@ class GatewayContext:
         if self.backends is None:
             raise DomainError(SERVICE_UNAVAILABLE, details={"reason": "starting"})
         return self.backends
+
+    def access_sync(self) -> AccessSync:
+        """The read-your-writes waiter (built over the open backends' query stub when the
+        lifespan did not attach one, as in tests that attach stub backends)."""
+        if self.access is None:
+            probe = QueryAccessProbe(self.require_backends().query)
+            self.access = AccessSync(probe, probe_deadline_s=self.settings.grpc_deadline_s)
+        return self.access
 
 
 async def get_context(request: Request) -> GatewayContext:

@@ -21,6 +21,8 @@ from cqcommon import protomap
 from cqcommon.errors import CATALOGUE, INTERNAL_ERROR, DomainError
 from cqtraffic.adjudication.v1 import adjudication_pb2 as adj
 from cqtraffic.common.v1 import types_pb2 as common
+from cqtraffic.follow.v1 import events_pb2 as fol_events
+from cqtraffic.follow.v1 import follow_pb2 as fol
 from cqtraffic.payment.v1 import payment_pb2 as pay
 from cqtraffic.query.v1 import query_pb2 as query
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -35,11 +37,22 @@ from cqgateway.schemas import (
     DisputeBody,
     FeedbackBody,
     FeedbackOut,
+    FollowConsentName,
+    FollowerListOut,
+    FollowerOut,
+    FollowLicenceBody,
+    FollowListOut,
+    FollowOut,
+    FollowRequestOut,
+    FollowRequestStateName,
+    FollowTargetName,
+    FollowVehicleBody,
     HandleAtCounterBody,
     HandlingOut,
     HandlingRouteName,
     HandlingStateName,
     HandlingStepName,
+    IncomingFollowRequestsOut,
     LicenceOut,
     LookupLicenceBody,
     LookupOut,
@@ -63,6 +76,9 @@ from cqgateway.schemas import (
     RefundStateName,
     RefundStatusFilter,
     RelationName,
+    SandboxSmsListOut,
+    SandboxSmsOut,
+    SmsCodeBody,
     StaffFeedbackListOut,
     StaffFeedbackOut,
     StaffLookupOut,
@@ -738,3 +754,157 @@ def refund_out(r: pay.Refund) -> RefundOut:
 
 def refund_list_out(r: pay.ListRefundsResponse) -> RefundListOut:
     return RefundListOut(refunds=[refund_out(item) for item in r.refunds])
+
+
+# -- /api/v1/follows, /api/v1/follow-requests, /api/v1/followers, /internal/v1/sandbox/sms -----
+_TARGETS: dict[int, FollowTargetName] = {
+    fol_events.FOLLOW_TARGET_VEHICLE: "vehicle",
+    fol_events.FOLLOW_TARGET_LICENCE: "licence",
+}
+
+
+def follow_vehicle_request(
+    caller: common.Caller, body: FollowVehicleBody
+) -> fol.RequestVehicleFollowRequest:
+    """Validate the plate and the VIN (400 ``INVALID_PLATE_NUMBER`` / ``INVALID_VIN``, as a
+    proof lookup does) and build the request (plate in canonical form, VIN upper case)."""
+    plate_type, plate_number = ids.parse_plate(body.plate_type, body.plate_number)
+    return fol.RequestVehicleFollowRequest(
+        caller=caller,
+        plate_type=protomap.plate_type_to_proto(plate_type),
+        plate_number=plate_number,
+        vin=ids.parse_vin_proof(body.vin),
+    )
+
+
+def submit_sms_code_request(
+    caller: common.Caller, request_id: str, body: SmsCodeBody
+) -> fol.SubmitSmsCodeRequest:
+    return fol.SubmitSmsCodeRequest(caller=caller, request_id=request_id, code=body.code)
+
+
+def list_incoming_requests_request(caller: common.Caller) -> fol.ListIncomingRequestsRequest:
+    return fol.ListIncomingRequestsRequest(caller=caller)
+
+
+def list_follows_request(caller: common.Caller) -> fol.ListFollowsRequest:
+    return fol.ListFollowsRequest(caller=caller)
+
+
+def list_followers_request(caller: common.Caller) -> fol.ListFollowersRequest:
+    return fol.ListFollowersRequest(caller=caller)
+
+
+def decide_request(caller: common.Caller, request_id: str) -> fol.DecideRequestRequest:
+    return fol.DecideRequestRequest(caller=caller, request_id=request_id)
+
+
+def end_follow_request(caller: common.Caller, follow_id: str) -> fol.EndFollowRequest:
+    return fol.EndFollowRequest(caller=caller, follow_id=follow_id)
+
+
+def follow_licence_request(
+    caller: common.Caller, body: FollowLicenceBody
+) -> fol.FollowLicenceRequest:
+    """Validate the licence and file numbers (400 ``INVALID_ID_NUMBER`` /
+    ``INVALID_FILE_NO``) and build the request."""
+    return fol.FollowLicenceRequest(
+        caller=caller,
+        name=body.name,
+        licence_no=ids.parse_id_number(body.licence_no),
+        file_no=ids.parse_file_no(body.file_no),
+    )
+
+
+def follow_request_out(r: fol.FollowRequest) -> FollowRequestOut:
+    state: FollowRequestStateName = _known(r.state, FollowRequestStateName, "request state")
+    return FollowRequestOut(
+        request_id=r.request_id,
+        state=state,
+        vehicle_id=_opt(r.vehicle_id),
+        plate_type=_plate_type(r.plate_type),
+        plate_number=_opt(r.plate_number),
+        requester_name_masked=_opt(r.requester_name_masked),
+        sms_phone_masked=_opt(r.sms_phone_masked),
+        created_at=_ts_field(r, "created_at"),
+        expires_at=_ts_field(r, "expires_at"),
+        sms_resend_at=_ts_field(r, "sms_resend_at"),
+        follow_id=_opt(r.follow_id),
+    )
+
+
+def _target(value: int, follow_id: str) -> FollowTargetName:
+    target = _TARGETS.get(value)
+    if target is None:
+        raise _contract_break(f"follow {follow_id!r} has no target")
+    return target
+
+
+def follow_out(f: fol.Follow) -> FollowOut:
+    consent: FollowConsentName = _known(f.consent, FollowConsentName, "follow consent")
+    return FollowOut(
+        follow_id=f.follow_id,
+        target=_target(f.target, f.follow_id),
+        vehicle_id=_opt(f.vehicle_id),
+        licence_id=_opt(f.licence_id),
+        plate_type=_plate_type(f.plate_type),
+        plate_number=_opt(f.plate_number),
+        licence_holder_name_masked=_opt(f.licence_holder_name_masked),
+        started_at=_ts_field(f, "started_at"),
+        expires_at=_ts_field(f, "expires_at"),
+        consent=consent,
+    )
+
+
+def follow_list_out(r: fol.ListFollowsResponse) -> FollowListOut:
+    return FollowListOut(
+        follows=[follow_out(f) for f in r.follows],
+        active=r.active,
+        max_active=r.max_active,
+        chances_left_this_year=r.chances_left_this_year,
+        chances_per_year=r.chances_per_year,
+        licence_follows=r.licence_follows,
+        max_licence_follows=r.max_licence_follows,
+        pending_requests=[follow_request_out(p) for p in r.pending_requests],
+    )
+
+
+def incoming_requests_out(r: fol.ListIncomingRequestsResponse) -> IncomingFollowRequestsOut:
+    return IncomingFollowRequestsOut(requests=[follow_request_out(x) for x in r.requests])
+
+
+def follower_out(f: fol.Follower) -> FollowerOut:
+    consent: FollowConsentName = _known(f.consent, FollowConsentName, "follow consent")
+    return FollowerOut(
+        follower_id=f.follower_id,
+        vehicle_id=f.vehicle_id,
+        plate_number=_opt(f.plate_number),
+        follower_name_masked=_opt(f.follower_name_masked),
+        since=_ts_field(f, "since"),
+        expires_at=_ts_field(f, "expires_at"),
+        consent=consent,
+    )
+
+
+def follower_list_out(r: fol.ListFollowersResponse) -> FollowerListOut:
+    return FollowerListOut(followers=[follower_out(f) for f in r.followers])
+
+
+def sandbox_sms_request(
+    caller: common.Caller, phone: str | None, limit: int
+) -> fol.ListSandboxSmsRequest:
+    return fol.ListSandboxSmsRequest(caller=caller, phone=phone or "", limit=limit)
+
+
+def sandbox_sms_list_out(r: fol.ListSandboxSmsResponse) -> SandboxSmsListOut:
+    return SandboxSmsListOut(
+        messages=[
+            SandboxSmsOut(
+                phone=m.phone,
+                template_code=m.template_code,
+                params=dict(m.params),
+                sent_at=_ts_field(m, "sent_at"),
+            )
+            for m in r.messages
+        ]
+    )

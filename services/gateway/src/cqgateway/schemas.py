@@ -601,6 +601,141 @@ class StaffLookupOut(LookupOut):
     )
 
 
+# -- follows (R-FOL-1..8, R-SMS-1..3, R-X-3) ---------------------------------------------------
+FollowRequestStateName = Literal[
+    "pending_owner_approval", "pending_sms_code", "approved", "declined", "expired", "cancelled"
+]
+FollowTargetName = Literal["vehicle", "licence"]
+FollowConsentName = Literal["owner_app", "sms", "none"]
+#: R-SMS-1: the 6 digits of an SMS consent code (checked by the schema: 422 otherwise).
+SMS_CODE_PATTERN = r"^[0-9]{6}$"
+
+
+class FollowVehicleBody(LookupVehicleBody):
+    """R-FOL-1: a friend's Chongqing vehicle: plate type + plate number + VIN (last 6 or all
+    17), checked like a proof lookup (400 ``INVALID_PLATE_NUMBER`` / ``INVALID_VIN``)."""
+
+
+class FollowLicenceBody(LookupLicenceBody):
+    """R-FOL-8: a friend's driving licence: name + licence number (18-char ID number) + file
+    number (12 digits), checked like a proof lookup (400 ``INVALID_ID_NUMBER`` /
+    ``INVALID_FILE_NO``)."""
+
+
+class SmsCodeBody(StrictRequest):
+    """R-FOL-2, R-SMS-1: the code the owner's phone received, read out by the friend."""
+
+    code: Str = Field(
+        min_length=6,
+        max_length=6,
+        pattern=SMS_CODE_PATTERN,
+        description="The 6 digits of the SMS (valid 5 minutes, used once).",
+    )
+
+
+class FollowRequestOut(BaseModel):
+    """A request to follow a vehicle (R-FOL-2): waiting for the owner's approval in the app,
+    or for the SMS code sent to the owner's phone; then approved (with its follow), declined,
+    expired, or cancelled (the code was voided by wrong entries, R-SMS-1)."""
+
+    request_id: str
+    state: FollowRequestStateName
+    vehicle_id: str | None
+    plate_type: PlateTypeCode | None
+    plate_number: str | None = Field(
+        description="Masked (`渝A***45`) for the requester until the follow is active; whole "
+        "for the owner."
+    )
+    requester_name_masked: str | None = Field(
+        description="Who asks, masked (`刘*`): shown to the owner."
+    )
+    sms_phone_masked: str | None = Field(
+        description="`139****0005`: where the code went (`pending_sms_code` only)."
+    )
+    created_at: datetime | None
+    expires_at: datetime | None = Field(
+        description="A request nobody acts on expires then (it spends no chance)."
+    )
+    sms_resend_at: datetime | None = Field(
+        description="R-SMS-1: when another code may be sent to the owner's phone (60 s apart)."
+    )
+    follow_id: str | None = Field(description="The follow, once approved or confirmed.")
+
+
+class FollowOut(BaseModel):
+    """An active follow of a friend's vehicle or licence."""
+
+    follow_id: str
+    target: FollowTargetName
+    vehicle_id: str | None
+    licence_id: str | None
+    plate_type: PlateTypeCode | None
+    plate_number: str | None
+    licence_holder_name_masked: str | None
+    started_at: datetime | None
+    expires_at: datetime | None = Field(
+        description="R-FOL-5: an SMS-authorised vehicle follow ends after one year; null otherwise."
+    )
+    consent: FollowConsentName = Field(
+        description="`owner_app` (the owner approved in the app), `sms` (by SMS code), "
+        "`none` (licence follows need no consent)."
+    )
+
+
+class FollowListOut(BaseModel):
+    """The caller's follows, what the quotas leave (R-FOL-3, R-FOL-8) and the requests still
+    waiting for an owner or an SMS code."""
+
+    follows: list[FollowOut]
+    active: int = Field(description="R-FOL-3: active follows of other people's vehicles.")
+    max_active: int = Field(description="R-FOL-3: at most this many at once (2).")
+    chances_left_this_year: int = Field(
+        description="R-FOL-3: follows that may still become active this calendar year "
+        "(Asia/Shanghai); unfollowing gives none back."
+    )
+    chances_per_year: int = Field(description="R-FOL-3: chances of a calendar year (3).")
+    licence_follows: int = Field(description="R-FOL-8: licences followed now.")
+    max_licence_follows: int = Field(description="R-FOL-8: at most this many at once (5).")
+    pending_requests: list[FollowRequestOut]
+
+
+class IncomingFollowRequestsOut(BaseModel):
+    """Requests to follow the caller's vehicles that wait for the caller's decision."""
+
+    requests: list[FollowRequestOut]
+
+
+class FollowerOut(BaseModel):
+    """R-X-3: someone who follows one of the caller's vehicles."""
+
+    follower_id: str = Field(description="`DELETE /api/v1/followers/{follower_id}` revokes it.")
+    vehicle_id: str
+    plate_number: str | None
+    follower_name_masked: str | None = Field(description="Masked (`刘*`), R-Q-4.")
+    since: datetime | None
+    expires_at: datetime | None = Field(description="SMS-authorised follows end after a year.")
+    consent: FollowConsentName
+
+
+class FollowerListOut(BaseModel):
+    followers: list[FollowerOut]
+
+
+class SandboxSmsOut(BaseModel):
+    """One SMS the recording adapter kept instead of sending it (sandbox mode only)."""
+
+    phone: str
+    template_code: str
+    params: dict[str, str] = Field(
+        description='The template\'s parameters as sent, the code included (`{"code": …}`).'
+    )
+    sent_at: datetime | None
+
+
+class SandboxSmsListOut(BaseModel):
+    messages: list[SandboxSmsOut] = Field(description="Newest first.")
+
+
 # -- errors (documentation of the error body in /openapi.json) -----------------------------
 class ErrorDetailOut(BaseModel):
     code: str = Field(description="A stable UPPER_SNAKE code (listed in the API description).")

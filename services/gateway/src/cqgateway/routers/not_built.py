@@ -13,8 +13,9 @@ Issues:
   and disputes are built: ``cqgateway.routers.handlings`` and ``.internal``);
 * *payment*: the nightly reconciliation (payments, Alipay notifications, receipts, refunds
   and feedback are built: ``cqgateway.routers.payments``, ``.alipay_notify`` and
-  ``.counter_payments``);
-* *vehicle follow* (follow requests, SMS consent, quotas, licence follows).
+  ``.counter_payments``).
+
+The *vehicle follow* endpoints are built: ``cqgateway.routers.follows``.
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ Auth = Literal["user", "staff", "supervisor", "none"]
 
 ONLINE_HANDLING = "online handling"
 PAYMENT = "payment"
-VEHICLE_FOLLOW = "vehicle follow"
 
 #: Path parameters of the planned endpoints: ids are opaque tokens, dates ISO calendar days.
 _ID = r"^[A-Za-z0-9_-]+$"
@@ -56,27 +56,6 @@ class Planned:
 
 
 PLANNED: tuple[Planned, ...] = (
-    # -- mini-program ------------------------------------------------------------------
-    Planned("POST", "/api/v1/follows/vehicles", "user", VEHICLE_FOLLOW,
-            "Ask to follow a vehicle"),
-    Planned("POST", "/api/v1/follow-requests/{request_id}/sms-code", "user", VEHICLE_FOLLOW,
-            "Complete an SMS consent"),
-    Planned("GET", "/api/v1/follow-requests/incoming", "user", VEHICLE_FOLLOW,
-            "Follow requests awaiting the caller's approval as an owner"),
-    Planned("POST", "/api/v1/follow-requests/{request_id}/approve", "user", VEHICLE_FOLLOW,
-            "Approve a follow request"),
-    Planned("POST", "/api/v1/follow-requests/{request_id}/decline", "user", VEHICLE_FOLLOW,
-            "Decline a follow request"),
-    Planned("GET", "/api/v1/follows", "user", VEHICLE_FOLLOW,
-            "The caller's follows with quota use"),
-    Planned("DELETE", "/api/v1/follows/vehicles/{follow_id}", "user", VEHICLE_FOLLOW,
-            "Unfollow a vehicle"),
-    Planned("DELETE", "/api/v1/followers/{follower_id}", "user", VEHICLE_FOLLOW,
-            "An owner revokes a follower"),
-    Planned("POST", "/api/v1/follows/licences", "user", VEHICLE_FOLLOW,
-            "Follow a driver licence"),
-    Planned("DELETE", "/api/v1/follows/licences/{follow_id}", "user", VEHICLE_FOLLOW,
-            "Unfollow a driver licence"),
     # -- counter ---------------------------------------------------------------------------
     Planned("GET", "/internal/v1/decisions/{decision_no}/notice.pdf", "staff", ONLINE_HANDLING,
             "The printable decision notice"),
