@@ -19,6 +19,7 @@ from cqfollow.adapters.redis_sms_codes import RedisSmsCodes, new_code, seconds_t
 from cqfollow.adapters.sms_aliyun import AliyunSmsSender, _provider_code, split_endpoint
 from cqfollow.adapters.sms_recording import RecordingSmsSender
 from cqfollow.adapters.sms_senders import sandbox_outbox_for, sms_codes_for, sms_sender_for
+from cqfollow.ports import SmsCodes
 from darabonba.exceptions import RetryError, UnretryableException
 from darabonba.policy.retry import RetryPolicyContext
 from darabonba.request import DaraRequest
@@ -159,6 +160,8 @@ def test_aliyun_without_keys_fails_at_start(redis: aioredis.Redis) -> None:
 def test_sms_codes_for_takes_the_rule_settings(redis: aioredis.Redis) -> None:
     clock = FixedClock(datetime(2026, 3, 2, tzinfo=UTC))
     codes = sms_codes_for(Settings(sms_max_wrong_entries=3, sms_daily_limit=4), redis, clock)
+    port: SmsCodes = codes  # mypy checks the adapter against the port
+    assert port is codes
     assert (codes._max_wrong, codes._daily_limit) == (3, 4)
     assert (codes._code_ttl_ms, codes._interval_ms) == (300_000, 60_000)
 
