@@ -1,7 +1,8 @@
 """Fixtures of the gateway tests: settings on the test session's PostgreSQL database,
 Redis db and Tansu broker (the ``test_settings`` fixture of ``cqdev.pytest_plugin``, the one
 way tests get them), and ``FakeServices`` — an in-process grpc.aio server implementing
-QueryService, AdjudicationService, PaymentService and the standard health service.
+QueryService, AdjudicationService, PaymentService, FollowService and the standard health
+service.
 
 ``FakeServices`` is a *test double for the HTTP ↔ gRPC mapping only*: each method
 answers whatever the test scripted (a response, or a ``DomainError`` sent exactly as
@@ -28,6 +29,7 @@ from cqcommon.grpc_errors import ERROR_METADATA_KEY, status_for
 from cqcommon.settings import Settings
 from cqgateway.app import create_app
 from cqtraffic.adjudication.v1 import adjudication_pb2_grpc
+from cqtraffic.follow.v1 import follow_pb2_grpc
 from cqtraffic.payment.v1 import payment_pb2_grpc
 from cqtraffic.query.v1 import query_pb2 as q
 from cqtraffic.query.v1 import query_pb2_grpc
@@ -52,6 +54,7 @@ class FakeServices(
     query_pb2_grpc.QueryServiceServicer,
     adjudication_pb2_grpc.AdjudicationServiceServicer,
     payment_pb2_grpc.PaymentServiceServicer,
+    follow_pb2_grpc.FollowServiceServicer,
 ):
     """Scripted answers per method name; records every request it received."""
 
@@ -106,6 +109,9 @@ class FakeServices(
 
     async def StaffGetLicence(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
         return await self._answer("StaffGetLicence", request, context)
+
+    async def GetRelations(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        return await self._answer("GetRelations", request, context)
 
     # AdjudicationService
     async def RecordViolation(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
@@ -166,11 +172,53 @@ class FakeServices(
     async def GetReceipt(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
         return await self._answer("GetReceipt", request, context)
 
+    # FollowService (SeedFollow is not the gateway's; RunJob, of payment and follow alike,
+    # is defined once so that the two bases' signatures agree)
+    async def RunJob(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        return await self._answer("RunJob", request, context)
+
+    async def RequestVehicleFollow(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        return await self._answer("RequestVehicleFollow", request, context)
+
+    async def SubmitSmsCode(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        return await self._answer("SubmitSmsCode", request, context)
+
+    async def ListIncomingRequests(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        return await self._answer("ListIncomingRequests", request, context)
+
+    async def ApproveRequest(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        return await self._answer("ApproveRequest", request, context)
+
+    async def DeclineRequest(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        return await self._answer("DeclineRequest", request, context)
+
+    async def ListFollows(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        return await self._answer("ListFollows", request, context)
+
+    async def ListFollowers(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        return await self._answer("ListFollowers", request, context)
+
+    async def UnfollowVehicle(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        return await self._answer("UnfollowVehicle", request, context)
+
+    async def RevokeFollower(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        return await self._answer("RevokeFollower", request, context)
+
+    async def FollowLicence(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        return await self._answer("FollowLicence", request, context)
+
+    async def UnfollowLicence(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        return await self._answer("UnfollowLicence", request, context)
+
+    async def ListSandboxSms(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        return await self._answer("ListSandboxSms", request, context)
+
     async def start(self) -> None:
         server = grpc.aio.server()
         query_pb2_grpc.add_QueryServiceServicer_to_server(self, server)
         adjudication_pb2_grpc.add_AdjudicationServiceServicer_to_server(self, server)
         payment_pb2_grpc.add_PaymentServiceServicer_to_server(self, server)
+        follow_pb2_grpc.add_FollowServiceServicer_to_server(self, server)
         servicer = HealthServicer()
         await servicer.set("", health_pb2.HealthCheckResponse.SERVING)
         health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
