@@ -15,6 +15,7 @@ breaks names itself in its model's ``free_text_fields``.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Annotated, Any, ClassVar, Literal
@@ -629,8 +630,20 @@ class SmsCodeBody(StrictRequest):
         min_length=6,
         max_length=6,
         pattern=SMS_CODE_PATTERN,
-        description="The 6 digits of the SMS (valid 5 minutes, used once).",
+        description=(
+            "The 6 digits of the SMS (valid 5 minutes, used once). Full-width digits and "
+            "spaces, as a Chinese keyboard may type them, are read as the digits alone."
+        ),
     )
+
+    @field_validator("code", mode="before")
+    @classmethod
+    def _as_typed(cls, value: Any) -> Any:
+        # NFKC turns full-width digits into ASCII ones; spaces between digits are dropped.
+        # Other types pass unchanged, for strict mode to refuse.
+        if isinstance(value, str):
+            return "".join(ch for ch in unicodedata.normalize("NFKC", value) if not ch.isspace())
+        return value
 
 
 class FollowRequestOut(BaseModel):

@@ -384,7 +384,7 @@ async def test_a_read_model_that_lags_past_the_bound_still_answers_success(
 
 
 @pytest.mark.parametrize(
-    "code", ["48392", "4839201", "48392a", "", 483920, "４８３９２０"], ids=repr
+    "code", ["48392", "4839201", "48392a", "", 483920, "48 39 2", "①"], ids=repr
 )
 async def test_r_sms_1_a_code_that_is_not_6_digits_is_422_before_any_call(
     client: httpx.AsyncClient, follow: Stub, user: dict[str, str], code: Any
@@ -396,6 +396,21 @@ async def test_r_sms_1_a_code_that_is_not_6_digits_is_422_before_any_call(
     assert follow.requests == {}
 
 
+@pytest.mark.parametrize("typed", ["４８３９２０", " 483 920 ", "48\u3000３920"], ids=repr)
+async def test_r_sms_1_full_width_digits_and_spaces_are_read_as_the_digits(
+    client: httpx.AsyncClient, follow: Stub, query: Stub, user: dict[str, str], typed: str
+) -> None:
+    follow.answers["SubmitSmsCode"] = sequence(vehicle_follow())
+    query.answers["GetRelations"] = sequence(
+        q.GetRelationsResponse(relations={"veh-1": "followed"})
+    )
+    r = await client.post(
+        "/api/v1/follow-requests/req-1/sms-code", json={"code": typed}, headers=user
+    )
+    assert r.status_code == 201, r.text
+    assert follow.calls("SubmitSmsCode")[0].code == CODE
+
+
 @pytest.mark.parametrize(
     ("error", "status"),
     [
@@ -403,7 +418,7 @@ async def test_r_sms_1_a_code_that_is_not_6_digits_is_422_before_any_call(
         (DomainError(SMS_CODE_EXPIRED), 409),
         (DomainError(FOLLOW_REQUEST_NOT_FOUND), 404),
         (DomainError(FOLLOW_REQUEST_NOT_PENDING), 409),
-        (DomainError(FOLLOW_QUOTA_EXCEEDED, details={"quota": "active_follows"}), 429),
+        (DomainError(FOLLOW_QUOTA_EXCEEDED, details={"quota": "active_vehicle_follows"}), 429),
     ],
     ids=lambda v: v.code if isinstance(v, DomainError) else str(v),
 )

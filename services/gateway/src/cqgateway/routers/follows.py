@@ -96,7 +96,7 @@ def _no_content() -> Response:
         "expires at `expires_at` and spends no chance. Refusals: 403 `FOLLOW_OWN_VEHICLE`; "
         "409 `ALREADY_FOLLOWING` (followed, or a request waits), `FOLLOW_NO_CONSENT_ROUTE` "
         "(no owner account and no phone on record); 429 `FOLLOW_QUOTA_EXCEEDED` with "
-        "`details.quota` = `active_follows` (R-FOL-3, 2 at once), `chances_this_year` "
+        "`details.quota` = `active_vehicle_follows` (R-FOL-3, 2 at once), `chances_this_year` "
         "(R-FOL-3, 3 a year) or `vehicle_followers` (R-FOL-4, 3 per vehicle); 429 "
         "`SMS_RESEND_TOO_SOON` / `SMS_PHONE_LOCKED` (R-SMS-1/2) with `Retry-After`; 503 "
         "`SMS_UNAVAILABLE`. Identifier formats: 400 `INVALID_PLATE_NUMBER`, `INVALID_VIN`."
