@@ -64,6 +64,18 @@ class ServiceContext:
         await self.redis.aclose()
 
 
+def redis_client(settings: Settings) -> redis_async.Redis:
+    """The process's Redis client on a blocking pool: under a burst, a call beyond
+    ``REDIS_MAX_CONNECTIONS`` waits for a connection (redis-py's default pool raises "Too many
+    connections" at 100 instead, which a request would see as a failure)."""
+    pool = redis_async.BlockingConnectionPool.from_url(
+        settings.redis_url,
+        max_connections=settings.redis_max_connections,
+        timeout=settings.redis_pool_timeout_s,
+    )
+    return redis_async.Redis.from_pool(pool)  # closing the client closes the pool
+
+
 @dataclass(frozen=True)
 class ConsumerSpec:
     """One consumer group: its topics and a factory for its handlers by event type."""
@@ -119,7 +131,7 @@ class ServiceRuntime:
             s.database_url, self.spec.schema, min_size=s.db_pool_min, max_size=s.db_pool_max
         )
         await db.open()
-        self.ctx = ServiceContext(s, db, redis_async.from_url(s.redis_url), self.clock)
+        self.ctx = ServiceContext(s, db, redis_client(s), self.clock)
         ensure = partial(ensure_topics, s)
         if "relay" in self.roles and self.spec.publishes_events:
             self.relay = OutboxRelay(

@@ -33,6 +33,15 @@ class Settings(BaseSettings):
     db_pool_min: int = Field(1, description="Minimum connections in each process's pool.")
     db_pool_max: int = Field(10, description="Maximum connections in each process's pool.")
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL.")
+    redis_max_connections: int = Field(
+        256,
+        ge=1,
+        description="Redis connections per process; a call beyond them waits (up to"
+        " REDIS_POOL_TIMEOUT_S) instead of failing.",
+    )
+    redis_pool_timeout_s: float = Field(
+        5.0, gt=0, description="How long a Redis call waits for a free pooled connection (s)."
+    )
     kafka_bootstrap_servers: str = Field(
         "127.0.0.1:9092", description="Kafka bootstrap servers (comma separated)."
     )
