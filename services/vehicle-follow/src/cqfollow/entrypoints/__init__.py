@@ -1,1 +1,1 @@
-"""Entry points: the gRPC servicer (and later the event consumers)."""
+"""Entry points: the gRPC servicer, its mappers and the registry-event consumer."""
