@@ -170,10 +170,22 @@ class AccessSync:
             log.warning("follow %s %s: no target to wait for", follow_id, change)
             return False
 
+        probes = 0
+        began = self._now()
+
         async def agrees(timeout_s: float) -> bool:
+            nonlocal probes
+            probes += 1
             return await probe(follower, subject, timeout_s=timeout_s) is wanted
 
         if await self.wait(agrees):
+            log.debug(
+                "follow %s %s: the read model agreed after %d probe(s), %.0f ms",
+                follow_id,
+                change,
+                probes,
+                (self._now() - began) * 1000,
+            )
             return True
         log.warning(
             "follow %s %s: the read model did not agree within %.1fs (the event will arrive)",
