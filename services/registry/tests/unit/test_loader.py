@@ -4,6 +4,7 @@ RecordViolation requests) and of its retry/summary logic with fake stubs (no clu
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from cqregistry.domain.roster import roster_vin_table, sandbox_roster
 from cqregistry.entrypoints import loader
 from cqregistry.entrypoints.mappers import entry_from_proto
 from cqtraffic.adjudication.v1 import adjudication_pb2 as adj
+from cqtraffic.follow.v1 import follow_pb2 as follow_pb
 from cqtraffic.payment.v1 import payment_pb2 as payment_pb
 from cqtraffic.registry.v1 import registry_pb2 as reg
 
@@ -316,3 +318,70 @@ async def test_an_already_paid_decision_counts_and_the_maintenance_window_is_not
     assert summary.paid == 1 and any("00:30" in n for n in summary.notes)
     with pytest.raises(loader.LoadError, match="DECISION_DISPUTED"):
         await pay("DECISION_DISPUTED")
+
+
+# -- the roster's follows (R-FOL-4: 渝A99999 already has three followers) ------------------
+SEEDS = loader.follow_seed_requests(ROSTER)
+
+
+def test_the_roster_follows_are_seeded_as_the_sandbox_desk() -> None:
+    people = {p.person_id: p.name for p in ROSTER.people}
+    a99999 = str(ROSTER.vehicle("渝A99999").vehicle_id)
+    assert [(people[uuid.UUID(s.follower_person_id)], s.vehicle_id) for s in SEEDS] == [
+        ("孙磊", a99999),
+        ("周婷", a99999),
+        ("吴昊", a99999),
+    ]
+    assert all(s.caller.staff_id == "sandbox-loader" and not s.caller.user_id for s in SEEDS)
+
+
+class FakeFollow:
+    """FollowService.SeedFollow: not yet known ``misses`` times (vehicle, then person), then
+    the same follow per (follower, vehicle); ``error`` answers every call with that code."""
+
+    def __init__(self, *, misses: int = 0, error: str | None = None) -> None:
+        self.misses = misses
+        self.error = error
+        self.requests: list[follow_pb.SeedFollowRequest] = []
+
+    async def SeedFollow(  # noqa: N802 - the gRPC method name
+        self,
+        request: follow_pb.SeedFollowRequest,
+        timeout: float | None = None,  # noqa: ASYNC109 - the gRPC stub signature
+    ) -> follow_pb.Follow:
+        assert timeout is not None and timeout > 0
+        self.requests.append(request)
+        if self.error:
+            raise _error(self.error)
+        if self.misses:
+            self.misses -= 1
+            raise _error("FOLLOW_VEHICLE_NOT_FOUND" if self.misses % 2 else "NOT_FOUND")
+        return follow_pb.Follow(
+            follow_id=f"{request.follower_person_id}:{request.vehicle_id}", consent="owner_app"
+        )
+
+
+async def test_roster_follows_are_retried_until_the_follow_service_knows_them() -> None:
+    stub = FakeFollow(misses=4)
+    budget = loader.RetryBudget(remaining_s=5.0, first_delay_s=0.001)
+    summary = loader.SandboxSummary()
+    for seed in SEEDS:
+        await loader._seed_follow(stub, seed, budget, 5.0, summary)  # type: ignore[arg-type]
+    assert summary.follows == 3 and summary.notes == []
+    assert len(stub.requests) == 3 + 4
+    assert "follow: 3 roster follow(s) in place" in summary.lines()
+
+
+async def test_a_full_vehicle_or_a_non_sandbox_follow_service_is_noted_other_errors_fail() -> None:
+    summary = loader.SandboxSummary()
+    for code in ("FOLLOW_QUOTA_EXCEEDED", "SANDBOX_ONLY"):
+        stub: Any = FakeFollow(error=code)
+        await loader._seed_follow(stub, SEEDS[0], loader.RetryBudget(), 5.0, summary)
+    assert summary.follows == 0 and len(summary.notes) == 2
+    with pytest.raises(loader.LoadError, match="FOLLOW_OWN_VEHICLE"):
+        stub = FakeFollow(error="FOLLOW_OWN_VEHICLE")
+        await loader._seed_follow(stub, SEEDS[0], loader.RetryBudget(), 5.0, summary)
+    with pytest.raises(loader.LoadError, match="still (FOLLOW_VEHICLE_)?NOT_FOUND"):
+        stub = FakeFollow(misses=10**6)
+        budget = loader.RetryBudget(remaining_s=0.05, first_delay_s=0.01)
+        await loader._seed_follow(stub, SEEDS[0], budget, 5.0, summary)

@@ -19,6 +19,13 @@ per record and decision, so a second run replays the first payment (or finds it 
 Inside the maintenance window (R-PAY-6) the payment is refused; the load says so and leaves
 the record unpaid for a later run.
 
+Last, the roster's follows (孙磊, 周婷 and 吴昊 follow 渝A99999, so a fourth follower is refused,
+R-FOL-4) go through ``FollowService.SeedFollow`` as the same staff caller: an active follow
+with the owner's consent already given, idempotent by (follower, vehicle) and within the
+quotas like any activation. The follow service learns vehicles and people from registry
+events too, so FOLLOW_VEHICLE_NOT_FOUND (and NOT_FOUND for a follower it does not know yet)
+is retried like the steps before.
+
 The bulk generator of synthetic data is dev tooling (``python -m cqdev generate``), not
 part of the registry. The pure parts here (roster → import records and RecordViolation
 requests) are separate from the I/O so they can be tested without a cluster.
@@ -48,6 +55,8 @@ from cqcommon.settings import Settings
 from cqtraffic.adjudication.v1 import adjudication_pb2 as adj
 from cqtraffic.adjudication.v1 import adjudication_pb2_grpc as adj_grpc
 from cqtraffic.common.v1 import types_pb2 as common
+from cqtraffic.follow.v1 import follow_pb2 as follow
+from cqtraffic.follow.v1 import follow_pb2_grpc as follow_grpc
 from cqtraffic.payment.v1 import payment_pb2 as payment
 from cqtraffic.payment.v1 import payment_pb2_grpc as payment_grpc
 from cqtraffic.registry.v1 import registry_pb2 as reg
@@ -68,6 +77,7 @@ from cqregistry.entrypoints.mappers import entry_to_proto
 
 if TYPE_CHECKING:
     from cqtraffic.adjudication.v1.adjudication_pb2_grpc import AdjudicationServiceAsyncStub
+    from cqtraffic.follow.v1.follow_pb2_grpc import FollowServiceAsyncStub
     from cqtraffic.payment.v1.payment_pb2_grpc import PaymentServiceAsyncStub
     from cqtraffic.registry.v1.registry_pb2_grpc import RegistryServiceAsyncStub
 
@@ -78,6 +88,8 @@ NOT_YET_KNOWN = frozenset({"VEHICLE_NOT_FOUND", "UNKNOWN_VIOLATION_CODE", "LICEN
 UNREACHABLE = "SERVICE_UNAVAILABLE"
 # Payment answers this until adjudication's event about the decision has reached it.
 DECISION_NOT_YET_KNOWN = frozenset({"DECISION_NOT_FOUND"})
+# Follow answers these until the registry events about the vehicle / follower reached it.
+FOLLOW_NOT_YET_KNOWN = frozenset({"FOLLOW_VEHICLE_NOT_FOUND", "NOT_FOUND"})
 #: The counter desk the roster's paid violations are paid at (cash).
 SANDBOX_DESK = common.Caller(staff_id="sandbox-loader", staff_role="clerk")
 RETRY_BUDGET_S = 60.0
@@ -178,6 +190,18 @@ def counter_payment_request(req: adj.RecordViolationRequest) -> payment.CreateCo
     )
 
 
+def follow_seed_requests(roster: SandboxRoster) -> list[follow.SeedFollowRequest]:
+    """A SeedFollow request per roster follow, in roster order, as the sandbox desk."""
+    return [
+        follow.SeedFollowRequest(
+            caller=SANDBOX_DESK,
+            follower_person_id=str(f.follower_person_id),
+            vehicle_id=str(f.vehicle_id),
+        )
+        for f in roster.follows
+    ]
+
+
 # -- I/O: the sandbox load through the services -----------------------------------------
 @dataclass
 class RetryBudget:
@@ -212,6 +236,8 @@ _HINTS = {
     "VEHICLE_NOT_FOUND": "Are the registry relay and adjudication's registry consumer running?",
     "LICENCE_NOT_FOUND": "Are the registry relay and adjudication's registry consumer running?",
     "UNKNOWN_VIOLATION_CODE": "Are the registry relay and adjudication's consumer running?",
+    "FOLLOW_VEHICLE_NOT_FOUND": "Are the registry relay and the follow service's registry"
+    " consumer running?",
     UNREACHABLE: "Is the service running at the configured *_SERVICE_ADDR?",
 }
 
@@ -227,6 +253,7 @@ class SandboxSummary:
     kept: int = 0
     refused: int = 0
     paid: int = 0
+    follows: int = 0
     notes: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
@@ -237,6 +264,7 @@ class SandboxSummary:
             f" roster violations: {self.created} created, {self.replayed} already recorded,"
             f" {self.kept} kept from an earlier day, {self.refused} refused",
             f"payment: {self.paid} roster violation(s) paid at the sandbox counter",
+            f"follow: {self.follows} roster follow(s) in place",
         ]
         out += [f"note: {n}" for n in self.notes]
         return out
@@ -248,7 +276,8 @@ async def load_sandbox(
     today: dt.date,
     budget: RetryBudget | None = None,
 ) -> SandboxSummary:
-    """Import the roster's registry records, then record its violations (idempotent)."""
+    """Import the roster's registry records, record its violations, pay the paid one and
+    seed its follows (idempotent)."""
     budget = budget or RetryBudget()
     roster = sandbox_roster(today)
     summary = SandboxSummary()
@@ -257,6 +286,7 @@ async def load_sandbox(
     registry_channel = make_channel(settings.registry_service_addr)
     adjudication_channel = make_channel(settings.adjudication_service_addr)
     payment_channel = make_channel(settings.payment_service_addr)
+    follow_channel = make_channel(settings.follow_service_addr)
     try:
         registry: RegistryServiceAsyncStub = reg_grpc.RegistryServiceStub(registry_channel)
         for batch in batches(records):
@@ -284,10 +314,14 @@ async def load_sandbox(
         for planned in planned_violations:
             if planned.paid:
                 await _pay_at_counter(payments, planned.request, budget, deadline, summary)
+        follows: FollowServiceAsyncStub = follow_grpc.FollowServiceStub(follow_channel)
+        for seed in follow_seed_requests(roster):
+            await _seed_follow(follows, seed, budget, deadline, summary)
     finally:
         await registry_channel.close(None)
         await adjudication_channel.close(None)
         await payment_channel.close(None)
+        await follow_channel.close(None)
     return summary
 
 
@@ -320,6 +354,30 @@ async def _pay_at_counter(
             f" {exc.details or exc.message_en}"
         ) from exc
     summary.paid += 1
+
+
+async def _seed_follow(
+    stub: FollowServiceAsyncStub,
+    request: follow.SeedFollowRequest,
+    budget: RetryBudget,
+    deadline_s: float,
+    summary: SandboxSummary,
+) -> None:
+    what = f"roster follow of {request.vehicle_id} by {request.follower_person_id}"
+    try:
+        await budget.run(
+            lambda: call(stub.SeedFollow, request, timeout_s=deadline_s),
+            FOLLOW_NOT_YET_KNOWN | {UNREACHABLE},
+            what,
+        )
+    except DomainError as exc:
+        if exc.code in {"FOLLOW_QUOTA_EXCEEDED", "SANDBOX_ONLY"}:
+            # the sandbox was played with (a slot taken by someone else since the last load),
+            # or the follow service is not in sandbox mode: say so, load the rest
+            summary.notes.append(f"{what}: not seeded ({exc.code} {exc.details or ''})")
+            return
+        raise LoadError(f"{what}: {exc.code} {exc.details or exc.message_en}") from exc
+    summary.follows += 1
 
 
 async def _record(
@@ -371,8 +429,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser(
         "load-sandbox",
-        help="load the SANDBOX.md roster through the running registry and adjudication"
-        " services (publishes events; idempotent)",
+        help="load the SANDBOX.md roster through the running registry, adjudication, payment"
+        " and follow services (publishes events; idempotent)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
