@@ -72,8 +72,10 @@ async def follow_call(c: Cluster, method: str, request: Any) -> Any:
 
 
 async def seed_roster_follows(c: Cluster, roster: SandboxRoster) -> None:
-    """The follows the roster starts with (渝A99999's three followers), seeded as the loader
-    does: idempotent, retried until the follow service has the registry's records."""
+    """The follows the roster starts with (渝A99999's three followers), through SeedFollow
+    as the roster loader seeds them: idempotent, so whether the loader got there first or
+    not, the roster's state is the same; retried until the follow service has the
+    registry's records."""
     for demo in roster.follows:
         request = fol.SeedFollowRequest(
             caller=SEEDER,
