@@ -623,6 +623,14 @@ async def test_r_fol_1_wrong_vin_and_no_such_vehicle_answer_alike_by_the_same_pa
     assert world.store.snapshot() == before and world.sender.sent == []
 
 
+async def test_r_fol_1_only_chongqing_vehicles_can_be_followed(world: World) -> None:
+    world.vehicle("b0000000-0000-4000-8000-0000000000c1", "川A67890", VIN_APP, OWNER_APP)
+    world.store.calls.clear()
+    e = await refusal(ask(world, LIU_CALLER, "川A67890", VIN_APP))
+    assert e.code == "FOLLOW_VEHICLE_NOT_FOUND"
+    assert world.store.calls == ["registry.vehicles_by_plate"]
+
+
 async def test_r_fol_1_plate_type_must_fit(world: World) -> None:
     # the plate is right but registered as 02: asking as 01 finds nothing
     assert await code_of(ask(world, LIU_CALLER, "渝A67890", VIN_APP, "01")) == (

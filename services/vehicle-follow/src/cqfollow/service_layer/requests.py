@@ -37,7 +37,7 @@ from cqcommon.errors import (
     SMS_UNAVAILABLE,
     DomainError,
 )
-from cqcommon.identifiers import parse_plate, parse_vin_proof
+from cqcommon.identifiers import is_chongqing_plate, parse_plate, parse_vin_proof
 from cqcommon.masking import mask_phone
 
 from cqfollow.domain.callers import Caller, require_user
@@ -102,6 +102,8 @@ async def request_vehicle_follow(
     limits = deps.config.limits
     async with deps.uows() as uow:
         candidates = await uow.registry.vehicles_by_plate(ptype.value, plate)
+        if not is_chongqing_plate(plate):
+            candidates = []  # R-FOL-1: Chongqing vehicles only (after the same one query)
         vehicle = match_vehicle(candidates, proof)
         if vehicle is None:
             raise DomainError(FOLLOW_VEHICLE_NOT_FOUND)
