@@ -3,7 +3,7 @@
 For each size it prepares a dataset database on the local PostgreSQL (``cqbench_100k``,
 ``cqbench_1m``: ``python -m cqdev.datagen --vehicles N --violations-per-vehicle 5``,
 i.e. ~5 violations a vehicle, so 1M vehicles is ~5M violations), **reused** when a
-previous run finished it (a marker row in ``public.cqbench_dataset_v2`` is written only after
+previous run finished it (a marker row in ``public.cqbench_dataset_v3`` is written only after
 the generator exited 0; a database without it is dropped and generated again). Then it
 starts the whole cluster twice the way `make run` does (``python -m cqdev run``), on free
 ports, with ``DATABASE_URL`` pointing at that dataset and ``REDIS_URL`` at a redis-server
@@ -86,9 +86,9 @@ VIOLATIONS_PER_VEHICLE = 5.0
 SEED = 1
 USER_SEED = 20240601  # which owners are picked: the same ones on every run
 # The marker table's name carries the data set's version: one made by an older generator
-# (v1: before adjudication's persons copy and points ledgers) has no marker here and is
-# generated again.
-MARKER_TABLE = "public.cqbench_dataset_v2"
+# (v1: before adjudication's persons copy and points ledgers; v2: before the follow
+# service's registry copy) has no marker here and is generated again.
+MARKER_TABLE = "public.cqbench_dataset_v3"
 
 CACHED_TARGET = (1500.0, 25.0)  # req/s at least, p99 ms at most
 UNCACHED_TARGET = (800.0, 40.0)

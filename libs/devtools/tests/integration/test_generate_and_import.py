@@ -1,9 +1,10 @@
 """The bulk snapshot (``python -m cqdev.datagen``) and the registry import against real
-PostgreSQL, in a fresh database of their own: counts in all three schemas, valid VINs,
+PostgreSQL, in a fresh database of their own: counts in all four schemas, valid VINs,
 unique plates, a re-import of a generated record finds it by natural key and is a no-op,
 a bad batch writes nothing (R-ERR-1), a changed record publishes exactly one outbox row,
-and a generated violation sent again through adjudication's RecordViolation would be a
-replay (same fingerprint)."""
+a generated violation sent again through adjudication's RecordViolation would be a
+replay (same fingerprint), and the follow service's registry copy is what its consumer
+writes from the registry's stored events."""
 
 from __future__ import annotations
 
@@ -24,9 +25,16 @@ from cqcommon.protomap import timestamp_from_proto, timestamp_to_proto
 from cqdev.datagen import generate as gen
 from cqdev.datagen.synthetic import iter_rows_for_copy
 from cqdev.stack import Stack, create_database, drop_database, with_database
+from cqfollow.adapters.postgres_registry import PostgresRegistryCopy
+from cqfollow.entrypoints.consumers import REGISTRY_EVENTS
 from cqregistry.adapters.postgres_master_records import PostgresRegistryUnitOfWork
 from cqregistry.domain.imports import Entry
-from cqregistry.entrypoints.mappers import RECORD_CODEC, entry_from_proto, envelope_of
+from cqregistry.entrypoints.mappers import (
+    EVENT_MESSAGES,
+    RECORD_CODEC,
+    entry_from_proto,
+    envelope_of,
+)
 from cqregistry.service_layer.import_records import ImportResult, import_records
 from cqtraffic.registry.v1 import registry_pb2 as reg
 
@@ -84,7 +92,7 @@ def _expected(table: str) -> int:
     )
 
 
-async def test_generate_counts_in_all_three_schemas(
+async def test_generate_counts_in_all_four_schemas(
     conninfo: str, generated: gen.GenerateSummary
 ) -> None:
     people, vehicles, licences = _expected("people"), _expected("vehicles"), _expected("licences")
@@ -111,8 +119,12 @@ async def test_generate_counts_in_all_three_schemas(
             ("query", "vehicles", vehicles),
             ("query", "licences", licences),
             ("query", "violations", violations),
+            ("follow", "persons", people),
+            ("follow", "vehicles", vehicles),
+            ("follow", "licences", licences),
             ("registry", "outbox", 0),  # a bulk snapshot publishes nothing
             ("adjudication", "outbox", 0),
+            ("follow", "outbox", 0),
         ]:
             cur = await conn.execute(f"SELECT count(*) FROM {schema}.{table}")
             row = await cur.fetchone()
@@ -150,7 +162,8 @@ async def test_generate_counts_in_all_three_schemas(
     # persons and a ledger per licence (+ an opening entry for licences with points)
     adjudication_rows = vehicles + licences + 35 + violations + people + licences + entries[0]
     query_rows = people + vehicles + licences + violations
-    assert generated.total_rows == registry_rows + adjudication_rows + query_rows
+    follow_rows = people + vehicles + licences
+    assert generated.total_rows == registry_rows + adjudication_rows + query_rows + follow_rows
 
 
 async def test_vins_valid_and_plates_unique(conninfo: str, generated: gen.GenerateSummary) -> None:
@@ -172,7 +185,7 @@ async def test_vins_valid_and_plates_unique(conninfo: str, generated: gen.Genera
 
 async def test_generate_again_is_skipped(conninfo: str, generated: gen.GenerateSummary) -> None:
     again = await gen.generate(conninfo, OPTS)
-    assert sorted(again.skipped) == ["adjudication", "query", "registry"]
+    assert sorted(again.skipped) == ["adjudication", "follow", "query", "registry"]
     assert again.total_rows == 0
 
 
@@ -288,3 +301,52 @@ async def test_a_generated_violation_recorded_again_is_a_replay(
         (r[0],),
     )
     assert stored == report.fingerprint()
+
+
+_FOLLOW_COPY = {
+    "persons": "person_id, name, phone, alipay_user_id",
+    "vehicles": "vehicle_id, plate_type, plate_number, vin, owner_person_id",
+    "licences": "licence_id, person_id, licence_no, file_no",
+}
+
+
+async def _follow_copy(conn: psycopg.AsyncConnection[Any]) -> dict[str, list[tuple[Any, ...]]]:
+    """The follow service's registry copy, every column but ``updated_at``, in key order."""
+    copy: dict[str, list[tuple[Any, ...]]] = {}
+    for table, columns in _FOLLOW_COPY.items():
+        cur = await conn.execute(f"SELECT {columns} FROM follow.{table} ORDER BY 1")
+        copy[table] = await cur.fetchall()
+    return copy
+
+
+async def test_follow_copy_is_what_its_registry_consumer_writes(
+    conninfo: str, generated: gen.GenerateSummary
+) -> None:
+    """Every event the registry stored for the snapshot, put through the follow service's
+    own registry consumer (its handlers on the PostgreSQL copy) as a redelivery, changes
+    nothing in the copy but ``updated_at``: the bulk rows are the consumer's rows, the
+    phones and Alipay ids that pick the consent route (R-FOL-2) included. Rolled back."""
+    async with await psycopg.AsyncConnection.connect(
+        conninfo, options="-c search_path=follow"
+    ) as conn:
+        before = await _follow_copy(conn)
+        # records an import changed after the snapshot (other tests here) published an
+        # event of their own, which no consumer applied in this database: left out
+        cur = await conn.execute(
+            "SELECT m.kind, m.payload FROM registry.master_records m"
+            " WHERE m.kind <> 'violation_code' AND NOT EXISTS"
+            " (SELECT 1 FROM registry.outbox o WHERE o.message_key = m.record_id)"
+        )
+        stored = await cur.fetchall()
+        assert len(stored) >= sum(len(rows) for rows in before.values()) - 1
+        async with conn.transaction(force_rollback=True):
+            copy = PostgresRegistryCopy(conn)
+            for kind, payload in stored:
+                event = EVENT_MESSAGES[kind].FromString(bytes(payload))
+                await REGISTRY_EVENTS[type(event)](copy, event, dt.datetime.now(dt.UTC))
+            assert await _follow_copy(conn) == before
+    persons = before["persons"]
+    on_platform = sum(1 for p in persons if p[3] is not None)
+    # ~60 % of the synthetic people use the mini-program; everyone has a phone on record
+    assert 0.5 * len(persons) < on_platform < 0.7 * len(persons)
+    assert all(p[2] for p in persons)

@@ -35,15 +35,7 @@ from cqadjudication.domain.violations import (
 from cqcommon.clock import SHANGHAI
 from cqcommon.identifiers import PlateType, points_of_code
 
-from cqdev.datagen.bulkcopy import (
-    Progress,
-    copy_rows,
-    no_progress,
-    peek,
-    schema_connection,
-    snapshot_transaction,
-    vehicle_loaded_before,
-)
+from cqdev.datagen import bulkcopy as bc
 
 SCHEMA = "adjudication"
 
@@ -126,12 +118,6 @@ class AdjudicationSnapshot:
     now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
 
-@dataclass
-class AdjudicationCounts:
-    rows: dict[str, int] = field(default_factory=dict)
-    skipped: bool = False
-
-
 def violation_row(v: ViolationInput, descriptions: dict[str, str]) -> tuple[Any, ...]:
     """The ``violations`` COPY row of ``v`` (columns :data:`_VIOLATION_COLUMNS`)."""
     if v.occurred_at.tzinfo is None:
@@ -207,103 +193,72 @@ _OPENING_ENTRIES = (
 )
 
 
-_PERSON_COLUMNS = ("person_id", "name", "id_number")
-_PERSON_TYPES = ["uuid", "text", "text"]
-_LEDGER_COLUMNS = (
-    "licence_id", "points", "cycle_start", "cycle_end", "external_change_at", "updated_at",
+_PERSONS = bc.CopyTable("persons", PersonInput._fields, ("uuid", "text", "text"))
+_LEDGERS = bc.CopyTable(
+    "points_ledger",
+    ("licence_id", "points", "cycle_start", "cycle_end", "external_change_at", "updated_at"),
+    ("uuid", "int4", "date", "date", "timestamptz", "timestamptz"),
+)
+_VEHICLES = bc.CopyTable("vehicles", VehicleInput._fields, ("uuid", "text", "text", "text", "uuid"))
+_LICENCES = bc.CopyTable(
+    "licences", LicenceInput._fields, ("uuid", "uuid", "text", "text", "text", "date", "text")
+)
+_VIOLATIONS = bc.CopyTable(
+    "violations",
+    (
+        "violation_id", "source_system", "source_record_id", "request_hash", "vehicle_id",
+        "licence_id", "violation_code", "description_zh", "occurred_at", "place", "fine_fen",
+        "points", "source", "procedure", "status", "decision_no", "decision_date",
+    ),
+    (
+        *("uuid", "text", "text", "text", "uuid", "uuid", "text", "text", "timestamptz"),
+        *("text", "int8", "int4", "text", "text", "text", "text", "date"),
+    ),
 )  # fmt: skip
-_LEDGER_TYPES = ["uuid", "int4", "date", "date", "timestamptz", "timestamptz"]
-_VEHICLE_COLUMNS = ("vehicle_id", "plate_type", "plate_number", "vin", "owner_person_id")
-_VEHICLE_TYPES = ["uuid", "text", "text", "text", "uuid"]
-_LICENCE_COLUMNS = (
-    "licence_id", "person_id", "licence_no", "file_no", "licence_class", "first_issued_on",
-    "status",
-)  # fmt: skip
-_LICENCE_TYPES = ["uuid", "uuid", "text", "text", "text", "date", "text"]
-_VIOLATION_COLUMNS = (
-    "violation_id", "source_system", "source_record_id", "request_hash", "vehicle_id",
-    "licence_id", "violation_code", "description_zh", "occurred_at", "place", "fine_fen",
-    "points", "source", "procedure", "status", "decision_no", "decision_date",
-)  # fmt: skip
-_VIOLATION_TYPES = [
-    "uuid",
-    "text",
-    "text",
-    "text",
-    "uuid",
-    "uuid",
-    "text",
-    "text",
-    "timestamptz",
-    "text",
-    "int8",
-    "int4",
-    "text",
-    "text",
-    "text",
-    "text",
-    "date",
-]
 
 
 async def copy_snapshot(
     conninfo: str,
     snapshot: AdjudicationSnapshot,
-    progress: Progress | None = None,
+    progress: bc.Progress | None = None,
     *,
     schema: str = SCHEMA,
-) -> AdjudicationCounts:
+) -> bc.SnapshotCounts:
     """Load ``snapshot`` into adjudication's tables in one transaction; publishes no events.
 
     Violation codes already present (e.g. from the sandbox roster's import) are kept;
     every other row must be new. If the snapshot's first vehicle is already present the
     snapshot is taken as loaded (a re-run of the same ``generate``, found by plate) and nothing is written.
     """
-    report = progress or no_progress
-    counts = AdjudicationCounts()
-    first, vehicles = peek(snapshot.vehicles)
-    async with schema_connection(conninfo, schema) as conn:
-        if await vehicle_loaded_before(conn, first):
-            counts.skipped = True
-            return counts
-        async with snapshot_transaction(conn):
-            codes = list(snapshot.violation_codes)
-            inserted = 0
-            for c in codes:
-                cur = await conn.execute(
-                    "INSERT INTO violation_codes"
-                    " (code, description_zh, points, fine_min_fen, fine_max_fen)"
-                    " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (code) DO NOTHING",
-                    tuple(c),
-                )
-                inserted += cur.rowcount
-            counts.rows["violation_codes"] = inserted
-            report("adjudication.violation_codes", len(codes))
-            # Descriptions as stored (a code imported earlier keeps its own text).
-            cur = await conn.execute("SELECT code, description_zh FROM violation_codes")
-            descriptions = {str(code): str(text) for code, text in await cur.fetchall()}
-            counts.rows["vehicles"] = await copy_rows(
-                conn, "vehicles", _VEHICLE_COLUMNS, _VEHICLE_TYPES, vehicles,
-                label="adjudication.vehicles", report=report,
-            )  # fmt: skip
-            counts.rows["licences"] = await copy_rows(
-                conn, "licences", _LICENCE_COLUMNS, _LICENCE_TYPES, snapshot.licences,
-                label="adjudication.licences", report=report,
-            )  # fmt: skip
-            counts.rows["persons"] = await copy_rows(
-                conn, "persons", _PERSON_COLUMNS, _PERSON_TYPES, snapshot.persons,
-                label="adjudication.persons", report=report,
-            )  # fmt: skip
-            counts.rows["points_ledger"] = await copy_rows(
-                conn, "points_ledger", _LEDGER_COLUMNS, _LEDGER_TYPES,
-                ledger_rows(snapshot.ledgers, snapshot.now),
-                label="adjudication.points_ledger", report=report,
-            )  # fmt: skip
-            cur = await conn.execute(_OPENING_ENTRIES, (snapshot.now,))
-            counts.rows["points_entries"] = cur.rowcount
-            counts.rows["violations"] = await copy_rows(
-                conn, "violations", _VIOLATION_COLUMNS, _VIOLATION_TYPES,
-                (violation_row(v, descriptions) for v in snapshot.violations),
-                label="adjudication.violations", report=report,
-            )  # fmt: skip
-    return counts
+    report = progress or bc.no_progress
+    first, vehicles = bc.peek(snapshot.vehicles)
+
+    async def load(conn: bc.Conn, counts: bc.SnapshotCounts) -> None:
+        codes = list(snapshot.violation_codes)
+        inserted = 0
+        for c in codes:
+            cur = await conn.execute(
+                "INSERT INTO violation_codes"
+                " (code, description_zh, points, fine_min_fen, fine_max_fen)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (code) DO NOTHING",
+                tuple(c),
+            )
+            inserted += cur.rowcount
+        counts.rows["violation_codes"] = inserted
+        report(f"{schema}.violation_codes", len(codes))
+        # Descriptions as stored (a code imported earlier keeps its own text).
+        cur = await conn.execute("SELECT code, description_zh FROM violation_codes")
+        descriptions = {str(code): str(text) for code, text in await cur.fetchall()}
+        await _VEHICLES.copy(conn, counts, vehicles, schema=schema, report=report)
+        await _LICENCES.copy(conn, counts, snapshot.licences, schema=schema, report=report)
+        await _PERSONS.copy(conn, counts, snapshot.persons, schema=schema, report=report)
+        ledgers = ledger_rows(snapshot.ledgers, snapshot.now)
+        await _LEDGERS.copy(conn, counts, ledgers, schema=schema, report=report)
+        cur = await conn.execute(_OPENING_ENTRIES, (snapshot.now,))
+        counts.rows["points_entries"] = cur.rowcount
+        violations = (violation_row(v, descriptions) for v in snapshot.violations)
+        await _VIOLATIONS.copy(conn, counts, violations, schema=schema, report=report)
+
+    return await bc.load_snapshot(
+        conninfo, schema, lambda conn: bc.vehicle_loaded_before(conn, first), load
+    )

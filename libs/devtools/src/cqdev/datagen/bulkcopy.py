@@ -1,12 +1,23 @@
 """Bulk snapshot loading with PostgreSQL COPY, shared by the dev data generator's loaders
-(``cqdev.datagen.*_copy``, one per service schema): the binary COPY loop with progress reports, and the connection and
-transaction a snapshot load runs in. Snapshot loads publish no events."""
+(``cqdev.datagen.*_copy``, one per service schema): the binary COPY loop with progress
+reports (rows from a plain or an async iterable), the connection and transaction a snapshot
+load runs in, and the load-once frame every loader uses (:func:`load_snapshot`: skipped
+when its first row is there already). Snapshot loads publish no events."""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Sequence,
+)
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import psycopg
@@ -16,6 +27,14 @@ Progress = Callable[[str, int], None]
 PROGRESS_EVERY = 2000  # rows between progress callbacks: cheap enough, smooth enough
 Conn = psycopg.AsyncConnection[Any]
 _R = TypeVar("_R")
+
+
+@dataclass
+class SnapshotCounts:
+    """Rows a loader wrote per table; ``skipped`` when it found its snapshot loaded already."""
+
+    rows: dict[str, int] = field(default_factory=dict)
+    skipped: bool = False
 
 
 def no_progress(_label: str, _rows: int) -> None:
@@ -69,17 +88,72 @@ async def snapshot_transaction(conn: Conn) -> AsyncIterator[None]:
         yield
 
 
+@dataclass(frozen=True)
+class CopyTable:
+    """A table a loader COPYs into: its name, its columns and their PostgreSQL types."""
+
+    name: str
+    columns: tuple[str, ...]
+    types: tuple[str, ...]
+
+    async def copy(
+        self,
+        conn: Conn,
+        counts: SnapshotCounts,
+        rows: Iterable[tuple[Any, ...]] | AsyncIterable[tuple[Any, ...]],
+        *,
+        schema: str,
+        report: Progress,
+    ) -> None:
+        """:func:`copy_rows` into this table; the count lands in ``counts`` under its name."""
+        counts.rows[self.name] = await copy_rows(
+            conn, self.name, self.columns, self.types, rows,
+            label=f"{schema}.{self.name}", report=report,
+        )  # fmt: skip
+
+
+async def load_snapshot(
+    conninfo: str,
+    schema: str,
+    loaded: Callable[[Conn], Awaitable[bool]],
+    load: Callable[[Conn, SnapshotCounts], Awaitable[None]],
+) -> SnapshotCounts:
+    """The frame of every loader: on a connection of its own to ``schema``, ``loaded`` says
+    whether the snapshot is there already (then nothing is written and the counts say
+    ``skipped``); otherwise ``load`` writes it, counting rows into the counts, in one
+    :func:`snapshot_transaction`."""
+    counts = SnapshotCounts()
+    async with schema_connection(conninfo, schema) as conn:
+        if await loaded(conn):
+            counts.skipped = True
+            return counts
+        async with snapshot_transaction(conn):
+            await load(conn, counts)
+    return counts
+
+
+async def _each(rows: Iterable[_R] | AsyncIterable[_R]) -> AsyncIterator[_R]:
+    """Every item of a plain or an async iterable, in order."""
+    if isinstance(rows, AsyncIterable):
+        async for row in rows:
+            yield row
+    else:
+        for row in rows:
+            yield row
+
+
 async def copy_rows(
     conn: Conn,
     table: str,
     columns: Sequence[str],
     types: Sequence[str],
-    rows: Iterable[tuple[Any, ...]],
+    rows: Iterable[tuple[Any, ...]] | AsyncIterable[tuple[Any, ...]],
     *,
     label: str,
     report: Progress = no_progress,
 ) -> int:
-    """COPY ``rows`` (binary) into ``table``; returns how many were written.
+    """COPY ``rows`` (binary) into ``table``; returns how many were written. ``rows`` may be
+    an async iterable (rows that are made by awaiting something, e.g. an event handler).
 
     ``table`` and ``columns`` are interpolated into SQL: they come from code, never input.
     """
@@ -89,7 +163,7 @@ async def copy_rows(
     statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
     async with conn.cursor().copy(statement) as copy:
         copy.set_types(list(types))
-        for row in rows:
+        async for row in _each(rows):
             await copy.write_row(row)
             pending += 1
             if pending >= PROGRESS_EVERY:

@@ -2,15 +2,17 @@
 generate``): the **bulk snapshot path** for Chongqing-scale synthetic data (millions of
 vehicles).
 
-Like restoring a database, it applies the registry, adjudication and query migrations and
-streams the synthetic generator (:mod:`cqdev.datagen.synthetic`) into each service's own
-tables through that service's bulk loader (:mod:`~cqdev.datagen.registry_copy`,
-:mod:`~cqdev.datagen.adjudication_copy`, :mod:`~cqdev.datagen.query_copy`) with
-PostgreSQL COPY. It **publishes no events**: the three schemas are written consistently
-from one generator instead.
+Like restoring a database, it applies the registry, adjudication, query and follow
+migrations and streams the synthetic generator (:mod:`cqdev.datagen.synthetic`) into each
+service's own tables through that service's bulk loader (:mod:`~cqdev.datagen.registry_copy`,
+:mod:`~cqdev.datagen.adjudication_copy`, :mod:`~cqdev.datagen.query_copy`,
+:mod:`~cqdev.datagen.follow_copy`) with PostgreSQL COPY. It **publishes no events**: the
+four schemas are written consistently from one generator instead (the follow service's
+registry copy from the very registry events of the same records, through its consumer's
+own handlers).
 
 Every run draws a fresh random id key (:attr:`GenerateOptions.id_key`) shared by the
-three loaders, so ids agree across the schemas but cannot be recomputed from the seed or
+four loaders, so ids agree across the schemas but cannot be recomputed from the seed or
 from anyone's personal data. A re-run with the same seed finds its first records by
 natural key (VIN, plate) and skips.
 
@@ -26,6 +28,7 @@ import datetime as dt
 import secrets
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
@@ -40,11 +43,12 @@ from cqregistry.domain.imports import (
     person_to_entry,
     vehicle_to_entry,
 )
-from cqregistry.domain.model import SHANGHAI
+from cqregistry.domain.model import SHANGHAI, Licence
 from cqregistry.entrypoints.mappers import entry_to_proto
 from cqtraffic.registry.v1 import registry_pb2 as reg
 
 from cqdev.datagen import adjudication_copy as ab
+from cqdev.datagen import follow_copy as fb
 from cqdev.datagen import query_copy as qb
 from cqdev.datagen import registry_copy as rb
 from cqdev.datagen.synthetic import (
@@ -103,22 +107,53 @@ def _rows(
     )
 
 
-def registry_rows(opts: GenerateOptions) -> Iterator[rb.RegistryRow]:
-    """The synthetic people, vehicles and licences as the registry stores them (streamed):
-    each under its natural key, with its id, naming its owner or holder by person id."""
+def _licences(opts: GenerateOptions) -> Iterator[Licence]:
+    for row in _rows(opts, "licences"):
+        yield licence_from_row(row)  # type: ignore[arg-type]
+
+
+def _licence_head(lic: Licence) -> tuple[uuid.UUID, uuid.UUID, str, str, str, dt.date]:
+    """What every service's licence copy starts with: ids, numbers, class, first issue."""
+    return (
+        lic.licence_id,
+        lic.person_id,
+        lic.licence_no,
+        lic.file_no,
+        lic.licence_class.value,
+        lic.first_issued_on,
+    )
+
+
+def registry_people(opts: GenerateOptions) -> Iterator[rb.RegistryRow]:
+    """The synthetic people as the registry stores them (streamed), under their ids."""
     for row in _rows(opts, "people"):
         p = person_from_row(row)  # type: ignore[arg-type]
         yield rb.RegistryRow(person_to_entry(p, pin=False), str(p.person_id))
+
+
+def registry_vehicles(opts: GenerateOptions) -> Iterator[rb.RegistryRow]:
+    """The synthetic vehicles as the registry stores them (streamed), naming their owners."""
     # vehicle i belongs to person i: the two streams advance together
     for vrow, prow in zip(_rows(opts, "vehicles"), _rows(opts, "people"), strict=True):
         v = vehicle_from_row(vrow)  # type: ignore[arg-type]
         owner = person_from_row(prow)  # type: ignore[arg-type]
         entry = vehicle_to_entry(v, owner.id_number, pin=False)
         yield rb.RegistryRow(entry, str(v.vehicle_id), str(owner.person_id))
-    for row in _rows(opts, "licences"):
-        lic = licence_from_row(row)  # type: ignore[arg-type]
+
+
+def registry_licences(opts: GenerateOptions) -> Iterator[rb.RegistryRow]:
+    """The synthetic licences as the registry stores them (streamed), naming their holders."""
+    for lic in _licences(opts):
         driver = licence_to_entry(lic, pin=False)
         yield rb.RegistryRow(driver, str(lic.licence_id), str(lic.person_id))
+
+
+def registry_rows(opts: GenerateOptions) -> Iterator[rb.RegistryRow]:
+    """The synthetic people, vehicles and licences as the registry stores them (streamed):
+    each under its natural key, with its id, naming its owner or holder by person id."""
+    yield from registry_people(opts)
+    yield from registry_vehicles(opts)
+    yield from registry_licences(opts)
 
 
 def synthetic_records(opts: GenerateOptions) -> Iterator[reg.RegistryRecord]:
@@ -170,17 +205,8 @@ def adjudication_snapshot(opts: GenerateOptions) -> ab.AdjudicationSnapshot:
             yield ab.VehicleInput(r[0], r[1], r[2], r[3], r[4])  # type: ignore[arg-type]
 
     def licences() -> Iterator[ab.LicenceInput]:
-        for r in _rows(opts, "licences"):
-            lic = licence_from_row(r)  # type: ignore[arg-type]
-            yield ab.LicenceInput(
-                lic.licence_id,
-                lic.person_id,
-                lic.licence_no,
-                lic.file_no,
-                lic.licence_class.value,
-                lic.first_issued_on,
-                LICENCE_STATE[lic.status],
-            )
+        for lic in _licences(opts):
+            yield ab.LicenceInput(*_licence_head(lic), LICENCE_STATE[lic.status])
 
     def violations() -> Iterator[ab.ViolationInput]:
         for j in joined_violations(opts):
@@ -210,8 +236,7 @@ def adjudication_snapshot(opts: GenerateOptions) -> ab.AdjudicationSnapshot:
             yield ab.PersonInput(r[0], r[1], r[2])  # type: ignore[arg-type]
 
     def ledgers() -> Iterator[ab.LedgerInput]:
-        for r in _rows(opts, "licences"):
-            lic = licence_from_row(r)  # type: ignore[arg-type]
+        for lic in _licences(opts):
             yield ab.LedgerInput(lic.licence_id, lic.points, lic.first_issued_on)
 
     return ab.AdjudicationSnapshot(
@@ -242,18 +267,8 @@ def query_snapshot(opts: GenerateOptions) -> qb.QuerySnapshot:
             yield qb.VehicleInput(r[0], r[1], r[2], r[3], r[4], r[6])  # type: ignore[arg-type]
 
     def licences() -> Iterator[qb.LicenceInput]:
-        for r in _rows(opts, "licences"):
-            lic = licence_from_row(r)  # type: ignore[arg-type]
-            yield qb.LicenceInput(
-                lic.licence_id,
-                lic.person_id,
-                lic.licence_no,
-                lic.file_no,
-                lic.licence_class.value,
-                lic.first_issued_on,
-                lic.points,
-                LICENCE_STATE[lic.status],
-            )
+        for lic in _licences(opts):
+            yield qb.LicenceInput(*_licence_head(lic), lic.points, LICENCE_STATE[lic.status])
 
     def violations() -> Iterator[qb.ViolationInput]:
         for j in joined_violations(opts):
@@ -284,22 +299,35 @@ def query_snapshot(opts: GenerateOptions) -> qb.QuerySnapshot:
     )
 
 
+def follow_snapshot(opts: GenerateOptions) -> fb.FollowSnapshot:
+    """The follow service's registry copy: the registry's own events of the same records
+    (what its consumer would be given), streamed."""
+    return fb.FollowSnapshot(
+        persons=(r.event() for r in registry_people(opts)),
+        vehicles=(r.event() for r in registry_vehicles(opts)),
+        licences=(r.event() for r in registry_licences(opts)),
+    )
+
+
 def estimated_rows(opts: GenerateOptions) -> int:
-    """Rows all three loaders will write, for the progress bar (≈85 % hold a licence;
-    adjudication also copies the persons and opens a points ledger per licence)."""
+    """Rows all four loaders will write, for the progress bar (≈85 % hold a licence;
+    adjudication also copies the persons and opens a points ledger per licence; follow
+    copies people, vehicles and licences)."""
     n, rate = opts.vehicles, opts.violations_per_vehicle
-    return int(n * (2.85 + 2.85 + 1.85 + 1.85 + 2 * rate)) + 70
+    return int(n * (2.85 + 2.85 + 1.85 + 1.85 + 2.85 + 2 * rate)) + 70
 
 
 async def migrate_all(conninfo: str) -> list[str]:
-    """Apply the registry, adjudication and query migrations (each service's own folder)."""
+    """Apply the registry, adjudication, query and follow migrations (each service's own
+    folder)."""
     from cqadjudication.wiring import SPEC as ADJUDICATION
     from cqcommon.migrations import apply_migrations
+    from cqfollow.wiring import SPEC as FOLLOW
     from cqquery.wiring import SPEC as QUERY
     from cqregistry.wiring import SPEC as REGISTRY
 
     applied: list[str] = []
-    for spec in (REGISTRY, ADJUDICATION, QUERY):
+    for spec in (REGISTRY, ADJUDICATION, QUERY, FOLLOW):
         applied += await apply_migrations(conninfo, spec.schema, spec.migrations_dir)
     return applied
 
@@ -309,39 +337,39 @@ async def generate(
     opts: GenerateOptions,
     progress: Callable[[str, int], None] | None = None,
     *,
-    schemas: tuple[str, str, str] = ("registry", "adjudication", "query"),
+    schemas: tuple[str, str, str, str] = ("registry", "adjudication", "query", "follow"),
 ) -> GenerateSummary:
-    """Migrate, then COPY the synthetic data set into the three services' tables.
+    """Migrate, then COPY the synthetic data set into the four services' tables.
 
-    The three loaders run concurrently (each on its own connection and transaction, all
-    with the same ``opts`` and so the same id key), so the generator's Python work
-    overlaps with PostgreSQL's. No events are published.
+    The loaders run concurrently (each on its own connection and transaction, all with the
+    same ``opts`` and so the same id key), so the generator's Python work overlaps with
+    PostgreSQL's. No events are published.
     """
     await migrate_all(conninfo)
     started = time.perf_counter()
-    r_counts, a_counts, q_counts = await asyncio.gather(
+    registry, *others = await asyncio.gather(
         rb.copy_snapshot(conninfo, registry_snapshot(opts), progress, schema=schemas[0]),
         ab.copy_snapshot(conninfo, adjudication_snapshot(opts), progress, schema=schemas[1]),
         qb.copy_snapshot(conninfo, query_snapshot(opts), progress, schema=schemas[2]),
+        fb.copy_snapshot(conninfo, follow_snapshot(opts), progress, schema=schemas[3]),
     )
     summary = GenerateSummary(seconds=time.perf_counter() - started)
-    for name, counts, skipped in (
-        ("registry.master_records", r_counts.rows, r_counts.skipped),
-        ("adjudication", a_counts.rows, a_counts.skipped),
-        ("query", q_counts.rows, q_counts.skipped),
-    ):
-        if skipped:
-            summary.skipped.append(name.split(".")[0])
-        for table, n in counts.items():
-            key = f"{name}.{table}" if name != "registry.master_records" else f"{name}[{table}]"
-            summary.rows[key] = n
+    if registry.skipped:
+        summary.skipped.append("registry")
+    for kind, n in registry.rows.items():
+        summary.rows[f"registry.master_records[{kind}]"] = n
+    for name, counts in zip(("adjudication", "query", "follow"), others, strict=True):
+        if counts.skipped:
+            summary.skipped.append(name)
+        for table, n in counts.rows.items():
+            summary.rows[f"{name}.{table}"] = n
     return summary
 
 
 # -- command line -----------------------------------------------------------------------
 _HELP = (
-    "bulk snapshot of synthetic Chongqing-like data: applies the registry, adjudication and"
-    " query migrations, then COPYs people, vehicles, licences, the code catalogue and"
+    "bulk snapshot of synthetic Chongqing-like data: applies the registry, adjudication,"
+    " query and follow migrations, then COPYs people, vehicles, licences, the code catalogue and"
     " violations straight into each service's own tables. Like restoring a database, it"
     " PUBLISHES NO EVENTS (no outbox rows); re-running with the same seed skips what is"
     " already loaded. Ids come from a random key drawn per run."

@@ -13,20 +13,11 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from cqdev.datagen.bulkcopy import (
-    Conn,
-    Progress,
-    copy_rows,
-    no_progress,
-    peek,
-    schema_connection,
-    snapshot_transaction,
-    vehicle_loaded_before,
-)
+from cqdev.datagen import bulkcopy as bc
 
 SCHEMA = "query"
 
@@ -88,91 +79,62 @@ class QuerySnapshot:
     violations: Iterable[ViolationInput]
 
 
-@dataclass
-class QueryCounts:
-    rows: dict[str, int] = field(default_factory=dict)
-    skipped: bool = False
-
-
-def _as_is(rows: Iterable[Any]) -> Iterable[tuple[Any, ...]]:
-    return rows
-
-
-def _with_recorded(rows: Iterable[ViolationInput]) -> Iterable[tuple[Any, ...]]:
+def _with_recorded(rows: Iterable[ViolationInput]) -> Iterator[tuple[Any, ...]]:
     # a violation's shown columns start as what was recorded (migration 0002)
     for r in rows:
         yield (*r, r.status, r.licence_id, r.decision_no, r.decision_date, r.fine_fen, r.points)
 
 
-@dataclass(frozen=True)
-class _Table:
-    columns: tuple[str, ...]
-    types: tuple[str, ...]
-    rows: Callable[[Iterable[Any]], Iterable[tuple[Any, ...]]] = _as_is
-
-
-_TABLES: dict[str, _Table] = {
-    "persons": _Table(PersonInput._fields, ("uuid", "text", "text", "text", "text")),
-    "vehicles": _Table(VehicleInput._fields, ("uuid", "text", "text", "text", "uuid", "text")),
-    "licences": _Table(
-        LicenceInput._fields, ("uuid", "uuid", "text", "text", "text", "date", "int4", "text")
+_PERSONS = bc.CopyTable("persons", PersonInput._fields, ("uuid", "text", "text", "text", "text"))
+_VEHICLES = bc.CopyTable(
+    "vehicles", VehicleInput._fields, ("uuid", "text", "text", "text", "uuid", "text")
+)
+_LICENCES = bc.CopyTable(
+    "licences",
+    LicenceInput._fields,
+    ("uuid", "uuid", "text", "text", "text", "date", "int4", "text"),
+)
+_VIOLATIONS = bc.CopyTable(
+    "violations",
+    (
+        *ViolationInput._fields,
+        "recorded_status",
+        "recorded_licence_id",
+        "recorded_decision_no",
+        "recorded_decision_date",
+        "recorded_fine_fen",
+        "recorded_points",
     ),
-    "violations": _Table(
-        (
-            *ViolationInput._fields,
-            "recorded_status",
-            "recorded_licence_id",
-            "recorded_decision_no",
-            "recorded_decision_date",
-            "recorded_fine_fen",
-            "recorded_points",
-        ),
-        (
-            *("uuid", "uuid", "text", "text", "uuid", "text", "text", "timestamptz", "text"),
-            *("int8", "int4", "text", "text", "text", "text", "date"),
-            *("text", "uuid", "text", "date", "int8", "int4"),
-        ),
-        _with_recorded,
+    (
+        *("uuid", "uuid", "text", "text", "uuid", "text", "text", "timestamptz", "text"),
+        *("int8", "int4", "text", "text", "text", "text", "date"),
+        *("text", "uuid", "text", "date", "int8", "int4"),
     ),
-}
-
-
-async def _copy(conn: Conn, table: str, rows: Iterable[Any], report: Progress) -> int:
-    """COPY ``rows`` into ``table`` as its ``_TABLES`` spec says."""
-    spec = _TABLES[table]
-    return await copy_rows(
-        conn,
-        table,
-        spec.columns,
-        spec.types,
-        spec.rows(rows),
-        label=f"query.{table}",
-        report=report,
-    )
+)
 
 
 async def copy_snapshot(
     conninfo: str,
     snapshot: QuerySnapshot,
-    progress: Progress | None = None,
+    progress: bc.Progress | None = None,
     *,
     schema: str = SCHEMA,
-) -> QueryCounts:
+) -> bc.SnapshotCounts:
     """Load ``snapshot`` into the read model in one transaction.
 
     Every row must be new. If the snapshot's first vehicle is already present the
     snapshot is taken as loaded (a re-run of the same ``generate``, found by plate) and nothing is written.
     """
-    report = progress or no_progress
-    counts = QueryCounts()
-    first, vehicles = peek(snapshot.vehicles)
-    async with schema_connection(conninfo, schema) as conn:
-        if await vehicle_loaded_before(conn, first):
-            counts.skipped = True
-            return counts
-        async with snapshot_transaction(conn):
-            counts.rows["persons"] = await _copy(conn, "persons", snapshot.persons, report)
-            counts.rows["vehicles"] = await _copy(conn, "vehicles", vehicles, report)
-            counts.rows["licences"] = await _copy(conn, "licences", snapshot.licences, report)
-            counts.rows["violations"] = await _copy(conn, "violations", snapshot.violations, report)
-    return counts
+    report = progress or bc.no_progress
+    first, vehicles = bc.peek(snapshot.vehicles)
+
+    async def load(conn: bc.Conn, counts: bc.SnapshotCounts) -> None:
+        await _PERSONS.copy(conn, counts, snapshot.persons, schema=schema, report=report)
+        await _VEHICLES.copy(conn, counts, vehicles, schema=schema, report=report)
+        await _LICENCES.copy(conn, counts, snapshot.licences, schema=schema, report=report)
+        violations = _with_recorded(snapshot.violations)
+        await _VIOLATIONS.copy(conn, counts, violations, schema=schema, report=report)
+
+    return await bc.load_snapshot(
+        conninfo, schema, lambda conn: bc.vehicle_loaded_before(conn, first), load
+    )
