@@ -64,7 +64,7 @@ from cqtraffic.registry.v1 import registry_pb2_grpc as reg_grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.benchlib import Cluster
-from bench.handling_throughput import login, pct, send
+from bench.handling_throughput import login, pct
 from bench.query_read import DEFAULT_PG_SERVER, ProcessSampler, bench_dir, find_service_pid
 
 DB_NAME = "cqbench_payment"
@@ -76,6 +76,8 @@ LATE_EVERY = 4  # one decision in four is 20 days old: 5 days of late fee (R-PAY
 LATE_AGE_DAYS = 20
 STEPS = ("create", "pay", "end_to_end")
 PAYMENT_TARGET = (200.0, 30.0)  # payments/s at least, create p99 ms at most
+CLUSTER = "cluster"
+PG_SERVER = "postgres server"
 #: payment rows that mean money was taken for the decision
 CHARGED_STATES = ("succeeded", "duplicate", "refunded")
 
@@ -110,6 +112,27 @@ class StormStats:
     accepted: Counter[str] = field(default_factory=Counter)  # decision -> pays accepted
     winners: Counter[str] = field(default_factory=Counter)  # who got the 201s, per round
     seconds: float = 0.0
+
+
+#: requests sent a second time after the connection dropped, by exception (printed)
+RESENT: Counter[str] = Counter()
+
+
+async def send(client: httpx.AsyncClient, method: str, url: str, **kw: Any) -> httpx.Response:
+    """One request, sent once more when its keep-alive connection dropped under it.
+
+    uvicorn closes a connection idle for 5 s; a request written as it closes fails with
+    ``RemoteProtocolError`` or, when the close turns into a reset, ``ReadError``. Every
+    request here may be sent again: a create carries its Idempotency-Key (the same one),
+    a sandbox pay of a paid trade only sends its notification again (a duplicate changes
+    nothing, R-PAY-7), the rest are reads or setup records idempotent by their source
+    record id. The resends are counted and printed.
+    """
+    try:
+        return await client.request(method, url, **kw)
+    except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+        RESENT[type(exc).__name__] += 1
+        return await client.request(method, url, **kw)
 
 
 # --------------------------------------------------------------------------------------
@@ -536,6 +559,7 @@ def report_load(stats: LoadStats, seconds: float, concurrency: int, late: int) -
         print(f"  {step:<12} {len(values):5d}  {med:8.1f} {pct(values, 0.99):8.1f}")
     errors = ", ".join(f"{k} x{v}" for k, v in stats.errors.most_common()) or "none"
     print(f"  errors: {errors}")
+    print(f"  requests sent again after a dropped keep-alive connection: {dict(RESENT) or 0}")
 
 
 def report_storm(stats: StormStats, rows: Mapping[str, Counter[str]], size: int) -> int:
@@ -569,6 +593,7 @@ def report_storm(stats: StormStats, rows: Mapping[str, Counter[str]], size: int)
     for counts in rows.values():
         states.update(counts)
     charged = Counter(sum(rows[no][s] for s in CHARGED_STATES) for no in stats.trades)
+    print(f"  requests sent again after a dropped connection (whole run): {dict(RESENT) or 0}")
     print("  payments by state: " + ", ".join(f"{k} x{v}" for k, v in states.most_common()))
     print(
         "  charged payments per decision: "
@@ -583,18 +608,36 @@ def report_storm(stats: StormStats, rows: Mapping[str, Counter[str]], size: int)
 
 
 def service_pids(cluster: Cluster) -> dict[str, int]:
-    """The processes whose CPU the report breaks down (PostgreSQL separately)."""
+    """The processes whose CPU the report breaks down (our database's backends apart)."""
     pids = {
         "gateway": find_service_pid(cluster, "gateway", "cqgateway"),
         "payment": find_service_pid(cluster, "payment", "cqpayment"),
         "query": find_service_pid(cluster, "query", "cqquery"),
+        "adjudication": find_service_pid(cluster, "adjudication", "cqadjudication"),
         "fake alipay": find_service_pid(cluster, "fake-alipay", "fake-alipay"),
+        # the launcher's whole tree: the above, follow, registry and the Kafka broker
+        CLUSTER: int(cluster.info["launcher_pid"]),
     }
     for proc in psutil.process_iter(["name", "ppid"]):
         if proc.info["name"] == "postgres" and proc.info["ppid"] == 1:
-            pids["postgres server"] = proc.pid
+            pids[PG_SERVER] = proc.pid
             break
     return pids
+
+
+def report_cpu(sampler: ProcessSampler, pg: BackendCpu, client_cores: float) -> None:
+    cores = dict(sampler.cores)
+    machine, cluster = cores.pop("machine"), cores.pop(CLUSTER)
+    server = cores.pop(PG_SERVER, float("nan"))
+    ours = cluster + pg.cores + client_cores
+    print(
+        "  CPU in cores during the load: "
+        + ", ".join(f"{name} {c:.2f}" for name, c in cores.items())
+        + f"; the whole cluster {cluster:.2f} (these, follow, registry, Kafka);"
+        f" postgres backends of {DB_NAME} {pg.cores:.2f} (the server, every database:"
+        f" {server:.2f}); this load generator {client_cores:.2f}; the machine {machine:.2f}"
+        f" of {psutil.cpu_count()}, about {max(0.0, machine - ours):.2f} of it other sessions'"
+    )
 
 
 async def bench(cluster: Cluster, url: str, args: argparse.Namespace) -> int:
@@ -628,15 +671,7 @@ async def bench(cluster: Cluster, url: str, args: argparse.Namespace) -> int:
             client, fake, load_set, headers, args.concurrency, args.wait, args.poll, sampler, pg
         )
         report_load(stats, seconds, args.concurrency, sum(d.late for d in load_set))
-        cores = ", ".join(
-            f"{name} {c:.2f}" for name, c in sampler.cores.items() if name != "machine"
-        )
-        print(
-            f"  CPU in cores during the load: {cores}, postgres backends of {DB_NAME}"
-            f" {pg.cores:.2f}, this load generator {stats.client_cores:.2f};"
-            f" whole machine {sampler.cores['machine']:.2f} of {psutil.cpu_count()}"
-            " (postgres server: every backend of every database, other sessions' too)"
-        )
+        report_cpu(sampler, pg, stats.client_cores)
 
         if not storm_set:
             return 0
