@@ -625,7 +625,8 @@ def service_pids(cluster: Cluster) -> dict[str, int]:
     return pids
 
 
-def report_cpu(sampler: ProcessSampler, pg: BackendCpu, client_cores: float) -> None:
+def report_cpu(sampler: ProcessSampler, pg: BackendCpu, client_cores: float, rate: float) -> None:
+    """Cores used during the load, and CPU ms per payment (what the rate costs each process)."""
     cores = dict(sampler.cores)
     machine, cluster = cores.pop("machine"), cores.pop(CLUSTER)
     server = cores.pop(PG_SERVER, float("nan"))
@@ -638,6 +639,13 @@ def report_cpu(sampler: ProcessSampler, pg: BackendCpu, client_cores: float) -> 
         f" {server:.2f}); this load generator {client_cores:.2f}; the machine {machine:.2f}"
         f" of {psutil.cpu_count()}, about {max(0.0, machine - ours):.2f} of it other sessions'"
     )
+    if rate > 0:
+        per = {**cores, "cluster": cluster, "postgres": pg.cores, "load generator": client_cores}
+        print(
+            "  CPU ms per payment: "
+            + ", ".join(f"{name} {c * 1000 / rate:.1f}" for name, c in per.items())
+            + f"; cluster + postgres + load generator {ours * 1000 / rate:.1f}"
+        )
 
 
 async def bench(cluster: Cluster, url: str, args: argparse.Namespace) -> int:
@@ -671,7 +679,7 @@ async def bench(cluster: Cluster, url: str, args: argparse.Namespace) -> int:
             client, fake, load_set, headers, args.concurrency, args.wait, args.poll, sampler, pg
         )
         report_load(stats, seconds, args.concurrency, sum(d.late for d in load_set))
-        report_cpu(sampler, pg, stats.client_cores)
+        report_cpu(sampler, pg, stats.client_cores, stats.completed / seconds)
 
         if not storm_set:
             return 0
