@@ -248,6 +248,8 @@ async def test_r_fol_6_concurrent_approvals_never_overfill_a_vehicle(
     assert {(e.code, e.details["quota"]) for e in lost} == {
         ("FOLLOW_QUOTA_EXCEEDED", "vehicle_followers")
     }
+    # the message names the quota, across gRPC too
+    assert all("3 followers" in e.message_en and "3 人" in e.message_zh for e in lost)
     active = await scalar(
         test_settings,
         "SELECT count(*) FROM follow.follows WHERE vehicle_id = %s AND ended_at IS NULL",
