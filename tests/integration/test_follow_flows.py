@@ -203,14 +203,10 @@ async def off_platform_owner(c: Cluster) -> Owner:
 
 async def ask_fresh(c: Cluster, user: dict[str, str], owner: Owner) -> httpx.Response:
     """Ask to follow a fresh owner's car. The owner's person record (with the phone) and the
-    vehicle travel on different topics: until the person is there too the follow service
-    knows no phone for the owner and answers ``FOLLOW_NO_CONSENT_ROUTE``."""
+    vehicle travel on different topics: until both are there the follow service answers
+    ``FOLLOW_VEHICLE_NOT_FOUND`` (never ``FOLLOW_NO_CONSENT_ROUTE``)."""
     return await ask(
-        c,
-        user,
-        owner.plate_number,
-        owner.vin[-6:],
-        not_yet=("FOLLOW_VEHICLE_NOT_FOUND", "FOLLOW_NO_CONSENT_ROUTE"),
+        c, user, owner.plate_number, owner.vin[-6:], not_yet=("FOLLOW_VEHICLE_NOT_FOUND",)
     )
 
 
@@ -259,7 +255,8 @@ async def test_r_fol_2_3_7_liu_yang_follows_by_approval_and_sms_unfollows_is_rev
     (seen,) = [x for x in incoming["requests"] if x["request_id"] == request["request_id"]]
     assert (seen["requester_name_masked"], seen["plate_number"]) == ("刘*", "渝A67890")
     approved = await approve(c, zhao, request["request_id"])
-    await sees_eventually(c, liu, 200, vehicle_id=zhao_car)  # an approval is not awaited
+    # the approval answers once 刘洋 can read: his very next request sees the car
+    assert await violations(c, liu, vehicle_id=zhao_car) == 200
     followers = (await c.http.get("/api/v1/followers", headers=zhao)).json()["followers"]
     (mine,) = [f for f in followers if f["follower_id"] == approved["follow_id"]]
     assert (mine["follower_name_masked"], mine["consent"]) == ("刘*", "owner_app")

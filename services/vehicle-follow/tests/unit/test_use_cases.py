@@ -423,6 +423,20 @@ async def test_r_fol_2_no_platform_and_no_phone_means_no_consent_route(world: Wo
     assert world.store.requests == {} and world.codes.issued == []
 
 
+async def test_r_fol_2_an_owner_not_yet_in_the_copy_is_answered_like_an_unknown_vehicle(
+    world: World,
+) -> None:
+    """The registry's vehicle event can overtake its owner's person event: until the owner
+    arrives the consent route is unknown, so the answer is FOLLOW_VEHICLE_NOT_FOUND (a retry
+    finds them), never FOLLOW_NO_CONSENT_ROUTE; nothing is written or sent."""
+    owner = world.store.persons.pop(OWNER_SMS)
+    assert await code_of(ask(world, LIU_CALLER, "渝C34567", VIN_SMS)) == "FOLLOW_VEHICLE_NOT_FOUND"
+    assert world.store.requests == {} and world.codes.issued == []
+    world.store.persons[OWNER_SMS] = owner
+    asked = await ask(world, LIU_CALLER, "渝C34567", VIN_SMS)
+    assert asked.request.state.value == "pending_sms_code"
+
+
 async def test_r_sms_1_asking_again_sends_a_new_code_for_the_same_request_after_60s(
     world: World,
 ) -> None:

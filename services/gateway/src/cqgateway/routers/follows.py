@@ -9,7 +9,7 @@ Thin routes over the FollowService. What is the gateway's own:
   ``INVALID_PLATE_NUMBER``, ``INVALID_VIN``, ``INVALID_ID_NUMBER``, ``INVALID_FILE_NO``) and
   the schema's (422 for a code that is not 6 digits);
 * read-your-writes on access (``cqgateway.access_sync``): after a follow became active (SMS
-  code, licence follow) or ended (unfollow, revocation, licence unfollow) the route answers
+  code, the owner's approval, licence follow) or ended (unfollow, revocation, licence unfollow) the route answers
   once the query read model agrees (bounded), so the follower's very next request sees it;
 * ``GET /internal/v1/sandbox/sms`` exists in sandbox mode only (404 ``SANDBOX_ONLY``
   otherwise, before any call) and is audited with the masked phone; codes never reach a log.
@@ -26,6 +26,9 @@ from typing import Annotated
 from cqcommon.errors import SANDBOX_ONLY, DomainError
 from cqcommon.grpc_client import call
 from cqcommon.identifiers import mask_phone
+from cqtraffic.common.v1.types_pb2 import Caller
+from cqtraffic.follow.v1 import events_pb2 as fol_events
+from cqtraffic.follow.v1 import follow_pb2 as fol
 from fastapi import APIRouter, Query, Request, Response
 
 from cqgateway import mappers
@@ -171,7 +174,8 @@ async def list_incoming_requests(user: CurrentUser, ctx: Context) -> Response:
     summary="Approve a follow request (owner)",
     description=(
         "R-FOL-2: the owner agrees; the request is `approved` with its `follow_id` and the "
-        "requester follows the vehicle (a chance of theirs is spent, R-FOL-3). Quotas are "
+        "requester follows the vehicle (a chance of theirs is spent, R-FOL-3); the answer "
+        "comes once the requester can read the vehicle's violations. Quotas are "
         "checked again as the follow becomes active (429 `FOLLOW_QUOTA_EXCEEDED`; 409 "
         "`ALREADY_FOLLOWING`). A request not waiting for the owner: 409 "
         "`FOLLOW_REQUEST_NOT_PENDING`. A request for someone else's vehicle answers 404 "
@@ -185,8 +189,15 @@ async def approve_request(request_id: PathId, user: CurrentUser, ctx: Context) -
         mappers.decide_request(user.caller, request_id),
         timeout_s=ctx.settings.grpc_deadline_s,
     )
-    # No read-your-writes wait here: the answer (a FollowRequest) does not name the
-    # requester's user id, and the requester's next request comes from another device.
+    if answer.follow_id:
+        # read-your-writes for the requester: the next read of the vehicle is theirs
+        requester = Caller(user_id=answer.requester_user_id, person_id=answer.requester_person_id)
+        started = fol.Follow(
+            follow_id=answer.follow_id,
+            target=fol_events.FOLLOW_TARGET_VEHICLE,
+            vehicle_id=answer.vehicle_id,
+        )
+        await ctx.access_sync().started(requester, started)
     return json_of(mappers.follow_request_out(answer))
 
 

@@ -344,6 +344,13 @@ class VehicleRecord:
         """R-FOL-2: the owner uses the mini-program, so they consent in the app."""
         return bool(self.owner_user_id)
 
+    @property
+    def owner_known(self) -> bool:
+        """Whether the owner's person record has reached the copy: the registry's vehicle
+        event can overtake the person's, and until both are here the consent route (app or
+        SMS to the phone on record) cannot be decided."""
+        return self.owner_name is not None
+
 
 @dataclass(frozen=True)
 class PersonRecord:

@@ -61,6 +61,8 @@ def request_to_proto(view: RequestView) -> pb.FollowRequest:
         expires_at=timestamp_to_proto(r.expires_at),
         follow_id=r.follow_id or "",
         sms_resend_at=timestamp_to_proto(r.sms_resend_at),
+        requester_user_id=r.requester_user_id,
+        requester_person_id=r.requester_person_id or "",
     )
 
 

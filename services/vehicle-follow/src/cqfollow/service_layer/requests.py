@@ -105,7 +105,9 @@ async def request_vehicle_follow(
         if not is_chongqing_plate(plate):
             candidates = []  # R-FOL-1: Chongqing vehicles only (after the same one query)
         vehicle = match_vehicle(candidates, proof)
-        if vehicle is None:
+        # An owner not in the copy yet is answered like an unknown vehicle (not "no consent
+        # route"): the registry's person event is on its way, and a retry will find them.
+        if vehicle is None or not vehicle.owner_known:
             raise DomainError(FOLLOW_VEHICLE_NOT_FOUND)
         if _is_own(vehicle, caller, user_id):
             raise DomainError(FOLLOW_OWN_VEHICLE)
