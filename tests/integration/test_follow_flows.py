@@ -37,6 +37,7 @@ from cqdev.testing import Cluster, Owner, error_body, eventually, fetch_rows, is
 from cqdev.testing import new_owner as fresh_owner
 from cqregistry.domain.roster import SandboxRoster, sandbox_roster
 from cqregistry.entrypoints import loader
+from cqtraffic.common.v1 import jobs_pb2
 from cqtraffic.common.v1.types_pb2 import Caller
 from cqtraffic.follow.v1 import follow_pb2 as fol
 from cqtraffic.follow.v1 import follow_pb2_grpc as fol_grpc
@@ -351,7 +352,7 @@ async def test_r_fol_5_an_sms_follow_ends_with_the_nightly_job_and_access_with_i
         batch = await follow_call(
             c,
             "RunJob",
-            fol.RunJobRequest(job="expire_sms_follows", checkpoint=checkpoint, batch_size=50),
+            jobs_pb2.RunJobRequest(job="expire_sms_follows", checkpoint=checkpoint, batch_size=50),
         )
         ended += batch.items_done
         checkpoint, done = batch.checkpoint, batch.done

@@ -39,6 +39,7 @@ from cqdev.testing import fetch_rows
 from cqpayment.adapters.postgres_copy import PostgresDecisionCopy
 from cqpayment.domain.decisions import ViolationFacts
 from cqpayment.service_layer.learning import learn_recorded
+from cqtraffic.common.v1 import jobs_pb2
 from cqtraffic.common.v1 import types_pb2 as common
 from cqtraffic.events.v1.envelope_pb2 import EventEnvelope
 from cqtraffic.payment.v1 import events_pb2 as events
@@ -415,7 +416,9 @@ async def test_r_job_1_the_job_resolves_stuck_pending_payments(
     for _ in range(100):  # bounded: the job pages through every stuck payment of the session
         batch = await call(
             payment.RunJob,
-            pb.RunJobRequest(job="resolve_pending_payments", checkpoint=checkpoint, batch_size=50),
+            jobs_pb2.RunJobRequest(
+                job="resolve_pending_payments", checkpoint=checkpoint, batch_size=50
+            ),
             timeout_s=60,
         )
         checkpoint, done, resolved = batch.checkpoint, batch.done, resolved + batch.items_done
@@ -424,10 +427,12 @@ async def test_r_job_1_the_job_resolves_stuck_pending_payments(
     assert done and resolved >= 1
     assert (await get(payment, CLERK, created.payment.payment_id)).state == "succeeded"
     reaped = await call(
-        payment.RunJob, pb.RunJobRequest(job="reap_idempotency_keys", batch_size=10), timeout_s=10
+        payment.RunJob,
+        jobs_pb2.RunJobRequest(job="reap_idempotency_keys", batch_size=10),
+        timeout_s=10,
     )
     assert reaped.done  # nothing is 48 h old yet
-    assert await code_of(call(payment.RunJob, pb.RunJobRequest(job="nope"), timeout_s=5)) == (
+    assert await code_of(call(payment.RunJob, jobs_pb2.RunJobRequest(job="nope"), timeout_s=5)) == (
         "UNKNOWN_JOB"
     )
 

@@ -40,6 +40,7 @@ from cqcommon.protomap import timestamp_from_proto
 from cqcommon.settings import Settings
 from cqdev.testing import fetch_rows
 from cqfollow.adapters.postgres_registry import PostgresRegistryCopy
+from cqtraffic.common.v1 import jobs_pb2
 from cqtraffic.common.v1 import types_pb2 as common
 from cqtraffic.events.v1.envelope_pb2 import EventEnvelope
 from cqtraffic.follow.v1 import events_pb2 as events
@@ -444,7 +445,7 @@ async def run_to_end(stub: FollowServiceAsyncStub, job: str) -> int:
     for _ in range(1000):  # bounded: the job pages through every lapsed row of the session
         batch = await call(
             stub.RunJob,
-            pb.RunJobRequest(job=job, checkpoint=checkpoint, batch_size=50),
+            jobs_pb2.RunJobRequest(job=job, checkpoint=checkpoint, batch_size=50),
             timeout_s=60,
         )
         checkpoint, total = batch.checkpoint, total + batch.items_done
@@ -514,7 +515,7 @@ async def test_r_fol_2_the_job_expires_requests_nobody_acted_on(
     e = await refusal(approve(follow, car.owner.caller, asked.request_id))
     assert e.code == "FOLLOW_REQUEST_NOT_PENDING"
     assert (
-        await refusal(call(follow.RunJob, pb.RunJobRequest(job="nope"), timeout_s=5))
+        await refusal(call(follow.RunJob, jobs_pb2.RunJobRequest(job="nope"), timeout_s=5))
     ).code == "UNKNOWN_JOB"
 
 

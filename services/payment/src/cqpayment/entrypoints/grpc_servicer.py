@@ -17,6 +17,7 @@ import grpc
 import httpx
 from cqcommon.grpc_server import not_implemented
 from cqcommon.runner import ServiceContext
+from cqtraffic.common.v1 import jobs_pb2
 from cqtraffic.payment.v1 import payment_pb2 as pb
 from cqtraffic.payment.v1 import payment_pb2_grpc as pb_grpc
 
@@ -143,14 +144,16 @@ class PaymentServiceServicer(pb_grpc.PaymentServiceServicer):
         )
         return pb.ListFeedbackResponse(feedback=[feedback_to_proto(e) for e in entries])
 
-    async def RunJob(self, request: pb.RunJobRequest, context: Context) -> pb.RunJobResponse:
+    async def RunJob(
+        self, request: jobs_pb2.RunJobRequest, context: Context
+    ) -> jobs_pb2.RunJobResponse:
         batch = await run_job(
             self.deps,
             job=request.job,
             checkpoint=request.checkpoint,
             batch_size=request.batch_size,
         )
-        return pb.RunJobResponse(
+        return jobs_pb2.RunJobResponse(
             items_done=batch.items_done,
             checkpoint=batch.checkpoint,
             done=batch.done,

@@ -12,6 +12,7 @@ from typing import Any
 
 import grpc
 from cqcommon.runner import ServiceContext
+from cqtraffic.common.v1 import jobs_pb2
 from cqtraffic.follow.v1 import follow_pb2 as pb
 from cqtraffic.follow.v1 import follow_pb2_grpc as pb_grpc
 
@@ -171,14 +172,16 @@ class FollowServiceServicer(pb_grpc.FollowServiceServicer):
         )
         return follow_to_proto(view)
 
-    async def RunJob(self, request: pb.RunJobRequest, context: Context) -> pb.RunJobResponse:
+    async def RunJob(
+        self, request: jobs_pb2.RunJobRequest, context: Context
+    ) -> jobs_pb2.RunJobResponse:
         batch = await run_job(
             self.deps,
             job=request.job,
             checkpoint=request.checkpoint,
             batch_size=request.batch_size,
         )
-        return pb.RunJobResponse(
+        return jobs_pb2.RunJobResponse(
             items_done=batch.items_done,
             checkpoint=batch.checkpoint,
             done=batch.done,
