@@ -10,9 +10,11 @@ from typing import Any
 import grpc
 import httpx
 from cqcommon.errors import VIOLATION_NOT_FOUND, DomainError
+from cqcommon.grpc_server import not_implemented
 from cqcommon.runner import ServiceContext
 from cqtraffic.adjudication.v1 import adjudication_pb2 as pb
 from cqtraffic.adjudication.v1 import adjudication_pb2_grpc as pb_grpc
+from cqtraffic.common.v1 import jobs_pb2
 
 from cqadjudication.adapters.face_counter import CounterFaceVerifier
 from cqadjudication.adapters.face_verifiers import face_verifier_for
@@ -234,6 +236,16 @@ class AdjudicationServicer(pb_grpc.AdjudicationServiceServicer):
         return pb.ListPointsBuyingAlertsResponse(
             alerts=[alert_to_proto(a) for a in page.alerts], next_cursor=page.next_cursor
         )
+
+    async def GetDecisionNotice(
+        self, request: pb.GetDecisionNoticeRequest, context: Context
+    ) -> pb.DecisionNotice:
+        raise not_implemented("GetDecisionNotice")
+
+    async def RunJob(
+        self, request: jobs_pb2.RunJobRequest, context: Context
+    ) -> jobs_pb2.RunJobResponse:
+        raise not_implemented("RunJob")
 
 
 def register(server: grpc.aio.Server, ctx: ServiceContext) -> list[str]:
