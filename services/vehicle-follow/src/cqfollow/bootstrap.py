@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from cqcommon.runner import ServiceContext
 from cqcommon.settings import Settings
+from cqcommon.sms.senders import sandbox_outbox_for, sms_sender_for
 
-from cqfollow.adapters.sms_senders import sandbox_outbox_for, sms_codes_for, sms_sender_for
+from cqfollow.adapters.sms_senders import sms_codes_for
 from cqfollow.adapters.unit_of_work import PostgresUnitOfWork
 from cqfollow.entrypoints.mappers import envelope_of
 from cqfollow.ports import SmsCodes, SmsOutbox, SmsSender

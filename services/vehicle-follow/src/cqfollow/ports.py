@@ -8,6 +8,9 @@ from datetime import datetime
 from types import TracebackType
 from typing import Protocol
 
+# SmsSender (R-SMS-3) is shared with payment, so it is the shared library's; re-exported.
+from cqcommon.sms import SmsSender as SmsSender
+
 from cqfollow.domain.events import DomainEvent
 from cqfollow.domain.follows import (
     Follow,
@@ -22,16 +25,6 @@ from cqfollow.domain.follows import (
     VehicleRecord,
 )
 from cqfollow.domain.sms import CodeCheckResult
-
-
-class SmsSender(Protocol):
-    """Sends one templated SMS (R-SMS-3): Alibaba Cloud ``SendSms`` in production, a
-    recording adapter in tests and the sandbox. Raises ``SmsUnavailableError`` when the
-    gateway does not take the message; never logs the parameters (they hold the code)."""
-
-    async def send(self, *, phone: str, template_code: str, params: Mapping[str, str]) -> str:
-        """Send; the gateway's id of the message."""
-        ...
 
 
 class SmsCodes(Protocol):

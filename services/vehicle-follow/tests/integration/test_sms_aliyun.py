@@ -13,11 +13,11 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from cqcommon.settings import Settings
+from cqcommon.sms import SmsUnavailableError
+from cqcommon.sms.aliyun import AliyunSmsSender
+from cqcommon.sms.senders import sms_sender_for
 from cqdev.fake_sms import FakeSms, canonical_request, sign_v3
 from cqdev.stack import free_port
-from cqfollow.adapters.sms_aliyun import AliyunSmsSender
-from cqfollow.adapters.sms_senders import sms_sender_for
-from cqfollow.domain.sms import SmsUnavailableError
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,8 @@ import pytest
 import redis.asyncio as aioredis
 from cqcommon.clock import SHANGHAI, FixedClock
 from cqcommon.settings import Settings
-from cqfollow.adapters.sms_recording import RecordingSmsSender
-from cqfollow.adapters.sms_senders import sandbox_outbox_for, sms_sender_for
+from cqcommon.sms.recording import RecordingSmsSender
+from cqcommon.sms.senders import sandbox_outbox_for, sms_sender_for
 
 pytestmark = pytest.mark.integration
 

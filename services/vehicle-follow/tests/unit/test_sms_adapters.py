@@ -14,11 +14,12 @@ from alibabacloud_tea_openapi.exceptions import ClientException
 from alibabacloud_tea_openapi.utils import Utils
 from cqcommon.clock import SHANGHAI, FixedClock
 from cqcommon.settings import Settings
+from cqcommon.sms.aliyun import AliyunSmsSender, _provider_code, split_endpoint
+from cqcommon.sms.recording import RecordingSmsSender
+from cqcommon.sms.senders import sandbox_outbox_for, sms_sender_for
 from cqdev.fake_sms import canonical_request, sign_v3
 from cqfollow.adapters.redis_sms_codes import RedisSmsCodes, new_code, seconds_to_local_midnight
-from cqfollow.adapters.sms_aliyun import AliyunSmsSender, _provider_code, split_endpoint
-from cqfollow.adapters.sms_recording import RecordingSmsSender
-from cqfollow.adapters.sms_senders import sandbox_outbox_for, sms_codes_for, sms_sender_for
+from cqfollow.adapters.sms_senders import sms_codes_for
 from cqfollow.ports import SmsCodes
 from darabonba.exceptions import RetryError, UnretryableException
 from darabonba.policy.retry import RetryPolicyContext
@@ -141,7 +142,7 @@ def test_provider_codes_never_carry_the_sdk_message() -> None:
 def test_recording_outside_the_sandbox_warns(
     redis: aioredis.Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="cqfollow.adapters.sms_senders")
+    caplog.set_level(logging.WARNING, logger="cqcommon.sms.senders")
     sandbox = Settings(sms_provider="recording", sandbox_mode=True)
     assert isinstance(sms_sender_for(sandbox, redis), RecordingSmsSender)
     assert not caplog.records

@@ -7,14 +7,29 @@ phone gets at most one SMS per ``SMS_RESEND_INTERVAL_S`` (60 s); ``SMS_MAX_WRONG
 (5) wrong entries void the code; more than ``SMS_DAILY_LIMIT`` (10) sends to one phone in a
 day lock it for the rest of that day (Asia/Shanghai). Codes are stored only as an HMAC and
 never reach logs, traces or responses (the sandbox outbox is the one exception, R-SMS-3).
+
+Sending is shared with payment and lives in ``cqcommon.sms`` (a pure module, so this one
+stays pure): ``SmsUnavailableError`` and ``SentSms`` are re-exported from there.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+
+from cqcommon.sms import SentSms, SmsUnavailableError
+
+__all__ = [
+    "CODE_DIGITS",
+    "CODE_PARAM",
+    "CodeCheck",
+    "CodeCheckResult",
+    "SentSms",
+    "SmsError",
+    "SmsPhoneLockedError",
+    "SmsResendTooSoonError",
+    "SmsUnavailableError",
+]
 
 #: The template parameter that carries the code.
 CODE_PARAM = "code"
@@ -37,7 +52,8 @@ class CodeCheckResult:
 
 
 class SmsError(Exception):
-    """Base of the SMS failures the use cases turn into error codes."""
+    """Base of the code store's refusals the use cases turn into error codes (the gateway's
+    ``SmsUnavailableError`` is the shared library's and not one of these)."""
 
 
 class SmsResendTooSoonError(SmsError):
@@ -54,20 +70,3 @@ class SmsPhoneLockedError(SmsError):
     def __init__(self, retry_after_s: int) -> None:
         super().__init__(f"locked for {retry_after_s}s")
         self.retry_after_s = retry_after_s
-
-
-class SmsUnavailableError(SmsError):
-    """The SMS gateway did not take the message (down, timed out, refused our request)."""
-
-
-@dataclass(frozen=True, slots=True)
-class SentSms:
-    """One message the recording adapter kept instead of sending (R-SMS-3): what staff read
-    through the sandbox outbox. ``params`` holds the code in clear, which is why the
-    outbox is readable in sandbox mode only."""
-
-    message_id: str
-    phone: str
-    template_code: str
-    params: Mapping[str, str]
-    sent_at: datetime

@@ -1,5 +1,6 @@
 """Alibaba Cloud SMS (``SendSms``, API 2017-05-25) on the official SDK: the production
-``ports.SmsSender`` (R-SMS-3).
+``cqcommon.sms.SmsSender`` (R-SMS-3), used by the follow service (consent codes) and
+payment (overdue notices).
 
 The SDK (``alibabacloud-dysmsapi20170525`` on ``alibabacloud-tea-openapi``) signs each call
 with the V3 scheme (``Authorization: ACS3-HMAC-SHA256 ...`` over the canonical request,
@@ -34,7 +35,7 @@ from alibabacloud_dysmsapi20170525.client import Client
 from alibabacloud_tea_openapi.utils_models import Config
 from darabonba.runtime import RuntimeOptions
 
-from cqfollow.domain.sms import SmsUnavailableError
+from cqcommon.sms import SmsUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def split_endpoint(endpoint: str) -> tuple[str, str]:
 
 
 class AliyunSmsSender:
-    """``ports.SmsSender`` on Alibaba Cloud SMS ``SendSms``."""
+    """``SmsSender`` on Alibaba Cloud SMS ``SendSms``."""
 
     def __init__(
         self,

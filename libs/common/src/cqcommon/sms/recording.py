@@ -2,10 +2,11 @@
 
 Tests and the sandbox use it instead of a real gateway. Messages go to one capped Redis
 list (newest first, the last ``max_kept``, the whole list expiring ``ttl_s`` after the last
-message), so every replica of the follow service records into the same outbox and staff
-read it through the sandbox-only ``ListSandboxSms`` RPC (``recent``). The list holds the
-codes in clear: that is the one place they may be (R-SMS-3), which is why the outbox is
-read in sandbox mode only and kept for a limited time.
+message), so every replica of every sending service (follow's consent codes, payment's overdue
+notices) records into the same outbox and staff read it through the follow service's
+sandbox-only ``ListSandboxSms`` RPC (``recent``). The list holds the codes in clear: that is
+the one place they may be (R-SMS-3), which is why the outbox is read in sandbox mode only
+and kept for a limited time.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from collections.abc import Mapping
 from datetime import datetime
 
 import redis.asyncio as aioredis
-from cqcommon.clock import Clock, SystemClock
 
-from cqfollow.domain.sms import SentSms
+from cqcommon.clock import Clock, SystemClock
+from cqcommon.sms import SentSms
 
 DEFAULT_OUTBOX_KEY = "fsms:outbox"
 DEFAULT_MAX_KEPT = 1000
@@ -26,7 +27,7 @@ DEFAULT_TTL_S = 7 * 24 * 3600
 
 
 class RecordingSmsSender:
-    """``ports.SmsSender`` that records into a Redis list; ``recent`` reads it back."""
+    """``SmsSender`` that records into a Redis list; ``recent`` reads it back."""
 
     def __init__(
         self,
