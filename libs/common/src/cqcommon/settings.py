@@ -231,6 +231,12 @@ class Settings(BaseSettings):
         description="The approved template of the follow-consent code (TemplateCode); its one"
         " parameter is ${code}.",
     )
+    aliyun_sms_overdue_template_code: str = Field(
+        "SMS_000000001",
+        description="R-JOB-6: the approved template of the overdue-decision notice"
+        " (TemplateCode); its parameters are ${decision} (the decision number's last 4"
+        " digits) and ${amount} (yuan due that day, late fee included).",
+    )
     lookup_rate_per_minute: int = Field(10, description="R-Q-1: proof lookups per user per minute.")
     proof_grant_ttl_s: int = Field(
         1800, description="R-Q-1: how long a successful proof lookup grants access (s)."
