@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     registry_service_addr: str = Field(
         "127.0.0.1:50055", description="Registry import service gRPC address."
     )
+    jobs_service_addr: str = Field(
+        "127.0.0.1:50056", description="Nightly job runner's gRPC address (its run records)."
+    )
     grpc_port: int | None = Field(
         None, description="Port this service listens on (default: the port of its *_SERVICE_ADDR)."
     )
@@ -122,6 +125,15 @@ class Settings(BaseSettings):
         "http://127.0.0.1:8000/api/v1/alipay/notify",
         description="Where Alipay posts trade notifications: the gateway's public"
         " /api/v1/alipay/notify (configured, never built from a request's Host header).",
+    )
+    # -- nightly job runner (R-JOB-*) ---------------------------------------------------
+    jobs_batch_size: int = Field(
+        500, ge=1, le=1000, description="Items per RunJob batch the job runner asks a service for."
+    )
+    jobs_stop_margin_s: float = Field(
+        60.0,
+        ge=0,
+        description="The job runner takes no new batch this close to 00:30 (the window's end).",
     )
     # -- payment ------------------------------------------------------------------------
     payment_maintenance_window: str = Field(

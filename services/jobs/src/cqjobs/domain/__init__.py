@@ -1,0 +1,1 @@
+"""The runner's pure rules: the job catalogue, run records, the night and the window."""

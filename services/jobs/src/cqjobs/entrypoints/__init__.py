@@ -1,0 +1,1 @@
+"""How the runner is reached: its command line and its gRPC server (JobsService)."""
