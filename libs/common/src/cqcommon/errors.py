@@ -517,6 +517,12 @@ DISPUTE_NOT_ALLOWED = _define(
     "已缴款的违法记录不能标记为有异议。",
     "A paid violation cannot be marked as disputed.",
 )
+DECISION_NOTICE_NOT_FOUND = _define(
+    "DECISION_NOTICE_NOT_FOUND",
+    ErrorKind.NOT_FOUND,
+    "未找到该处罚决定书，请核对决定书编号。",
+    "No penalty decision has this number; check it.",
+)
 
 # -- payment (R-PAY-1..9) ------------------------------------------------------
 DECISION_NOT_FOUND = _define(

@@ -3,7 +3,9 @@ PostgreSQL adapters implement them; unit tests use in-memory fakes."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol
 
@@ -12,7 +14,8 @@ from cqadjudication.domain.callers import Caller
 from cqadjudication.domain.eligibility import CycleUsage, HandlerLicence
 from cqadjudication.domain.events import DomainEvent
 from cqadjudication.domain.handlings import Decision, Handling
-from cqadjudication.domain.points import LedgerRow, PointsEntry
+from cqadjudication.domain.notices import NoticeFacts
+from cqadjudication.domain.points import LedgerRow, PointsEntry, RolloverCandidate
 from cqadjudication.domain.verification import CertifyStart, FaceResult, FaceSubject
 from cqadjudication.domain.violations import Violation, ViolationReport
 
@@ -168,6 +171,87 @@ class UnitOfWork(Protocol):
     def record(self, event: DomainEvent) -> None: ...
 
     async def commit(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class StoredNotice:
+    """A decision notice as stored (R-ADJ-7): the PDF and when it was made."""
+
+    decision_no: str
+    violation_id: str
+    content: bytes
+    generated_at: datetime
+
+
+class NoticeRepository(Protocol):
+    """Decision notices and the facts they print (R-ADJ-7, R-JOB-3)."""
+
+    async def get(self, decision_no: str) -> StoredNotice | None: ...
+
+    async def is_decided(self, decision_no: str) -> bool:
+        """Whether a violation carries this decision number."""
+        ...
+
+    async def due(self, *, after: str | None, limit: int) -> list[str]:
+        """Decision numbers after ``after`` (in order) whose notice is not made yet."""
+        ...
+
+    async def facts(self, decision_nos: Sequence[str]) -> dict[str, NoticeFacts]:
+        """What each decision's notice prints; a decision whose party the registry copy does
+        not have yet is left out."""
+        ...
+
+    async def add(self, notice: StoredNotice) -> StoredNotice:
+        """Store the notice unless one is stored already; the stored one."""
+        ...
+
+
+class RolloverRepository(Protocol):
+    """The ledgers the scoring-cycle rollover moves (R-JOB-5)."""
+
+    async def lock_due(
+        self, *, today: date, after: str | None, limit: int
+    ) -> list[RolloverCandidate]:
+        """Ledgers whose cycle ended before ``today``, with licence ids after ``after``, in
+        licence-id order, their rows locked until the transaction ends."""
+        ...
+
+    async def unpaid_since(self, licence_ids: Sequence[str]) -> dict[str, date]:
+        """licence id -> the earliest decision date among the decided, unpaid fines booked
+        on it (licences whose fines are all paid are left out)."""
+        ...
+
+    async def roll(self, row: LedgerRow, entries: Sequence[PointsEntry], *, now: datetime) -> None:
+        """Write the rolled ledger row and append its entries."""
+        ...
+
+
+class JobsUnitOfWork(Protocol):
+    """One transaction of the nightly jobs and the notice reads (see ``UnitOfWork``)."""
+
+    @property
+    def notices(self) -> NoticeRepository: ...
+
+    @property
+    def rollover(self) -> RolloverRepository: ...
+
+    def record(self, event: DomainEvent) -> None: ...
+
+    async def commit(self) -> None: ...
+
+
+#: A fresh unit of work each call (``async with uows() as uow``).
+JobsUnitsOfWork = Callable[[], AbstractAsyncContextManager[JobsUnitOfWork]]
+
+
+class NoticeRenderer(Protocol):
+    """Renders a decision notice to a printable document (the PDF adapter)."""
+
+    content_type: str
+
+    async def render(self, facts: NoticeFacts) -> bytes:
+        """The document's bytes; the same facts always give the same bytes."""
+        ...
 
 
 class RegistryCopy(Protocol):

@@ -1,7 +1,7 @@
 """Every constraint of the ``adjudication`` schema and what a request that hits it gets
 (R-ERR-1: a 4xx with a stable code, never a 500, never a partial write).
 
-Names come from migrations (0002 gave each an explicit name; 0003 names its own).
+Names come from migrations (0002 gave each an explicit name; 0003 and later name their own).
 ``REFUSALS`` covers what a request can reach (a handling submitted twice is
 ``ALREADY_HANDLED``); for ``RecordViolation``: the domain checks first, so most of these are a
 second line (the database agrees with ``validate_report``); the decision number's
@@ -35,8 +35,8 @@ _REGISTRY_COPY = (
 )
 _SERVER_SET = "set by the service (fresh uuid4, fingerprint or column default), not by a request"
 _LEDGER = (
-    "written by the ledger code (registry consumer, submit, counter) with values the domain "
-    "computed on the locked row, never taken from a request"
+    "written by the ledger code (registry consumer, submit, counter, cycle rollover) with "
+    "values the domain computed on the locked row, never taken from a request"
 )
 _HANDLING = (
     "written by the handling use cases from the domain's handling (state machine, route, "
@@ -50,6 +50,10 @@ _CASE_PAYMENTS = (
     " PaymentRefunded), never by a request"
 )
 _ALERT = "written by the R-X-2 guard from a refused assessment, never from a request"
+_NOTICE = (
+    "written by the notice code (nightly job, GetDecisionNotice) from a decided violation it"
+    " read in the same transaction, never taken from a request"
+)
 
 
 def _not_null(columns: Iterable[str]) -> dict[str, Refusal]:
@@ -212,6 +216,14 @@ UNREACHABLE: dict[str, str] = {
             "raised_at",
         ),
         _ALERT,
+    ),
+    # the job and a GetDecisionNotice racing for one notice: ON CONFLICT DO NOTHING, the
+    # first one stays (both rendered the same bytes from the same facts)
+    "decision_notices_pkey": _NOTICE,
+    "decision_notices_violation_unique": _NOTICE,
+    "decision_notices_violation_fk": _READ_FIRST,
+    **columns(
+        "decision_notices", ("decision_no", "violation_id", "content", "generated_at"), _NOTICE
     ),
     "case_payments_pkey": _CASE_PAYMENTS,
     **columns("case_payments", ("payment_id", "violation_id", "decision_no"), _CASE_PAYMENTS),

@@ -1,5 +1,6 @@
-"""PostgreSQL repository of licences with their points ledger (R-ADJ-5/6, R-X-2), and of
-the R-X-2 alerts. Works inside the caller's transaction.
+"""PostgreSQL repository of licences with their points ledger (R-ADJ-5/6, R-X-2), of the
+scoring-cycle rollover (R-JOB-5) and of the R-X-2 alerts. Works inside the caller's
+transaction.
 
 A licence without a ledger row (its DriverRegistered not applied yet) reads as no
 licence: points and decisions need the ledger.
@@ -8,7 +9,7 @@ licence: points and decisions need the ledger.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from cqcommon.clock import SHANGHAI
@@ -16,7 +17,7 @@ from cqcommon.db import Conn, uuid_or_nil
 
 from cqadjudication.domain.alerts import PointsBuyingAlert
 from cqadjudication.domain.eligibility import CycleUsage, HandlerLicence
-from cqadjudication.domain.points import LedgerRow, PointsEntry
+from cqadjudication.domain.points import LedgerRow, PointsEntry, RolloverCandidate
 
 _LICENCE = (
     "SELECT l.licence_id::text, l.person_id::text, l.licence_class, l.status, p.points,"
@@ -123,6 +124,76 @@ class PostgresPointsLedger:
         for vehicle_id, licence_id in await cur.fetchall():
             on_vehicle.setdefault(vehicle_id, set()).add(licence_id)
         return {vid: CycleUsage(taken, frozenset(on_vehicle.get(vid, ()))) for vid in vehicle_ids}
+
+
+class PostgresRollover:
+    """The ledgers whose scoring cycle has ended (R-JOB-5), walked by licence id."""
+
+    def __init__(self, conn: Conn) -> None:
+        self.conn = conn
+
+    async def lock_due(
+        self, *, today: date, after: str | None, limit: int
+    ) -> list[RolloverCandidate]:
+        # points_ledger_cycle_end_idx finds the few ledgers due tonight (one anniversary
+        # day's worth) without walking every licence; FOR UPDATE OF p: handlings and the
+        # counter lock the same row before booking points
+        cur = await self.conn.execute(
+            "SELECT p.licence_id::text, p.points, p.cycle_start, p.cycle_end,"
+            " p.external_change_at, l.person_id::text, l.first_issued_on"
+            " FROM points_ledger p JOIN licences l ON l.licence_id = p.licence_id"
+            " WHERE p.cycle_end < %s AND p.licence_id > %s"
+            " ORDER BY p.licence_id LIMIT %s FOR UPDATE OF p",
+            (today, uuid_or_nil(after or ""), limit),
+        )
+        return [
+            RolloverCandidate(LedgerRow(*row[:5]), person_id=row[5], first_issued_on=row[6])
+            for row in await cur.fetchall()
+        ]
+
+    async def unpaid_since(self, licence_ids: Sequence[str]) -> dict[str, date]:
+        if not licence_ids:
+            return {}
+        # a fine counts for the licence its points went on; a 0-point decision (no entry)
+        # for the licence the record names
+        cur = await self.conn.execute(
+            "SELECT licence_id::text, min(decision_date) FROM ("
+            " SELECT e.licence_id, v.decision_date FROM points_entries e"
+            "  JOIN violations v ON v.violation_id = e.violation_id"
+            "  WHERE e.licence_id = ANY(%s::uuid[]) AND v.status = 'handled_unpaid'"
+            " UNION ALL"
+            " SELECT v.licence_id, v.decision_date FROM violations v"
+            "  WHERE v.licence_id = ANY(%s::uuid[]) AND v.status = 'handled_unpaid'"
+            "  AND NOT EXISTS (SELECT 1 FROM points_entries e"
+            "   WHERE e.violation_id = v.violation_id)"
+            ") unpaid GROUP BY licence_id",
+            (list(licence_ids), list(licence_ids)),
+        )
+        return {row[0]: row[1] for row in await cur.fetchall()}
+
+    async def roll(self, row: LedgerRow, entries: Sequence[PointsEntry], *, now: datetime) -> None:
+        await self.conn.execute(
+            "UPDATE points_ledger SET points = %s, cycle_start = %s, cycle_end = %s,"
+            " updated_at = %s WHERE licence_id = %s",
+            (row.points, row.cycle_start, row.cycle_end, now, row.licence_id),
+        )
+        async with self.conn.cursor() as cur:
+            await cur.executemany(
+                "INSERT INTO points_entries (licence_id, delta, points_after, channel,"
+                " violation_id, cycle_start, at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                [
+                    (
+                        e.licence_id,
+                        e.delta,
+                        e.points_after,
+                        e.channel,
+                        e.violation_id,
+                        e.cycle_start,
+                        e.at,
+                    )
+                    for e in entries
+                ],
+            )
 
 
 _ALERT = (

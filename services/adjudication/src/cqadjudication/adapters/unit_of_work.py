@@ -1,7 +1,7 @@
 """The PostgreSQL unit of work of adjudication's use cases (the ``UnitOfWork`` port).
 
 One pooled connection, one transaction: the repositories (``violations``, ``handlings``,
-``points``, ``alerts``) work inside it, recorded domain
+``points``, ``alerts``, and for the nightly jobs ``notices`` and ``rollover``) work inside it, recorded domain
 events are encoded and written to the outbox at ``commit()`` in the same transaction, and
 leaving the block without ``commit()`` rolls everything back. An ``IntegrityError`` raised
 inside the block (commit included) becomes the stable error its constraint maps to
@@ -24,7 +24,12 @@ from cqtraffic.events.v1.envelope_pb2 import EventEnvelope
 
 from cqadjudication.adapters.constraints import ADJUDICATION_CONSTRAINTS
 from cqadjudication.adapters.postgres_handlings import PostgresHandlingRepository
-from cqadjudication.adapters.postgres_points import PostgresAlertRepository, PostgresPointsLedger
+from cqadjudication.adapters.postgres_notices import PostgresNoticeRepository
+from cqadjudication.adapters.postgres_points import (
+    PostgresAlertRepository,
+    PostgresPointsLedger,
+    PostgresRollover,
+)
 from cqadjudication.adapters.postgres_violations import PostgresViolationRepository
 from cqadjudication.domain.events import DomainEvent
 
@@ -38,6 +43,8 @@ class PostgresUnitOfWork:
     handlings: PostgresHandlingRepository
     points: PostgresPointsLedger
     alerts: PostgresAlertRepository
+    notices: PostgresNoticeRepository
+    rollover: PostgresRollover
 
     def __init__(
         self,
@@ -66,6 +73,8 @@ class PostgresUnitOfWork:
         self.handlings = PostgresHandlingRepository(conn)
         self.points = PostgresPointsLedger(conn)
         self.alerts = PostgresAlertRepository(conn)
+        self.notices = PostgresNoticeRepository(conn)
+        self.rollover = PostgresRollover(conn)
         return self
 
     async def __aexit__(

@@ -10,7 +10,7 @@ from typing import Any
 import grpc
 import httpx
 from cqcommon.errors import VIOLATION_NOT_FOUND, DomainError
-from cqcommon.grpc_server import not_implemented
+from cqcommon.protomap import timestamp_from_proto, timestamp_to_proto
 from cqcommon.runner import ServiceContext
 from cqtraffic.adjudication.v1 import adjudication_pb2 as pb
 from cqtraffic.adjudication.v1 import adjudication_pb2_grpc as pb_grpc
@@ -18,6 +18,7 @@ from cqtraffic.common.v1 import jobs_pb2
 
 from cqadjudication.adapters.face_counter import CounterFaceVerifier
 from cqadjudication.adapters.face_verifiers import face_verifier_for
+from cqadjudication.adapters.notice_pdf import PdfNoticeRenderer
 from cqadjudication.adapters.query_relations import QueryRelations
 from cqadjudication.adapters.unit_of_work import PostgresUnitOfWork
 from cqadjudication.domain.violations import RecordingWindow
@@ -32,7 +33,7 @@ from cqadjudication.entrypoints.mappers import (
     report_from_request,
     violation_to_proto,
 )
-from cqadjudication.ports import FaceVerifier, Relations
+from cqadjudication.ports import FaceVerifier, NoticeRenderer, Relations
 from cqadjudication.service_layer.alerts import list_points_buying_alerts
 from cqadjudication.service_layer.config import HandlingConfig
 from cqadjudication.service_layer.counter import handle_at_counter, record_decision
@@ -44,6 +45,8 @@ from cqadjudication.service_layer.handlings import (
     start_handling,
     submit_handling,
 )
+from cqadjudication.service_layer.jobs import run_job
+from cqadjudication.service_layer.notices import get_decision_notice
 from cqadjudication.service_layer.record_violation import record_violation
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -56,6 +59,7 @@ class AdjudicationServicer(pb_grpc.AdjudicationServiceServicer):
         *,
         online_verifier: FaceVerifier | None = None,
         relations: Relations | None = None,
+        notice_renderer: NoticeRenderer | None = None,
     ) -> None:
         self.ctx = ctx
         settings = ctx.settings
@@ -74,6 +78,7 @@ class AdjudicationServicer(pb_grpc.AdjudicationServiceServicer):
         self.relations: Relations = relations or QueryRelations(
             ctx.channel(settings.query_service_addr), timeout_s=settings.grpc_deadline_s
         )
+        self.notice_renderer: NoticeRenderer = notice_renderer or PdfNoticeRenderer()
 
     def unit_of_work(self) -> PostgresUnitOfWork:
         return PostgresUnitOfWork(self.ctx.db, envelope_of)
@@ -240,12 +245,42 @@ class AdjudicationServicer(pb_grpc.AdjudicationServiceServicer):
     async def GetDecisionNotice(
         self, request: pb.GetDecisionNoticeRequest, context: Context
     ) -> pb.DecisionNotice:
-        raise not_implemented("GetDecisionNotice")
+        document = await get_decision_notice(
+            uows=self.unit_of_work,
+            renderer=self.notice_renderer,
+            caller=caller_from_proto(request.caller),
+            decision_no=request.decision_no,
+            now=self.ctx.clock.now(),
+        )
+        return pb.DecisionNotice(
+            decision_no=document.notice.decision_no,
+            filename=document.filename,
+            content_type=document.content_type,
+            content=document.notice.content,
+            generated_at=timestamp_to_proto(document.notice.generated_at),
+        )
 
     async def RunJob(
         self, request: jobs_pb2.RunJobRequest, context: Context
     ) -> jobs_pb2.RunJobResponse:
-        raise not_implemented("RunJob")
+        # the runner's "now" (--now in tests and drills), else this service's clock
+        now = timestamp_from_proto(request.as_of) or self.ctx.clock.now()
+        batch = await run_job(
+            uows=self.unit_of_work,
+            renderer=self.notice_renderer,
+            job=request.job,
+            checkpoint=request.checkpoint,
+            batch_size=request.batch_size,
+            now=now,
+            points_limit=self.config.rules.points_limit,
+        )
+        return jobs_pb2.RunJobResponse(
+            items_done=batch.items_done,
+            checkpoint=batch.checkpoint,
+            done=batch.done,
+            errors=batch.errors,
+            message=batch.message,
+        )
 
 
 def register(server: grpc.aio.Server, ctx: ServiceContext) -> list[str]:
