@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from types import TracebackType
 from typing import Protocol
@@ -13,6 +13,7 @@ from cqpayment.domain.decisions import Decision, PaymentStatus, ViolationFacts
 from cqpayment.domain.events import DomainEvent
 from cqpayment.domain.feedback import Feedback, FeedbackEntry
 from cqpayment.domain.idempotency import KeyId, StoredKey
+from cqpayment.domain.overdue import OverdueCandidate, OverdueNotice
 from cqpayment.domain.payments import Payment
 from cqpayment.domain.provider import (
     ProviderNotification,
@@ -21,6 +22,7 @@ from cqpayment.domain.provider import (
     StatementLine,
 )
 from cqpayment.domain.receipts import Receipt
+from cqpayment.domain.reconciliation import OurPayment, ReconciledDay, Reconciliation
 from cqpayment.domain.refunds import Refund
 
 
@@ -210,6 +212,50 @@ class FeedbackRepository(Protocol):
         ...
 
 
+class ReconciliationRepository(Protocol):
+    """R-JOB-2: our side of a day and the stored outcome of each reconciled day."""
+
+    async def our_payments(
+        self, *, paid_from: datetime, paid_until: datetime, out_trade_nos: Sequence[str]
+    ) -> list[OurPayment]:
+        """Our online (Alipay) payments held paid with ``paid_at`` in [from, until), and
+        every online payment whatever its state whose order number is in
+        ``out_trade_nos`` (one statement's lines)."""
+        ...
+
+    async def replace_day(self, result: Reconciliation, *, completed_at: datetime) -> None:
+        """Store the day's outcome in place of any earlier one (its mismatches included)."""
+        ...
+
+    async def day(self, day: date) -> ReconciledDay | None:
+        """The stored outcome of ``day``, or None when it was never reconciled."""
+        ...
+
+
+class OverdueRepository(Protocol):
+    """R-JOB-6: decisions past their due date and what the job did about each."""
+
+    async def candidates(
+        self, *, dated_until: date, after: tuple[date, str] | None, limit: int
+    ) -> list[OverdueCandidate]:
+        """Decisions dated on or before ``dated_until`` with no overdue notice yet, in
+        (decision_date, decision_no) order after the key ``after``, their rows locked (rows
+        locked by someone else are skipped: a later night takes them)."""
+        ...
+
+    async def mark(self, decision_no: str, notice: OverdueNotice, *, now: datetime) -> None:
+        """Record what the job decided (``claimed`` before an SMS is sent)."""
+        ...
+
+    async def sent(self, decision_no: str, *, sms_id: str, now: datetime) -> None:
+        """A claimed decision's SMS went out."""
+        ...
+
+    async def unclaim(self, decision_no: str) -> None:
+        """A claimed decision's SMS failed: forget the claim, the next night retries."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction: ``async with uow: ...; await uow.commit()``.
 
@@ -236,6 +282,12 @@ class UnitOfWork(Protocol):
     @property
     def feedback(self) -> FeedbackRepository: ...
 
+    @property
+    def reconciliation(self) -> ReconciliationRepository: ...
+
+    @property
+    def overdue(self) -> OverdueRepository: ...
+
     def record(self, event: DomainEvent) -> None: ...
 
     async def commit(self) -> None: ...
@@ -257,11 +309,13 @@ UnitOfWorkFactory = Callable[[], UnitOfWork]
 
 class DecisionCopy(Protocol):
     """Payment's copy of what it needs from adjudication and the registry (decisions, the
-    facts of violations, persons' names, vehicles' owners and plates, licences' holders),
-    written by the event consumers inside their inbox transaction. Every write is an
-    upsert by id: a redelivered event changes nothing."""
+    facts of violations, persons' names and phones, vehicles' owners and plates, licences'
+    holders), written by the event consumers inside their inbox transaction. Every write
+    is an upsert by id: a redelivered event changes nothing."""
 
-    async def upsert_person(self, *, person_id: str, name: str) -> None: ...
+    async def upsert_person(self, *, person_id: str, name: str, phone: str | None = None) -> None:
+        """The person's name and phone on record (None: none; R-JOB-6 sends no SMS)."""
+        ...
 
     async def upsert_vehicle(
         self, *, vehicle_id: str, owner_person_id: str, plate_number: str

@@ -80,6 +80,7 @@ class _Settings:
     payment_pending_resolve_after_s = 300
     payment_feedback_max = 5
     payment_maintenance_window = ""
+    aliyun_sms_overdue_template_code = "SMS_OVERDUE"
 
 
 def test_config_from_settings_reads_the_window_setting() -> None:

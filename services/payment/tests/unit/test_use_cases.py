@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from types import TracebackType
 from typing import Any
@@ -21,12 +21,14 @@ import pytest
 from cqcommon.clock import SHANGHAI, FixedClock
 from cqcommon.errors import DomainError
 from cqcommon.maintenance import MaintenanceWindow
+from cqcommon.sms import SmsUnavailableError
 from cqpayment.adapters.fake_trades import FakeTradeProvider
 from cqpayment.domain.callers import Caller
 from cqpayment.domain.decisions import Decision, PaymentStatus, ViolationFacts
 from cqpayment.domain.events import DomainEvent, FinePaid, PaymentRefunded
 from cqpayment.domain.feedback import Feedback, FeedbackEntry
 from cqpayment.domain.idempotency import KeyId, KeyState, Operation, StoredKey
+from cqpayment.domain.overdue import OverdueCandidate, OverdueNotice
 from cqpayment.domain.payments import Channel, Payment, PaymentState
 from cqpayment.domain.provider import (
     ProviderRefusedError,
@@ -34,6 +36,15 @@ from cqpayment.domain.provider import (
     TradeState,
 )
 from cqpayment.domain.receipts import Receipt
+from cqpayment.domain.reconciliation import (
+    Mismatch,
+    MismatchKind,
+    OurPayment,
+    ReconciledDay,
+    Reconciliation,
+    day_to_reconcile,
+    night_of,
+)
 from cqpayment.domain.refunds import Refund, RefundState
 from cqpayment.service_layer.config import Deps, PaymentConfig
 from cqpayment.service_layer.decisions import get_decision
@@ -47,6 +58,7 @@ from cqpayment.service_layer.payments import (
     get_payment,
 )
 from cqpayment.service_layer.receipts import get_receipt
+from cqpayment.service_layer.reconciliation import get_reconciliation
 from cqpayment.service_layer.refunds import approve_refund, list_refunds
 
 # 2026-11-20 12:00 in Chongqing: outside the maintenance window
@@ -78,6 +90,11 @@ class FakeStore:
         self.rejected: list[tuple[str, str | None]] = []
         self.refunds: dict[str, Refund] = {}
         self.feedback: dict[str, Feedback] = {}
+        self.phones: dict[str, str | None] = {}  # person id -> phone (registry copy)
+        #: decisions.overdue_*: decision_no -> (notice, marked at, SMS id)
+        self.overdue: dict[str, tuple[OverdueNotice, datetime, str | None]] = {}
+        #: reconciliation_days and their mismatches: day -> (completed at, outcome)
+        self.reconciled: dict[date, tuple[datetime, Reconciliation]] = {}
         #: what reached the outbox (committed events only)
         self.outbox: list[DomainEvent] = []
         self.commits = 0
@@ -95,6 +112,9 @@ class FakeStore:
         "rejected",
         "refunds",
         "feedback",
+        "phones",
+        "overdue",
+        "reconciled",
     )
 
     def snapshot(self) -> dict[str, Any]:
@@ -305,6 +325,100 @@ class FakeFeedback:
         return out
 
 
+class FakeReconciliation:
+    def __init__(self, store: FakeStore) -> None:
+        self.s = store
+
+    async def our_payments(
+        self, *, paid_from: datetime, paid_until: datetime, out_trade_nos: Sequence[str]
+    ) -> list[OurPayment]:
+        wanted = set(out_trade_nos)
+        return [
+            OurPayment(p.out_trade_no, p.state, p.amount_fen, p.paid_at)
+            for p in self.s.payments.values()
+            if p.channel is Channel.ALIPAY
+            and (
+                p.out_trade_no in wanted
+                or (
+                    p.state
+                    in (PaymentState.SUCCEEDED, PaymentState.DUPLICATE, PaymentState.REFUNDED)
+                    and p.paid_at is not None
+                    and paid_from <= p.paid_at < paid_until
+                )
+            )
+        ]
+
+    async def replace_day(self, result: Reconciliation, *, completed_at: datetime) -> None:
+        self.s.reconciled[result.day] = (completed_at, result)
+
+    async def day(self, day: date) -> ReconciledDay | None:
+        if day not in self.s.reconciled:
+            return None
+        at, r = self.s.reconciled[day]
+        return ReconciledDay(day, at, r.statement_lines, r.our_payments, r.mismatches)
+
+
+class FakeOverdue:
+    def __init__(self, store: FakeStore) -> None:
+        self.s = store
+
+    async def candidates(
+        self, *, dated_until: date, after: tuple[date, str] | None, limit: int
+    ) -> list[OverdueCandidate]:
+        rows = sorted(
+            (
+                d
+                for d in self.s.decisions.values()
+                if d.decision_no not in self.s.overdue and d.decision_date <= dated_until
+            ),
+            key=lambda d: (d.decision_date, d.decision_no),
+        )
+        if after is not None:
+            rows = [d for d in rows if (d.decision_date, d.decision_no) > after]
+        return [
+            OverdueCandidate(
+                decision_no=d.decision_no,
+                decision_date=d.decision_date,
+                fine_fen=d.fine_fen,
+                paid=any(
+                    p.decision_no == d.decision_no and p.state is PaymentState.SUCCEEDED
+                    for p in self.s.payments.values()
+                ),
+                disputed=d.disputed,
+                party_known=d.party_person_id is not None,
+                phone=self.s.phones.get(d.party_person_id or ""),
+            )
+            for d in rows[:limit]
+        ]
+
+    async def mark(self, decision_no: str, notice: OverdueNotice, *, now: datetime) -> None:
+        self.s.overdue.setdefault(decision_no, (notice, now, None))
+
+    async def sent(self, decision_no: str, *, sms_id: str, now: datetime) -> None:
+        notice, at, _ = self.s.overdue[decision_no]
+        assert notice is OverdueNotice.CLAIMED
+        self.s.overdue[decision_no] = (OverdueNotice.SMS_SENT, at, sms_id)
+
+    async def unclaim(self, decision_no: str) -> None:
+        if self.s.overdue.get(decision_no, (None,))[0] is OverdueNotice.CLAIMED:
+            del self.s.overdue[decision_no]
+
+
+class FakeSms:
+    """``SmsSender`` that keeps what it sends; ``fail`` next sends raise SmsUnavailableError."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, dict[str, str]]] = []
+        self.fail = 0
+
+    async def send(self, *, phone: str, template_code: str, params: Mapping[str, str]) -> str:
+        if self.fail:
+            self.fail -= 1
+            raise SmsUnavailableError("isv.BUSINESS_LIMIT_CONTROL")
+        self.sent.append((phone, template_code, dict(params)))
+        return f"sms-{len(self.sent)}"
+
+
 class FakeUnitOfWork:
     """One transaction on the store: rolled back (snapshot restored) unless committed."""
 
@@ -316,6 +430,8 @@ class FakeUnitOfWork:
         self.notifications = FakeNotifications(store)
         self.refunds = FakeRefunds(store)
         self.feedback = FakeFeedback(store)
+        self.reconciliation = FakeReconciliation(store)
+        self.overdue = FakeOverdue(store)
         self.committed = False
         self._events: list[DomainEvent] = []
         self._snapshot: dict[str, Any] = {}
@@ -351,8 +467,9 @@ class FakeCopy:
     def __init__(self, store: FakeStore) -> None:
         self.s = store
 
-    async def upsert_person(self, *, person_id: str, name: str) -> None:
+    async def upsert_person(self, *, person_id: str, name: str, phone: str | None = None) -> None:
         self.s.persons[person_id] = name
+        self.s.phones[person_id] = phone
 
     async def upsert_vehicle(
         self, *, vehicle_id: str, owner_person_id: str, plate_number: str
@@ -423,6 +540,7 @@ class World:
         self.store = FakeStore()
         self.clock = FixedClock(now)
         self.provider = FakeTradeProvider(clock=self.clock)
+        self.sms = FakeSms()
         counter = iter(range(1, 10**6))
         self.deps = Deps(
             uows=lambda: FakeUnitOfWork(self.store),
@@ -430,6 +548,7 @@ class World:
             clock=self.clock,
             config=PaymentConfig(window=window, lock_timeout=timedelta(seconds=30)),
             new_id=lambda: f"0b6f1f0e-0000-4000-9000-{next(counter):012d}",
+            sms=self.sms,
         )
 
     def add_decision(
@@ -1073,6 +1192,267 @@ async def test_r_pay_3_keys_are_kept_48_hours_then_reaped(world: World) -> None:
     world.clock.advance(timedelta(hours=2))
     job = await run_job(world.deps, job="reap_idempotency_keys", checkpoint="", batch_size=10)
     assert (job.items_done, job.done) == (1, True) and world.store.keys == {}
+
+
+# -- reconciliation (R-JOB-2) -----------------------------------------------------------
+DAY = date(2026, 11, 19)
+NIGHT = date(2026, 11, 20)
+AT_NIGHT = datetime(2026, 11, 20, 22, 30, tzinfo=SHANGHAI)
+PHONE = "13800138000"
+
+
+async def _paid_on_the_day(world: World, index: int, *, notify: bool = True) -> Payment:
+    """A decision paid online at the provider on DAY (told to us or not)."""
+    no = f"500103000000002{index}"
+    world.add_decision(no, violation_id=f"0b6f1f0e-0000-4000-8000-0000000002{index:02d}")
+    world.clock.at = datetime(2026, 11, 19, 10, index, tzinfo=SHANGHAI)
+    created = await world.create(key=f"rk{index}", decision_no=no)
+    payment = world.payment(created["payment_id"])
+    world.provider.pay(payment.out_trade_no, at=world.clock.now() + timedelta(seconds=30))
+    if notify:
+        assert (await world.notify(payment.out_trade_no))[0]
+    return world.payment(payment.payment_id)
+
+
+async def _reconcile(world: World, checkpoint: str = "") -> Any:
+    return await run_job(
+        world.deps,
+        job="reconcile_payments",
+        checkpoint=checkpoint,
+        batch_size=100,
+        as_of=AT_NIGHT,
+        night=NIGHT,
+    )
+
+
+async def test_r_job_2_reconcile_lists_ours_only_theirs_only_and_amount_differs() -> None:
+    world = World()
+    matched = await _paid_on_the_day(world, 1)
+    theirs = await _paid_on_the_day(world, 2, notify=False)  # the notification was lost
+    differs = await _paid_on_the_day(world, 3)
+    world.provider.trades[differs.out_trade_no].amount_fen = differs.amount_fen + 1
+    ours = await _paid_on_the_day(world, 4)
+    del world.provider.trades[ours.out_trade_no]  # the provider never saw it paid
+    assert theirs.state is PaymentState.PENDING and matched.state is PaymentState.SUCCEEDED
+    world.clock.at = AT_NIGHT
+
+    batch = await _reconcile(world)
+
+    assert (batch.done, batch.errors, batch.checkpoint) == (True, 0, "2026-11-19")
+    assert batch.message == ("2026-11-19: 1 matched, 1 ours_only, 1 theirs_only, 1 amount_differs")
+    _, result = world.store.reconciled[DAY]
+    assert list(result.mismatches) == [
+        Mismatch(MismatchKind.OURS_ONLY, ours.out_trade_no, ours.amount_fen, None),
+        Mismatch(MismatchKind.THEIRS_ONLY, theirs.out_trade_no, None, theirs.amount_fen),
+        Mismatch(
+            MismatchKind.AMOUNT_DIFFERS,
+            differs.out_trade_no,
+            differs.amount_fen,
+            differs.amount_fen + 1,
+        ),
+    ]
+    assert (result.statement_lines, result.our_payments, result.matched) == (3, 3, 1)
+    # staff read it; nobody else; a day never reconciled says so
+    day = await get_reconciliation(world.deps, caller=CLERK, day=DAY)
+    assert day is not None and day.mismatches == result.mismatches
+    assert day.completed_at == AT_NIGHT
+    assert await get_reconciliation(world.deps, caller=CLERK, day=NIGHT) is None
+    await raises("FORBIDDEN", get_reconciliation(world.deps, caller=ALICE, day=DAY))
+    await raises("VALIDATION_FAILED", get_reconciliation(world.deps, caller=CLERK, day=None))
+
+
+async def test_r_job_2_running_twice_changes_nothing_and_a_healed_payment_matches() -> None:
+    world = World()
+    await _paid_on_the_day(world, 1)
+    theirs = await _paid_on_the_day(world, 2, notify=False)
+    world.clock.at = AT_NIGHT
+    first = await _reconcile(world)
+    before = copy.deepcopy(world.store.reconciled)
+    # the runner resuming the same night: answered at once, nothing read or written
+    calls = world.provider.calls["statement"]
+    resumed = await _reconcile(world, first.checkpoint)
+    assert (resumed.items_done, resumed.done) == (0, True)
+    assert world.provider.calls["statement"] == calls
+    # a fresh run of the night replaces the day with the same rows
+    again = await _reconcile(world)
+    assert again.message == first.message and world.store.reconciled == before
+    # R-JOB-1 heals the lost notification (the one settlement path); the rerun matches it
+    await run_job(world.deps, job="resolve_pending_payments", checkpoint="", batch_size=10)
+    assert world.payment(theirs.payment_id).state is PaymentState.SUCCEEDED
+    healed = await _reconcile(world)
+    assert healed.message == "2026-11-19: 2 matched, 0 ours_only, 0 theirs_only, 0 amount_differs"
+    assert world.store.reconciled[DAY][1].mismatches == ()
+
+
+async def test_r_job_2_statement_not_available_yet_writes_nothing() -> None:
+    world = World(now=AT_NIGHT)
+    world.provider.fail_next("statement", ProviderRefusedError("isp.bill_not_exist"))
+    batch = await _reconcile(world)
+    assert (batch.done, batch.errors, batch.checkpoint) == (True, 0, "")
+    assert batch.message == "2026-11-19: statement not available yet"
+    world.provider.fail_next("statement", ProviderUnavailableError("timeout"))
+    batch = await _reconcile(world)
+    assert (batch.done, batch.errors, batch.message) == (
+        True,
+        1,
+        "2026-11-19: provider unavailable",
+    )
+    assert world.store.reconciled == {} and world.store.commits == 0
+
+
+async def test_r_job_2_a_crash_while_writing_leaves_nothing_and_the_rerun_completes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world = World()
+    await _paid_on_the_day(world, 1)
+    world.clock.at = AT_NIGHT
+    original = FakeReconciliation.replace_day
+
+    async def crash(self: FakeReconciliation, result: Reconciliation, **kw: Any) -> None:
+        await original(self, result, **kw)  # half written, then the process dies
+        raise ConnectionError("server closed the connection")
+
+    monkeypatch.setattr(FakeReconciliation, "replace_day", crash)
+    with pytest.raises(ConnectionError):
+        await _reconcile(world)
+    assert world.store.reconciled == {}  # one transaction: rolled back whole
+    monkeypatch.setattr(FakeReconciliation, "replace_day", original)
+    batch = await _reconcile(world)  # the runner resumes from its last checkpoint ("")
+    assert batch.checkpoint == "2026-11-19" and DAY in world.store.reconciled
+
+
+def test_r_job_2_the_night_reconciles_the_day_before_whatever_the_hour() -> None:
+    for local in (
+        datetime(2026, 11, 20, 22, 0),
+        datetime(2026, 11, 20, 23, 59),
+        datetime(2026, 11, 21, 0, 29),
+        datetime(2026, 11, 20, 15, 0),  # a forced daytime run
+    ):
+        assert night_of(local.replace(tzinfo=SHANGHAI)) == NIGHT
+    assert night_of(datetime(2026, 11, 20, 14, 30, tzinfo=UTC)) == NIGHT  # 22:30 local
+    assert day_to_reconcile(NIGHT) == DAY
+
+
+# -- overdue decisions (R-JOB-6) --------------------------------------------------------
+def _overdue_world() -> World:
+    """Decisions around the due date on 20 Nov (12:00 local); the party has a phone."""
+    world = World()
+    for no, decided in (
+        ("5001030000000301", date(2026, 11, 4)),  # its 16th day: overdue today
+        ("5001030000000302", date(2026, 11, 5)),  # due today: not yet
+        ("5001030000000303", date(2026, 10, 1)),  # long overdue
+        ("5001030000000304", date(2026, 10, 2)),  # overdue but disputed
+    ):
+        world.add_decision(
+            no,
+            decision_date=decided,
+            fine_fen=20_000,
+            disputed=no.endswith("304"),
+            violation_id=f"0b6f1f0e-0000-4000-8000-000000000{no[-3:]}",
+        )
+    world.store.phones[PARTY] = PHONE
+    return world
+
+
+async def _overdue(world: World, checkpoint: str = "", *, batch: int = 10, **kw: Any) -> Any:
+    return await run_job(
+        world.deps,
+        job="notify_overdue_decisions",
+        checkpoint=checkpoint,
+        batch_size=batch,
+        **kw,
+    )
+
+
+async def _overdue_night(world: World, *, batch: int = 10, **kw: Any) -> list[Any]:
+    """A whole night: batches until done, as the runner calls them."""
+    batches, checkpoint = [], ""
+    while True:
+        b = await _overdue(world, checkpoint, batch=batch, **kw)
+        batches.append(b)
+        checkpoint = b.checkpoint
+        if b.done:
+            return batches
+
+
+async def test_r_job_6_overdue_decisions_are_marked_and_notified_by_one_sms() -> None:
+    world = _overdue_world()
+    batches = await _overdue_night(world, batch=1)
+    assert [b.items_done for b in batches] == [1, 1, 1, 0]
+    # R-PAY-2: from the 16th day; day 16 costs 3 % more, 50 days late the late fee is capped
+    assert world.sms.sent == [
+        (PHONE, "SMS_000000001", {"decision": "0303", "amount": "400.00"}),
+        (PHONE, "SMS_000000001", {"decision": "0301", "amount": "206.00"}),
+    ]
+    assert {no: v[0] for no, v in world.store.overdue.items()} == {
+        "5001030000000301": OverdueNotice.SMS_SENT,
+        "5001030000000303": OverdueNotice.SMS_SENT,
+    }
+    assert world.store.overdue["5001030000000301"][2] == "sms-2"
+    # running twice sends nothing more
+    again = await _overdue_night(world)
+    assert again[-1].items_done == 1 and len(world.sms.sent) == 2  # only the disputed one
+    # as_of honoured: the next day the decision due today is overdue too
+    tomorrow = NOW + timedelta(days=1)
+    await _overdue_night(world, as_of=tomorrow)
+    assert world.sms.sent[-1] == (PHONE, "SMS_000000001", {"decision": "0302", "amount": "206.00"})
+    assert len(world.sms.sent) == 3
+
+
+async def test_r_job_6_paid_and_phoneless_decisions_are_marked_without_sms() -> None:
+    world = _overdue_world()
+    world.clock.at = datetime(2026, 11, 3, 4, 0, tzinfo=UTC)
+    paid = await world.create(key="early", decision_no="5001030000000303")
+    world.provider.pay(paid["out_trade_no"])
+    await world.notify(paid["out_trade_no"])
+    world.clock.at = NOW
+    world.store.phones[PARTY] = None
+    await _overdue_night(world)
+    assert world.sms.sent == []
+    assert {no: v[0] for no, v in world.store.overdue.items()} == {
+        "5001030000000301": OverdueNotice.NO_PHONE,
+        "5001030000000303": OverdueNotice.PAID,
+    }
+
+
+async def test_r_job_6_a_failed_send_is_retried_the_next_night_and_sent_once() -> None:
+    world = _overdue_world()
+    world.sms.fail = 1
+    night = await _overdue_night(world)
+    assert (night[0].errors, len(world.sms.sent)) == (1, 1)
+    assert "5001030000000303" not in world.store.overdue  # un-claimed: the first send failed
+    # the next night (the checkpoint starts again) sends it, once
+    await _overdue_night(world)
+    await _overdue_night(world)
+    assert sorted(p["decision"] for _, _, p in world.sms.sent) == ["0301", "0303"]
+
+
+async def test_r_job_6_a_crash_between_batches_resumes_from_the_checkpoint() -> None:
+    world = _overdue_world()
+    first = await _overdue(world, batch=1)
+    assert len(world.sms.sent) == 1
+    # the runner died here; a new one resumes from the recorded checkpoint
+    rest = await _overdue(world, first.checkpoint, batch=10)
+    assert rest.done and len(world.sms.sent) == 2
+    assert len({p["decision"] for _, _, p in world.sms.sent}) == 2
+
+
+async def test_r_job_6_a_send_whose_outcome_is_unknown_is_never_sent_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world = _overdue_world()
+
+    async def lost(**kw: Any) -> str:
+        raise ConnectionResetError("the process lost the gateway mid-call")
+
+    monkeypatch.setattr(world.sms, "send", lost)
+    night = await _overdue_night(world)
+    assert night[0].errors == 2
+    assert {v[0] for v in world.store.overdue.values()} == {OverdueNotice.CLAIMED}
+    monkeypatch.undo()
+    await _overdue_night(world)
+    assert world.sms.sent == []  # at most one SMS: a claimed decision is not sent again
+    await raises("VALIDATION_FAILED", _overdue(world, "2026-11-04"))
 
 
 # -- learning decisions from events (R-PAY-1) -------------------------------------------

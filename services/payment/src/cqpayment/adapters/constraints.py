@@ -1,7 +1,7 @@
 """Every constraint of the ``payment`` schema and what a request that hits it receives
 (R-ERR-1: a 4xx with a stable code, never a 500, never a partial write).
 
-Names come from migration 0002 (every constraint named there). ``REFUSALS`` covers what a
+Names come from migrations 0002 and 0003 (every constraint named there). ``REFUSALS`` covers what a
 request can reach. The two partial unique indexes are the database's word on R-PAY-3:
 every path that adds or settles a payment locks the decision's row first, so the code
 decides before the index does; the index answers only if that discipline is ever broken
@@ -47,6 +47,14 @@ _NOTIFICATION = (
 _REFUND = (
     "written by the refund code from a locked duplicate payment (one refund per payment, "
     "created under the decision's lock), never from a request"
+)
+_OVERDUE_JOB = (
+    "written only by the R-JOB-6 overdue job from the notice it decided (an enum value, the "
+    "clock, the SMS gateway's id), never from a request"
+)
+_RECONCILIATION_JOB = (
+    "written only by the R-JOB-2 reconciliation job from its pure comparison (counts, kinds "
+    "and amounts it computed, the statement's order numbers), never from a request"
 )
 _READ_FIRST = (
     "the use case read the referenced row in the same transaction (rows are never deleted)"
@@ -191,6 +199,35 @@ UNREACHABLE: dict[str, str] = {
         ("feedback_id", "payment_id", "user_id", "text", "created_at"),
         "set by the use case from the visible payment, the caller, the checked text and the clock",
     ),
+    "decisions_overdue_notice_known": _OVERDUE_JOB,
+    "decisions_overdue_marked_together": _OVERDUE_JOB,
+    "decisions_overdue_sms_id_when_sent": _OVERDUE_JOB,
+    "reconciliation_days_pkey": (
+        "the job replaces a day's row with INSERT ... ON CONFLICT (day) DO UPDATE"
+    ),
+    "reconciliation_days_counts_nonnegative": _RECONCILIATION_JOB,
+    **columns(
+        "reconciliation_days",
+        (
+            "day",
+            "completed_at",
+            "statement_lines",
+            "our_payments",
+            "matched",
+            "ours_only",
+            "theirs_only",
+            "amount_differs",
+        ),
+        _RECONCILIATION_JOB,
+    ),
+    "reconciliation_mismatches_pkey": (
+        "the job deletes a day's mismatches before writing them again, one per order number"
+        " (the comparison keys both sides by it)"
+    ),
+    "reconciliation_mismatches_day_fk": "the job writes the day's row first, same transaction",
+    "reconciliation_mismatches_kind_known": _RECONCILIATION_JOB,
+    "reconciliation_mismatches_amounts": _RECONCILIATION_JOB,
+    **columns("reconciliation_mismatches", ("day", "kind", "out_trade_no"), _RECONCILIATION_JOB),
     **PLUMBING,
 }
 

@@ -23,11 +23,13 @@ class PostgresDecisionCopy:
     def __init__(self, conn: Conn) -> None:
         self.conn = conn
 
-    async def upsert_person(self, *, person_id: str, name: str) -> None:
+    async def upsert_person(self, *, person_id: str, name: str, phone: str | None = None) -> None:
+        # the registry's latest word on the phone wins, also when it dropped it (R-JOB-6)
         await self.conn.execute(
-            "INSERT INTO persons (person_id, name) VALUES (%s, %s)"
-            " ON CONFLICT (person_id) DO UPDATE SET name = EXCLUDED.name",
-            (person_id, name),
+            "INSERT INTO persons (person_id, name, phone) VALUES (%s, %s, %s)"
+            " ON CONFLICT (person_id) DO UPDATE SET name = EXCLUDED.name,"
+            " phone = EXCLUDED.phone",
+            (person_id, name, phone),
         )
 
     async def upsert_vehicle(

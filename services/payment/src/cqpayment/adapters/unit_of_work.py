@@ -24,6 +24,10 @@ from cqcommon.db import UnitOfWork as Transaction
 from cqtraffic.events.v1.envelope_pb2 import EventEnvelope
 
 from cqpayment.adapters.constraints import PAYMENT_CONSTRAINTS
+from cqpayment.adapters.postgres_jobs import (
+    PostgresOverdueRepository,
+    PostgresReconciliationRepository,
+)
 from cqpayment.adapters.postgres_keys import PostgresIdempotencyKeys
 from cqpayment.adapters.postgres_payments import (
     PostgresDecisionRepository,
@@ -48,6 +52,8 @@ class PostgresUnitOfWork:
     notifications: PostgresNotificationRepository
     refunds: PostgresRefundRepository
     feedback: PostgresFeedbackRepository
+    reconciliation: PostgresReconciliationRepository
+    overdue: PostgresOverdueRepository
 
     def __init__(
         self,
@@ -78,6 +84,8 @@ class PostgresUnitOfWork:
         self.notifications = PostgresNotificationRepository(conn)
         self.refunds = PostgresRefundRepository(conn)
         self.feedback = PostgresFeedbackRepository(conn)
+        self.reconciliation = PostgresReconciliationRepository(conn)
+        self.overdue = PostgresOverdueRepository(conn)
         return self
 
     async def __aexit__(

@@ -13,6 +13,11 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
+#: The refusal (``ProviderRefusedError.code``) of a statement the provider has not produced
+#: yet: Alipay's bill query answers it for a day until the morning after (R-JOB-2 then
+#: writes nothing and says so).
+STATEMENT_NOT_READY = "isp.bill_not_exist"
+
 
 class TradeState(enum.StrEnum):
     """A trade's state at the provider (Alipay's ``trade_status`` values)."""

@@ -5,8 +5,8 @@ once, and applying it twice would change nothing anyway).
 - ``payment.violations`` (adjudication's violation topic): ``ViolationRecorded`` (facts,
   and a decision when it carries one), ``ViolationHandled`` (a decision issued),
   ``ViolationDisputed`` / ``ViolationUndisputed`` (R-PAY-1, R-ADJ-9).
-- ``payment.registry``: persons' names, vehicles' owners and plates, licences' holders
-  (what a decision shows of its party).
+- ``payment.registry``: persons' names and phones, vehicles' owners and plates, licences'
+  holders (what a decision shows of its party; the phone the overdue SMS goes to, R-JOB-6).
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ async def on_undisputed(copy: DecisionCopy, e: Message, now: datetime) -> None:
 
 async def on_person(copy: DecisionCopy, e: Message, now: datetime) -> None:
     assert isinstance(e, reg.PersonRegistered)
-    await copy.upsert_person(person_id=e.person_id, name=e.name)
+    await copy.upsert_person(person_id=e.person_id, name=e.name, phone=e.phone or None)
 
 
 async def on_vehicle(copy: DecisionCopy, e: Message, now: datetime) -> None:

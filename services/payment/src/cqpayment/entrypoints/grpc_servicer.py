@@ -4,8 +4,9 @@ gRPC status through the shared interceptor.
 The provider is the Alipay trade adapter built from settings (``trade_provider_for``: the
 real Alipay, or in sandbox mode and tests the fake Alipay server the settings point at), on
 one ``httpx.AsyncClient`` per process, closed when the server stops; tests may inject any
-``TradeProvider`` (and receipt renderer) through ``register``. GetReconciliation stays
-UNIMPLEMENTED until the nightly-jobs issue builds it.
+``TradeProvider`` (and receipt renderer, and SMS sender) through ``register``. The SMS
+sender (R-JOB-6's overdue notices) is the one the settings name (``cqcommon.sms.senders``:
+the recording outbox in tests and the sandbox, Alibaba Cloud SMS in production).
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from typing import Any
 
 import grpc
 import httpx
-from cqcommon.grpc_server import not_implemented
+from cqcommon.protomap import timestamp_from_proto
 from cqcommon.runner import ServiceContext
+from cqcommon.sms import SmsSender
+from cqcommon.sms.senders import sms_sender_for
 from cqtraffic.common.v1 import jobs_pb2
 from cqtraffic.payment.v1 import payment_pb2 as pb
 from cqtraffic.payment.v1 import payment_pb2_grpc as pb_grpc
@@ -27,11 +30,13 @@ from cqpayment.adapters.unit_of_work import PostgresUnitOfWork
 from cqpayment.entrypoints.mappers import (
     caller_from_proto,
     create_response,
+    day_from_proto,
     decision_to_proto,
     encode_payment,
     envelope_of,
     feedback_to_proto,
     payment_to_proto,
+    reconciliation_to_proto,
     refund_to_proto,
 )
 from cqpayment.ports import ReceiptRenderer, TradeProvider
@@ -42,6 +47,7 @@ from cqpayment.service_layer.jobs import run_job
 from cqpayment.service_layer.notifications import record_provider_notification
 from cqpayment.service_layer.payments import create_counter_payment, create_payment, get_payment
 from cqpayment.service_layer.receipts import get_receipt
+from cqpayment.service_layer.reconciliation import get_reconciliation
 from cqpayment.service_layer.refunds import approve_refund, list_refunds
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -54,6 +60,7 @@ class PaymentServiceServicer(pb_grpc.PaymentServiceServicer):
         *,
         provider: TradeProvider | None = None,
         renderer: ReceiptRenderer | None = None,
+        sms_sender: SmsSender | None = None,
     ) -> None:
         self.ctx = ctx
         #: the process's one HTTP client for the provider (None when one was injected)
@@ -68,6 +75,7 @@ class PaymentServiceServicer(pb_grpc.PaymentServiceServicer):
             provider=provider,
             clock=ctx.clock,
             config=PaymentConfig.from_settings(ctx.settings),
+            sms=sms_sender or sms_sender_for(ctx.settings, ctx.redis, ctx.clock),
         )
         self.renderer: ReceiptRenderer = renderer or PdfReceiptRenderer()
 
@@ -152,12 +160,15 @@ class PaymentServiceServicer(pb_grpc.PaymentServiceServicer):
             job=request.job,
             checkpoint=request.checkpoint,
             batch_size=request.batch_size,
+            as_of=timestamp_from_proto(request.as_of) if request.HasField("as_of") else None,
+            night=day_from_proto(request.night, "night"),
         )
         return jobs_pb2.RunJobResponse(
             items_done=batch.items_done,
             checkpoint=batch.checkpoint,
             done=batch.done,
             errors=batch.errors,
+            message=batch.message,
         )
 
     async def ListRefunds(
@@ -190,7 +201,12 @@ class PaymentServiceServicer(pb_grpc.PaymentServiceServicer):
     async def GetReconciliation(
         self, request: pb.GetReconciliationRequest, context: Context
     ) -> pb.GetReconciliationResponse:
-        raise not_implemented("GetReconciliation")
+        day = await get_reconciliation(
+            self.deps,
+            caller=caller_from_proto(request.caller),
+            day=day_from_proto(request.date, "date"),
+        )
+        return reconciliation_to_proto(day)
 
 
 def register(
@@ -199,8 +215,11 @@ def register(
     *,
     provider: TradeProvider | None = None,
     renderer: ReceiptRenderer | None = None,
+    sms_sender: SmsSender | None = None,
 ) -> list[str]:
-    servicer = PaymentServiceServicer(ctx, provider=provider, renderer=renderer)
+    servicer = PaymentServiceServicer(
+        ctx, provider=provider, renderer=renderer, sms_sender=sms_sender
+    )
     pb_grpc.add_PaymentServiceServicer_to_server(servicer, server)
     if servicer.http is not None:
         # the runner has no shutdown hook for a servicer's resources: the provider's HTTP

@@ -1,11 +1,19 @@
 """Domain <-> protobuf for the payment service: the caller, the payable decision, payments
-(also as the stored first response of an idempotency key), refunds, feedback, the events
-payment publishes and the adjudication events it learns decisions from."""
+(also as the stored first response of an idempotency key), refunds, feedback, a reconciled
+day, the events payment publishes and the adjudication events it learns decisions from."""
 
 from __future__ import annotations
 
+from datetime import date
+
+from cqcommon.errors import VALIDATION_FAILED, DomainError
 from cqcommon.events import new_envelope
-from cqcommon.protomap import date_to_proto, timestamp_from_proto, timestamp_to_proto
+from cqcommon.protomap import (
+    date_from_proto,
+    date_to_proto,
+    timestamp_from_proto,
+    timestamp_to_proto,
+)
 from cqtraffic.adjudication.v1 import events_pb2 as adj
 from cqtraffic.common.v1 import types_pb2 as common
 from cqtraffic.events.v1.envelope_pb2 import EventEnvelope
@@ -17,6 +25,7 @@ from cqpayment.domain.decisions import DecisionView, ViolationFacts
 from cqpayment.domain.events import DomainEvent, FinePaid, PaymentRefunded
 from cqpayment.domain.feedback import FeedbackEntry
 from cqpayment.domain.payments import Payment
+from cqpayment.domain.reconciliation import ReconciledDay
 from cqpayment.domain.refunds import Refund
 
 PRODUCER = "payment"
@@ -113,6 +122,36 @@ def feedback_to_proto(e: FeedbackEntry) -> pb.Feedback:
         out_trade_no=e.out_trade_no,
         provider_status=e.provider_status,
     )
+
+
+def day_from_proto(value: common.Date, field: str) -> date | None:
+    """A request's calendar day (None when unset); an impossible one is VALIDATION_FAILED."""
+    try:
+        return date_from_proto(value)
+    except ValueError:
+        raise DomainError(VALIDATION_FAILED, details={"field": field}) from None
+
+
+def reconciliation_to_proto(day: ReconciledDay | None) -> pb.GetReconciliationResponse:
+    """A reconciled day (R-JOB-2); a day never reconciled says so (``reconciled`` false)."""
+    if day is None:
+        return pb.GetReconciliationResponse(reconciled=False)
+    response = pb.GetReconciliationResponse(
+        mismatches=[
+            pb.ReconciliationMismatch(
+                kind=m.kind.value,
+                out_trade_no=m.out_trade_no,
+                our_amount_fen=m.our_amount_fen or 0,
+                their_amount_fen=m.their_amount_fen or 0,
+            )
+            for m in day.mismatches
+        ],
+        reconciled=True,
+        statement_lines=day.statement_lines,
+        our_payments=day.our_payments,
+    )
+    response.reconciled_at.CopyFrom(timestamp_to_proto(day.completed_at))
+    return response
 
 
 def envelope_of(event: DomainEvent) -> EventEnvelope:

@@ -1,5 +1,6 @@
 """What the payment use cases depend on, built once per process: the configurable numbers
-(from settings), the unit-of-work factory, the provider, the clock and the id sources."""
+(from settings), the unit-of-work factory, the provider, the SMS sender (R-JOB-6's overdue
+notices), the clock and the id sources."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Protocol
 from cqcommon.clock import Clock
 from cqcommon.errors import MAINTENANCE_WINDOW, DomainError
 from cqcommon.maintenance import MaintenanceWindow
+from cqcommon.sms import SmsSender
 
 from cqpayment.ports import TradeProvider, UnitOfWorkFactory
 
@@ -34,6 +36,8 @@ class PaymentSettings(Protocol):
     def payment_feedback_max(self) -> int: ...
     @property
     def payment_maintenance_window(self) -> str: ...
+    @property
+    def aliyun_sms_overdue_template_code(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,8 @@ class PaymentConfig:
     window: MaintenanceWindow | None = field(default_factory=MaintenanceWindow)
     #: what the buyer sees as the trade's subject (the decision number follows)
     subject: str = "重庆交通违法罚款"
+    #: R-JOB-6: the SMS template of the overdue notice
+    overdue_template_code: str = "SMS_000000001"
 
     @classmethod
     def from_settings(cls, s: PaymentSettings) -> PaymentConfig:
@@ -67,6 +73,7 @@ class PaymentConfig:
             resolve_after=timedelta(seconds=s.payment_pending_resolve_after_s),
             feedback_max=s.payment_feedback_max,
             window=MaintenanceWindow.parse(text) if text else None,
+            overdue_template_code=s.aliyun_sms_overdue_template_code,
         )
 
     def check_window(self, now: datetime) -> None:
@@ -98,6 +105,8 @@ class Deps:
     provider: TradeProvider
     clock: Clock
     config: PaymentConfig = field(default_factory=PaymentConfig)
+    #: R-JOB-6: where overdue notices go (None: the overdue job refuses to run)
+    sms: SmsSender | None = None
     #: fresh ids of payments, refunds and feedback
     new_id: Callable[[], str] = _uuid4
     #: 24 random hex digits of an order number

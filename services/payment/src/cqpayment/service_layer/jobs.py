@@ -1,5 +1,5 @@
 """Use case: one bounded batch of a nightly job (R-JOB-*); the runner calls again with the
-returned checkpoint until ``done``. Both jobs are idempotent and safe to run twice.
+returned checkpoint until ``done``. Every job is idempotent and safe to run twice.
 
 - ``resolve_pending_payments`` (R-JOB-1, R-PAY-4): payments pending longer than
   ``PAYMENT_PENDING_RESOLVE_AFTER_S``, in (created_at, payment_id) order from the
@@ -9,6 +9,15 @@ returned checkpoint until ``done``. Both jobs are idempotent and safe to run twi
 - ``reap_idempotency_keys`` (R-PAY-3): keys completed more than
   ``IDEMPOTENCY_KEY_RETENTION_H`` ago (and in-flight ones abandoned that long), deleted in
   batches.
+- ``reconcile_payments`` (R-JOB-2): the night's previous day against the provider's
+  statement (``service_layer.reconciliation``), one day per call.
+- ``notify_overdue_decisions`` (R-JOB-6): decisions from their 16th day marked once and
+  their party sent one SMS (``service_layer.overdue``), in (decision_date, decision_no)
+  pages from the checkpoint.
+
+``as_of`` is the runner's "now" (its ``--now`` in drills and tests; else the service's
+clock) and ``night`` the Asia/Shanghai day the window belongs to (else the night of
+``as_of``); the jobs about a day or a date use them, never the wall clock.
 """
 
 from __future__ import annotations
@@ -16,19 +25,24 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from cqcommon.errors import UNKNOWN_JOB, VALIDATION_FAILED, DomainError
 
 from cqpayment.domain.provider import ProviderUnavailableError
+from cqpayment.domain.reconciliation import night_of
 from cqpayment.service_layer.config import Deps
+from cqpayment.service_layer.overdue import notify_overdue_batch
+from cqpayment.service_layer.reconciliation import reconcile_night
 from cqpayment.service_layer.settlement import resolve
 
 log = logging.getLogger(__name__)
 
 RESOLVE_PENDING = "resolve_pending_payments"
 REAP_KEYS = "reap_idempotency_keys"
-JOBS = (RESOLVE_PENDING, REAP_KEYS)
+RECONCILE = "reconcile_payments"
+NOTIFY_OVERDUE = "notify_overdue_decisions"
+JOBS = (RESOLVE_PENDING, REAP_KEYS, RECONCILE, NOTIFY_OVERDUE)
 DEFAULT_BATCH = 100
 MAX_BATCH = 1000
 
@@ -39,6 +53,8 @@ class JobBatch:
     checkpoint: str
     done: bool
     errors: int = 0
+    #: a short, non-personal note for the run record
+    message: str = ""
 
 
 def _batch_size(requested: int) -> int:
@@ -65,11 +81,31 @@ def format_checkpoint(created_at: datetime, payment_id: str) -> str:
     return f"{created_at.isoformat()}|{payment_id}"
 
 
-async def run_job(deps: Deps, *, job: str, checkpoint: str, batch_size: int) -> JobBatch:
+async def run_job(
+    deps: Deps,
+    *,
+    job: str,
+    checkpoint: str,
+    batch_size: int,
+    as_of: datetime | None = None,
+    night: date | None = None,
+) -> JobBatch:
+    """One batch of ``job``; ``as_of`` / ``night`` default to the clock's now and its night."""
+    now = as_of or deps.clock.now()
     if job == RESOLVE_PENDING:
         return await _resolve_pending(deps, checkpoint, _batch_size(batch_size))
     if job == REAP_KEYS:
         return await _reap_keys(deps, _batch_size(batch_size))
+    if job == RECONCILE:
+        r = await reconcile_night(
+            deps, night=night or night_of(now), checkpoint=checkpoint, now=now
+        )
+        return JobBatch(r.items_done, r.checkpoint, done=True, errors=r.errors, message=r.message)
+    if job == NOTIFY_OVERDUE:
+        o = await notify_overdue_batch(
+            deps, checkpoint=checkpoint, limit=_batch_size(batch_size), now=now
+        )
+        return JobBatch(o.items_done, o.checkpoint, o.done, errors=o.errors, message=o.message)
     raise DomainError(UNKNOWN_JOB, details={"jobs": list(JOBS)})
 
 
