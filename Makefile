@@ -13,7 +13,7 @@ PROTO_STAMP := $(PROTO_OUT)/cqtraffic/.generated
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install proto run test test-unit lint typecheck check-imports check migrate generate bench clean help
+.PHONY: install proto run test test-unit lint typecheck check-imports check migrate generate bench jobs clean help
 
 help:
 	@echo "make run        set up and run the whole cluster (gateway on 127.0.0.1:8000)"
@@ -24,6 +24,7 @@ help:
 	@echo "make migrate    apply every service's migrations"
 	@echo "make generate   load the sandbox roster (+ VEHICLES=N synthetic vehicles)"
 	@echo "make bench      run the benchmarks under bench/"
+	@echo "make jobs       the nightly jobs once, now (JOB=name, NOW=time, FORCE=1)"
 
 $(UV):
 	$(PYTHON_BOOT) -m venv $(TOOLS)
@@ -74,6 +75,11 @@ generate: proto
 
 bench: proto
 	$(PY) -m cqdev bench
+
+# The nightly jobs (R-JOB-*) once, against the cluster `make run` started (its settings
+# from the environment): refused outside 22:00-00:30 Asia/Shanghai unless FORCE=1.
+jobs: proto
+	$(PY) -m cqjobs jobs run $(if $(JOB),--job $(JOB)) $(if $(NOW),--now "$(NOW)") $(if $(FORCE),--force)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache

@@ -243,7 +243,7 @@ def drive(
 # the cluster, as `make run` starts it
 # --------------------------------------------------------------------------------------
 
-SERVICE_PREFIXES = ("QUERY", "ADJUDICATION", "PAYMENT", "FOLLOW", "REGISTRY")
+SERVICE_PREFIXES = ("QUERY", "ADJUDICATION", "PAYMENT", "FOLLOW", "REGISTRY", "JOBS")
 
 
 class ClusterError(RuntimeError):

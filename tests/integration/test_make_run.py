@@ -37,7 +37,7 @@ def launcher_env(test_env: dict[str, str], tmp_path: Path) -> Iterator[dict[str,
         FAKE_ALIPAY_PORT=str(free_port()),
         OTEL_EXPORTER="none",
     )
-    for name in ("QUERY", "ADJUDICATION", "PAYMENT", "FOLLOW", "REGISTRY"):
+    for name in ("QUERY", "ADJUDICATION", "PAYMENT", "FOLLOW", "REGISTRY", "JOBS"):
         env[f"{name}_SERVICE_ADDR"] = f"127.0.0.1:{free_port()}"
     yield env
     drop_database(base_url, dbname)
@@ -66,7 +66,7 @@ def test_make_run_becomes_ready_and_stops_cleanly(
         assert r.status_code == 200, r.text
         assert r.json()["status"] == "ready"
         children = psutil.Process(proc.pid).children(recursive=True)
-        assert len(children) >= 6  # five services and the gateway at least
+        assert len(children) >= 7  # five services, the job runner and the gateway at least
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=90) == 0
         _gone, alive = psutil.wait_procs(children, timeout=15)

@@ -1,8 +1,9 @@
 """The cluster launcher behind `make run`: stack, migrations, sandbox roster, every service.
 
 :func:`run` provisions the local stack (:mod:`cqdev.stack`), runs each service's
-``migrate`` (registry, adjudication, payment, follow, query, gateway), loads the sandbox
-roster, starts one ``python -m cq<svc> run`` per service and ``python -m cqgateway serve``,
+``migrate`` (registry, adjudication, payment, follow, query, jobs, gateway), loads the sandbox
+roster, starts one ``python -m cq<svc> run`` per service and the job runner (``python -m
+cqjobs run``: its run records and the nightly scheduler) and ``python -m cqgateway serve``,
 waits until every service's gRPC health answers SERVING and the gateway's ``/readyz`` is
 200, prints the URLs and sandbox logins, then supervises: a child that dies is reported
 and everything is stopped (exit 1); Ctrl-C / SIGTERM stops the children (SIGTERM, then
@@ -24,7 +25,7 @@ and errors.
 Public API: :class:`ChildSpec`, :class:`GrpcReady`, :class:`HttpReady`,
 :class:`ClusterConfig`, :class:`FakeAlipaySpec`, :func:`default_config`, :func:`run`,
 :func:`sandbox_mode`, :func:`sandbox_keys_dir`, :class:`ServiceSpec`,
-:data:`SERVICES`, :data:`MIGRATION_ORDER`, :func:`setup_commands`, :func:`run_setup`,
+:data:`SERVICES`, :data:`JOBS`, :data:`LAUNCHED`, :data:`MIGRATION_ORDER`, :func:`setup_commands`, :func:`run_setup`,
 :class:`Interrupted`. ``--ready-file`` (see :class:`ClusterConfig`) writes a JSON file with
 URLs and pids once ready, for end-to-end tests.
 """
@@ -76,9 +77,15 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("follow", "cqfollow", "FOLLOW_SERVICE_ADDR", 50054),
     ServiceSpec("query", "cqquery", "QUERY_SERVICE_ADDR", 50051),
 )
+#: The nightly job runner (R-JOB-*): started last, after the services whose ``RunJob`` it
+#: calls; its ``run`` serves the run records (JobsService) and waits for 22:00. Kept out of
+#: SERVICES because it is not deployed as they are (a Kubernetes CronJob is planned).
+JOBS = ServiceSpec("jobs", "cqjobs", "JOBS_SERVICE_ADDR", 50056)
+#: What ``make run`` starts, in order: the services, then the job runner.
+LAUNCHED: tuple[ServiceSpec, ...] = (*SERVICES, JOBS)
 #: (name, module) in the order their migrations run; the gateway owns an audit schema.
 MIGRATION_ORDER: tuple[tuple[str, str], ...] = (
-    *((s.name, s.module) for s in SERVICES),
+    *((s.name, s.module) for s in LAUNCHED),
     ("gateway", "cqgateway"),
 )
 
@@ -223,17 +230,17 @@ def setup_commands(*, load_sandbox: bool = True) -> list[tuple[str, tuple[str, .
 def default_config(
     environ: Mapping[str, str] | None = None, *, ready_file: Path | None = None
 ) -> ClusterConfig:
-    """The real cluster: the five services' ``run`` and the gateway's ``serve``."""
+    """The real cluster: the five services' and the job runner's ``run``, the gateway's ``serve``."""
     env = dict(os.environ if environ is None else environ)
     py = sys.executable
     services = [
-        ChildSpec(s.name, (py, "-m", s.module, "run"), GrpcReady(_addr(env, s))) for s in SERVICES
+        ChildSpec(s.name, (py, "-m", s.module, "run"), GrpcReady(_addr(env, s))) for s in LAUNCHED
     ]
     host = env.get("GATEWAY_HOST") or "127.0.0.1"
     gw_port = int(env.get("GATEWAY_PORT") or 8000)
     url_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
     gateway_url = f"http://{url_host}:{gw_port}"
-    ports = [(_port_of(_addr(env, s)), s.addr_env) for s in SERVICES]
+    ports = [(_port_of(_addr(env, s)), s.addr_env) for s in LAUNCHED]
     ports.append((gw_port, "GATEWAY_PORT"))
     fake_alipay: FakeAlipaySpec | None = None
     if sandbox_mode(env):
@@ -475,6 +482,12 @@ class _Cluster:
                 f"{fake.notify_url} (retried until it answers success):",
                 f"  curl -X POST {fake.url}/sandbox/alipay/trades/<trade_no>/pay",
             ]
+        lines += [
+            "",
+            "Nightly jobs (R-JOB-*): the job runner waits for 22:00 Asia/Shanghai; now:",
+            "  make jobs FORCE=1   (python -m cqjobs jobs run --force [--job NAME] [--now TIME]);",
+            f"  the runs: GET {gw}/internal/v1/jobs (staff)",
+        ]
         if cfg.print_logins:
             lines += [
                 "",

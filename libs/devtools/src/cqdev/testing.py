@@ -318,8 +318,8 @@ class Cluster:
 async def in_process_cluster(
     settings: Settings, *, instrument: bool = False
 ) -> AsyncIterator[Cluster]:
-    """Every service's runtime (gRPC server, relay, consumers) in this event loop on a free
-    port, and the gateway app with its lifespan behind httpx's ASGI transport.
+    """Every service's runtime (gRPC server, relay, consumers) and the job runner's gRPC
+    server (``runtimes["jobs"]``) in this event loop on a free port, and the gateway app with its lifespan behind httpx's ASGI transport.
 
     Services call each other (query asks adjudication), so every address is chosen before
     the first one starts. ``instrument`` adds the FastAPI server spans that
@@ -329,13 +329,16 @@ async def in_process_cluster(
     from cqcommon.runner import ServiceRuntime
     from cqfollow.wiring import SPEC as FOLLOW
     from cqgateway.app import create_app
+    from cqjobs.wiring import SPEC as JOBS
     from cqpayment.wiring import SPEC as PAYMENT
     from cqquery.wiring import SPEC as QUERY
     from cqregistry.wiring import SPEC as REGISTRY
 
     from cqdev.stack import free_port
 
-    specs = (REGISTRY, ADJUDICATION, QUERY, PAYMENT, FOLLOW)
+    # the job runner last: its gRPC server serves the run records (its runs are started by
+    # the tests themselves, with cqjobs.wiring.build_runner on this cluster's settings)
+    specs = (REGISTRY, ADJUDICATION, QUERY, PAYMENT, FOLLOW, JOBS)
     ports = {spec.name: free_port() for spec in specs}
     addrs = {f"{name}_service_addr": f"127.0.0.1:{port}" for name, port in ports.items()}
     settings = settings.model_copy(update=addrs)

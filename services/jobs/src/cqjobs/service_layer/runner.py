@@ -125,6 +125,8 @@ class JobRunner:
         self.progress = progress
         self.config = config
         self.sleep = sleep
+        #: the run in progress as last saved (what an interruption records)
+        self._current: RunRecord | None = None
 
     async def run(self, jobs: Sequence[JobSpec] = CATALOGUE, *, force: bool = False) -> NightReport:
         """Run ``jobs`` in order; raises ``OutsideWindowError`` outside the window unless
@@ -174,13 +176,15 @@ class JobRunner:
             resume=resume,
         )
         await self.store.create(run)
+        self._current = run
         self.progress.started(spec, run)
         try:
             run = await self._batches(spec, lease, run, stop_at)
         except asyncio.CancelledError:
-            # Stopped from outside (Ctrl-C, SIGTERM): say so in the record; the next run
-            # resumes from the last checkpoint written.
-            interrupted = run.finish(RunState.FAILED, self.clock.now(), "interrupted")
+            # Stopped from outside (Ctrl-C, SIGTERM): say so in the record (with the last
+            # checkpoint written, not the one this run started from); the next run resumes.
+            last = self._current or run
+            interrupted = last.finish(RunState.FAILED, self.clock.now(), "interrupted")
             await asyncio.shield(self._save_quietly(interrupted))
             raise
         self.progress.finished(self._line(spec, run, stop_at))
@@ -246,6 +250,7 @@ class JobRunner:
                 await self.store.save(run)
                 return run
             await self.store.save(run)
+            self._current = run
             self.progress.batch(self._line(spec, run, stop_at))
 
     async def _batch_with_retries(self, spec: JobSpec, request: BatchRequest) -> BatchResult:
