@@ -6,7 +6,8 @@ reading tables back.
 
 The maintenance window is off in the shared server (``PAYMENT_MAINTENANCE_WINDOW`` empty):
 these tests must not depend on the hour they run at. ``payment_at`` starts a server with the
-window on and a fixed clock, for the window's own test.
+window on and a fixed clock, for the window's own test; ``payment_with`` one with other
+settings (another SMS gateway, for the overdue job's failed send).
 """
 
 from __future__ import annotations
@@ -63,6 +64,20 @@ def payment_at(
     ``clock`` as its time."""
     settings = test_settings.model_copy(update={"payment_maintenance_window": "22:00-00:30"})
     return lambda clock: _stub(settings, clock=clock)
+
+
+@pytest.fixture
+def payment_with(
+    test_settings: Settings, migrated_database: Any
+) -> Callable[..., contextlib.AbstractAsyncContextManager[PaymentServiceAsyncStub]]:
+    """``async with payment_with(sms_provider=..., ...) as stub``: a server whose settings
+    differ by these (maintenance window off)."""
+
+    def start(**changes: Any) -> contextlib.AbstractAsyncContextManager[PaymentServiceAsyncStub]:
+        update = {"payment_maintenance_window": "", **changes}
+        return _stub(test_settings.model_copy(update=update))
+
+    return start
 
 
 @pytest.fixture(scope="module")
