@@ -1,8 +1,8 @@
 """Fixtures of the gateway tests: settings on the test session's PostgreSQL database,
 Redis db and Tansu broker (the ``test_settings`` fixture of ``cqdev.pytest_plugin``, the one
 way tests get them), and ``FakeServices`` — an in-process grpc.aio server implementing
-QueryService, AdjudicationService, PaymentService, FollowService and the standard health
-service.
+QueryService, AdjudicationService, PaymentService, FollowService, JobsService and the
+standard health service.
 
 ``FakeServices`` is a *test double for the HTTP ↔ gRPC mapping only*: each method
 answers whatever the test scripted (a response, or a ``DomainError`` sent exactly as
@@ -30,6 +30,7 @@ from cqcommon.settings import Settings
 from cqgateway.app import create_app
 from cqtraffic.adjudication.v1 import adjudication_pb2_grpc
 from cqtraffic.follow.v1 import follow_pb2_grpc
+from cqtraffic.jobs.v1 import jobs_pb2_grpc
 from cqtraffic.payment.v1 import payment_pb2_grpc
 from cqtraffic.query.v1 import query_pb2 as q
 from cqtraffic.query.v1 import query_pb2_grpc
@@ -55,6 +56,7 @@ class FakeServices(
     adjudication_pb2_grpc.AdjudicationServiceServicer,
     payment_pb2_grpc.PaymentServiceServicer,
     follow_pb2_grpc.FollowServiceServicer,
+    jobs_pb2_grpc.JobsServiceServicer,
 ):
     """Scripted answers per method name; records every request it received."""
 
@@ -213,12 +215,24 @@ class FakeServices(
     async def ListSandboxSms(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
         return await self._answer("ListSandboxSms", request, context)
 
+    # PaymentService / AdjudicationService: the nightly jobs' counter reads
+    async def GetReconciliation(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        return await self._answer("GetReconciliation", request, context)
+
+    async def GetDecisionNotice(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        return await self._answer("GetDecisionNotice", request, context)
+
+    # JobsService (the nightly job runner's records)
+    async def ListRuns(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        return await self._answer("ListRuns", request, context)
+
     async def start(self) -> None:
         server = grpc.aio.server()
         query_pb2_grpc.add_QueryServiceServicer_to_server(self, server)
         adjudication_pb2_grpc.add_AdjudicationServiceServicer_to_server(self, server)
         payment_pb2_grpc.add_PaymentServiceServicer_to_server(self, server)
         follow_pb2_grpc.add_FollowServiceServicer_to_server(self, server)
+        jobs_pb2_grpc.add_JobsServiceServicer_to_server(self, server)
         servicer = HealthServicer()
         await servicer.set("", health_pb2.HealthCheckResponse.SERVING)
         health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
@@ -275,6 +289,7 @@ def make_settings(database_url: str, redis_url: str, grpc_port: int, **overrides
         "adjudication_service_addr": addr,
         "payment_service_addr": addr,
         "follow_service_addr": addr,
+        "jobs_service_addr": addr,
         "token_secret": SECRET,
         "sandbox_mode": True,
         "sandbox_staff_password": "sandbox",

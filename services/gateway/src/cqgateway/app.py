@@ -36,6 +36,7 @@ from cqgateway.routers import (
     health,
     internal,
     me,
+    nightly,
     not_built,
     payments,
     violations,
@@ -164,6 +165,7 @@ def create_app(
     app.include_router(counter_payments.router)
     app.include_router(follows.router)
     app.include_router(follows.internal_router)
+    app.include_router(nightly.router)
     app.include_router(not_built.router)
     # Added later = further out. Order of a request: security headers, audit, body size,
     # string check, routes; so an oversized or refused /internal/v1 request is audited, and

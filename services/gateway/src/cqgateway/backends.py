@@ -1,6 +1,7 @@
 """Everything the gateway talks to, built from settings without connecting.
 
-``Backends`` holds the gRPC stubs of the four services (one ``grpc.aio`` channel each,
+``Backends`` holds the gRPC stubs of the four services and the nightly job runner (one
+``grpc.aio`` channel each,
 from ``cqcommon.grpc_client.make_channel``), the gateway's own database (schema
 ``gateway``: staff accounts and the audit log), a Redis client, the HTTP client the
 Alipay adapter uses, and the Alipay OAuth adapter. gRPC channels and the Redis client
@@ -22,6 +23,7 @@ from cqcommon.grpc_client import make_channel
 from cqcommon.settings import Settings
 from cqtraffic.adjudication.v1 import adjudication_pb2_grpc
 from cqtraffic.follow.v1 import follow_pb2_grpc
+from cqtraffic.jobs.v1 import jobs_pb2_grpc
 from cqtraffic.payment.v1 import payment_pb2_grpc
 from cqtraffic.query.v1 import query_pb2_grpc
 
@@ -30,12 +32,13 @@ from cqgateway.alipay_oauth import AlipayOAuth, make_alipay_oauth
 if TYPE_CHECKING:
     from cqtraffic.adjudication.v1.adjudication_pb2_grpc import AdjudicationServiceAsyncStub
     from cqtraffic.follow.v1.follow_pb2_grpc import FollowServiceAsyncStub
+    from cqtraffic.jobs.v1.jobs_pb2_grpc import JobsServiceAsyncStub
     from cqtraffic.payment.v1.payment_pb2_grpc import PaymentServiceAsyncStub
     from cqtraffic.query.v1.query_pb2_grpc import QueryServiceAsyncStub
 
 GATEWAY_SCHEMA = "gateway"
-#: The four peer services, in the order /readyz reports them.
-SERVICE_NAMES: tuple[str, ...] = ("query", "adjudication", "payment", "follow")
+#: The peer services (the job runner's record server too), in the order /readyz reports them.
+SERVICE_NAMES: tuple[str, ...] = ("query", "adjudication", "payment", "follow", "jobs")
 
 
 @dataclass
@@ -46,7 +49,9 @@ class Backends:
     adjudication: AdjudicationServiceAsyncStub
     payment: PaymentServiceAsyncStub
     follow: FollowServiceAsyncStub
-    #: service name ("query", "adjudication", "payment", "follow") → its channel (health checks)
+    #: the nightly job runner's run records (R-JOB-*)
+    jobs: JobsServiceAsyncStub
+    #: service name (``SERVICE_NAMES``) → its channel (health checks)
     channels: Mapping[str, grpc.aio.Channel]
     db: Database
     redis: aioredis.Redis
@@ -65,6 +70,7 @@ class Backends:
             "adjudication": make_channel(settings.adjudication_service_addr),
             "payment": make_channel(settings.payment_service_addr),
             "follow": make_channel(settings.follow_service_addr),
+            "jobs": make_channel(settings.jobs_service_addr),
         }
         http = httpx.AsyncClient(timeout=httpx.Timeout(settings.grpc_deadline_s))
         return cls(
@@ -72,6 +78,7 @@ class Backends:
             adjudication=adjudication_pb2_grpc.AdjudicationServiceStub(channels["adjudication"]),
             payment=payment_pb2_grpc.PaymentServiceStub(channels["payment"]),
             follow=follow_pb2_grpc.FollowServiceStub(channels["follow"]),
+            jobs=jobs_pb2_grpc.JobsServiceStub(channels["jobs"]),
             channels=channels,
             db=Database(
                 settings.database_url,

@@ -796,3 +796,64 @@ class ReadinessOut(BaseModel):
 
 class LivenessOut(BaseModel):
     status: Literal["ok"] = "ok"
+
+
+# -- nightly jobs (R-JOB-*): run records and reconciliation, for staff -----------------------
+JobRunStateName = Literal["running", "completed", "paused", "failed"]
+MismatchKindName = Literal["ours_only", "theirs_only", "amount_differs"]
+
+
+class JobRunOut(BaseModel):
+    """One run of one nightly job (R-JOB-*), as the job runner recorded it."""
+
+    run_id: str
+    job: str = Field(description="The job's name, e.g. `expire_sms_follows`.")
+    service: str = Field(description="The service that works it: payment, follow, adjudication.")
+    night: date | None = Field(
+        description="The Asia/Shanghai day the window started (22:00 that day to 00:30 the next)."
+    )
+    started_at: datetime | None
+    ended_at: datetime | None = Field(description="None while the run is `running`.")
+    state: JobRunStateName = Field(
+        description=(
+            "`running`; `completed`; `paused` (stopped before 00:30, the rest left for the "
+            "next night); `failed` (a batch kept failing, or the runner stopped under it: the "
+            "next run resumes from `checkpoint`)."
+        )
+    )
+    items_done: int
+    errors: int
+    batches: int
+    checkpoint: str = Field(description="Where the service stopped last (a resumed run starts).")
+    message: str = Field(description="A short note: the last error, the service's remark.")
+    forced: bool = Field(description="Started with --force (outside the window, or again).")
+    resumed_from: str | None = Field(description="The run whose checkpoint this one resumed.")
+
+
+class JobRunListOut(BaseModel):
+    runs: list[JobRunOut] = Field(description="Newest first.")
+
+
+class ReconciliationMismatchOut(BaseModel):
+    kind: MismatchKindName = Field(
+        description=(
+            "`ours_only` (we hold it paid, the provider's statement lacks it), `theirs_only` "
+            "(the statement has a trade we do not hold paid), `amount_differs`."
+        )
+    )
+    out_trade_no: str
+    our_amount_fen: int | None
+    their_amount_fen: int | None
+
+
+class ReconciliationOut(BaseModel):
+    """R-JOB-2: one Asia/Shanghai day's payments against the provider's statement."""
+
+    day: date
+    reconciled: bool = Field(
+        description="Whether the nightly job has reconciled this day (its statement existed)."
+    )
+    reconciled_at: datetime | None
+    statement_lines: int
+    our_payments: int
+    mismatches: list[ReconciliationMismatchOut]
