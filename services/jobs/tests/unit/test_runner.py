@@ -6,6 +6,7 @@ elsewhere, and the progress output."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 from datetime import date, datetime, timedelta
 
@@ -29,6 +30,7 @@ from cqjobs.service_layer.runner import (
     RunnerConfig,
 )
 from cqjobs.service_layer.runs import list_runs
+from cqjobs.service_layer.scheduler import Scheduler
 
 
 def sh(y: int, mo: int, d: int, h: int, mi: int, s: int = 0) -> datetime:
@@ -366,3 +368,33 @@ async def test_r_job_runs_are_listed_newest_first_for_staff_only() -> None:
     with pytest.raises(DomainError) as unknown:
         await list_runs(store, staff_id="s-1", job="nope", limit=0)
     assert unknown.value.code == "UNKNOWN_JOB"
+
+
+# -- the scheduler ------------------------------------------------------------------------
+async def test_r_job_scheduler_runs_the_night_inside_the_window_then_waits() -> None:
+    runner, store, _, _, _, clock = make(sh(2026, 11, 1, 23, 0))
+    stop = asyncio.Event()
+    nights: list[object] = []
+
+    def on_night(report: object) -> None:
+        nights.append(report)
+        stop.set()
+
+    await asyncio.wait_for(Scheduler(runner, clock, on_night=on_night).run(stop), 5)
+    assert len(nights) == 1 and len(store.runs) == len(CATALOGUE)
+
+
+async def test_r_job_scheduler_outside_the_window_runs_nothing_until_22_00() -> None:
+    runner, store, _, _, _, clock = make(sh(2026, 11, 1, 21, 59, 59))
+    stop = asyncio.Event()
+    task = asyncio.create_task(Scheduler(runner, clock, max_sleep_s=0.01).run(stop))
+    await asyncio.sleep(0.05)
+    assert store.runs == {}
+    clock.advance(timedelta(seconds=1))  # 22:00:00
+    for _ in range(100):
+        await asyncio.sleep(0.01)
+        if len(store.runs) == len(CATALOGUE):
+            break
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert len(store.runs) == len(CATALOGUE)
