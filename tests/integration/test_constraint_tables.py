@@ -19,6 +19,7 @@ from cqcommon.constraints import ConstraintTable, not_null_key
 from cqcommon.settings import Settings
 from cqfollow.adapters.constraints import FOLLOW_CONSTRAINTS
 from cqgateway.constraints import GATEWAY_CONSTRAINTS
+from cqjobs.adapters.constraints import JOBS_CONSTRAINTS
 from cqpayment.adapters.constraints import PAYMENT_CONSTRAINTS
 from cqquery.adapters.constraints import QUERY_CONSTRAINTS
 from cqregistry.adapters.constraints import REGISTRY_CONSTRAINTS
@@ -29,6 +30,7 @@ TABLES = (
     ADJUDICATION_CONSTRAINTS,
     FOLLOW_CONSTRAINTS,
     GATEWAY_CONSTRAINTS,
+    JOBS_CONSTRAINTS,
     PAYMENT_CONSTRAINTS,
     QUERY_CONSTRAINTS,
     REGISTRY_CONSTRAINTS,

@@ -286,7 +286,8 @@ def test_default_config_uses_the_documented_commands_and_ports() -> None:
     )
     argvs = [spec.argv[1:] for spec in config.services]
     assert argvs == [
-        ("-m", f"cq{n}", "run") for n in ("registry", "adjudication", "payment", "follow", "query")
+        ("-m", f"cq{n}", "run")
+        for n in ("registry", "adjudication", "payment", "follow", "query", "jobs")
     ]
     assert config.gateway.argv[1:] == ("-m", "cqgateway", "serve")
     assert config.gateway_url == "http://127.0.0.1:8123"
@@ -298,6 +299,7 @@ def test_default_config_uses_the_documented_commands_and_ports() -> None:
         "migrate-payment",
         "migrate-follow",
         "migrate-query",
+        "migrate-jobs",
         "migrate-gateway",
     ]
     # the sandbox loader talks to the services, so it runs once they are ready
