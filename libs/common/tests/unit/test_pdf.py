@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from cqcommon.pdf import (
     CONTENT_TYPE,
+    Block,
     DocumentMeta,
     Gap,
     LabelTable,
@@ -29,7 +30,7 @@ META = DocumentMeta(
     creator="cqtest",
     created_at=datetime(2026, 11, 20, 16, 0, tzinfo=UTC),  # 2026-11-21 00:00 in Chongqing
 )
-BLOCKS = [
+BLOCKS: list[Block] = [
     TitleLine("重庆市公安局交通管理局", size=15, height=9),
     TitleLine("处罚决定书"),
     Gap(4),

@@ -381,7 +381,7 @@ async def test_a_full_vehicle_or_a_non_sandbox_follow_service_is_noted_other_err
     with pytest.raises(loader.LoadError, match="FOLLOW_OWN_VEHICLE"):
         stub = FakeFollow(error="FOLLOW_OWN_VEHICLE")
         await loader._seed_follow(stub, SEEDS[0], loader.RetryBudget(), 5.0, summary)
-    with pytest.raises(loader.LoadError, match="still (FOLLOW_VEHICLE_)?NOT_FOUND"):
+    with pytest.raises(loader.LoadError, match=r"still (FOLLOW_VEHICLE_)?NOT_FOUND"):
         stub = FakeFollow(misses=10**6)
         budget = loader.RetryBudget(remaining_s=0.05, first_delay_s=0.01)
         await loader._seed_follow(stub, SEEDS[0], budget, 5.0, summary)
