@@ -274,13 +274,18 @@ class Cluster:
     async def record_violation(
         self, body: dict[str, Any], *, staff: dict[str, str] | None = None
     ) -> httpx.Response:
-        """``POST /internal/v1/violations`` once adjudication knows the vehicle: it learns it
-        from a registry event, so a 404 is retried until the event has arrived."""
+        """``POST /internal/v1/violations`` once adjudication knows the vehicle and the code:
+        it learns both from registry events (the code catalogue on a topic of its own), so a
+        404 and ``UNKNOWN_VIOLATION_CODE`` are retried until the events have arrived."""
         headers = staff or await self.staff()
 
         async def attempt() -> httpx.Response | None:
             r = await self.http.post("/internal/v1/violations", json=body, headers=headers)
-            return None if r.status_code == 404 else r
+            if r.status_code == 404:
+                return None
+            if r.status_code == 400 and error_body(r).get("code") == "UNKNOWN_VIOLATION_CODE":
+                return None
+            return r
 
         return await eventually(attempt)
 
