@@ -157,6 +157,24 @@ async def test_same_record_gets_different_ids_in_two_registries_and_the_same_on_
     assert again.committed and again.published == []  # unchanged records publish nothing
 
 
+async def test_republish_sends_unchanged_records_events_again_and_changes_nothing() -> None:
+    """A consumer that joined later (a new service's copy) or a broker that lost its topics
+    learns the records again: ``republish`` queues every record's event, same ids and payloads,
+    while the registry itself stays as it was."""
+    first = FakeUnitOfWork()
+    a = await import_records(uow=first, codec=CODEC, entries=_natural_batch())
+    again = FakeUnitOfWork(first.db)
+    c = await import_records(uow=again, codec=CODEC, entries=_natural_batch(), republish=True)
+    assert (c.changed, c.unchanged) == (0, 4) and c.ids == a.ids
+    assert again.committed and len(again.published) == 4
+
+    def facts(envelopes: list[EventEnvelope]) -> list[tuple[str, str, bytes]]:
+        # new event ids and times, the same events
+        return [(e.event_type, e.aggregate_id, e.payload.value) for e in envelopes]
+
+    assert facts(again.published) == facts(first.published)
+
+
 async def test_events_name_the_assigned_ids_and_resolve_references_by_id_number() -> None:
     uow = FakeUnitOfWork()
     # the vehicle and licence come before their person in the batch: still resolved

@@ -37,6 +37,7 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
                     uow=PostgresRegistryUnitOfWork(db_uow, envelope_of),
                     codec=RECORD_CODEC,
                     entries=entries,
+                    republish=request.republish,
                 )
         return pb.ImportRecordsResponse(
             changed=result.changed, unchanged=result.unchanged, ids=list(result.ids)

@@ -290,7 +290,9 @@ async def load_sandbox(
     try:
         registry: RegistryServiceAsyncStub = reg_grpc.RegistryServiceStub(registry_channel)
         for batch in batches(records):
-            request = reg.ImportRecordsRequest(records=list(batch))
+            # republish: the roster's events reach every copy even when the registry already has
+            # them (a service added since, or make run's in-memory broker started empty)
+            request = reg.ImportRecordsRequest(records=list(batch), republish=True)
             response = await budget.run(
                 lambda request=request: call(  # type: ignore[misc]
                     registry.ImportRecords,

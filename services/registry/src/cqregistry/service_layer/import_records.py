@@ -56,8 +56,11 @@ async def import_records(
     codec: RecordCodec,
     entries: Sequence[Entry],
     new_id: Callable[[], str] = new_record_id,
+    republish: bool = False,
 ) -> ImportResult:
-    """Store ``entries`` and queue their events; commits only when every entry is good."""
+    """Store ``entries`` and queue their events; commits only when every entry is good.
+    ``republish`` queues the event of an unchanged record too (a consumer that joined later
+    learns it; every consumer applies a registry event idempotently)."""
     if len(entries) > MAX_BATCH:
         raise DomainError(VALIDATION_FAILED, details={"records": f"at most {MAX_BATCH}"})
     ids = [""] * len(entries)
@@ -76,6 +79,8 @@ async def import_records(
         ids[index] = record_id
         if stored is not None and stored.content_hash == form.content_hash:
             unchanged += 1
+            if republish:
+                uow.record(RecordRegistered(entry.kind, record_id, form.payload))
             continue
         if stored is None:
             if not await uow.records.add(
