@@ -1,0 +1,82 @@
+"""The PostgreSQL unit of work every service's use cases run in (their ``UnitOfWork`` port).
+
+One pooled connection, one transaction: the service's repositories work inside it
+(a subclass binds them to the connection in ``bind``), recorded domain events are encoded
+and written to the outbox at ``commit()`` in the same transaction, and leaving the block
+without ``commit()`` rolls everything back. An ``IntegrityError`` raised inside the block
+(commit included) becomes the stable error its constraint maps to (the service's
+``ConstraintTable``), *after* the rollback, so a refused request writes nothing.
+
+The encoder (domain event -> protobuf envelope) is passed in by the entrypoint that owns
+the wire format, so no adapter imports a mapper.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import Generic, Self, TypeVar
+
+from cqtraffic.events.v1.envelope_pb2 import EventEnvelope
+
+from cqcommon.constraints import ConstraintTable, constraint_errors
+from cqcommon.db import Conn, Database
+from cqcommon.db import UnitOfWork as Transaction
+
+E = TypeVar("E")
+
+
+class OutboxUnitOfWork(Generic[E]):
+    """``async with Service(db, encode) as uow: ...; await uow.commit()``; a subclass sets
+    its repositories in :meth:`bind` and gives its constraint table."""
+
+    def __init__(
+        self, db: Database, encode: Callable[[E], EventEnvelope], constraints: ConstraintTable
+    ) -> None:
+        self._db = db
+        self._encode = encode
+        self._constraints = constraints
+        self._stack = AsyncExitStack()
+        self._tx: Transaction | None = None
+
+    def bind(self, conn: Conn) -> None:
+        """Create the service's repositories on the transaction's connection."""
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        # Entered first, so it exits last: the transaction is rolled back before the
+        # constraint error is translated and leaves the block.
+        self._stack.enter_context(constraint_errors(self._constraints))
+        try:
+            self._tx = await self._stack.enter_async_context(self._db.unit_of_work())
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        self.bind(self._tx.conn)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        self._tx = None
+        return await self._stack.__aexit__(exc_type, exc, tb)
+
+    @property
+    def committed(self) -> bool:
+        return self._tx is not None and self._tx.committed
+
+    def _transaction(self) -> Transaction:
+        if self._tx is None:
+            raise RuntimeError("the unit of work is used outside its `async with` block")
+        return self._tx
+
+    def record(self, event: E) -> None:
+        """Queue a domain event for the outbox, written at ``commit()``."""
+        self._transaction().record(self._encode(event))
+
+    async def commit(self) -> None:
+        await self._transaction().commit()
