@@ -23,11 +23,11 @@ clock) and ``night`` the Asia/Shanghai day the window belongs to (else the night
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from cqcommon.errors import UNKNOWN_JOB, VALIDATION_FAILED, DomainError
+from cqcommon.checkpoints import batch_size, format_checkpoint, parse_checkpoint
+from cqcommon.errors import UNKNOWN_JOB, DomainError
 
 from cqpayment.domain.provider import ProviderUnavailableError
 from cqpayment.domain.reconciliation import night_of
@@ -58,27 +58,7 @@ class JobBatch:
 
 
 def _batch_size(requested: int) -> int:
-    return DEFAULT_BATCH if requested <= 0 else min(requested, MAX_BATCH)
-
-
-def parse_checkpoint(text: str) -> tuple[datetime, str] | None:
-    """``<created_at ISO>|<payment uuid>`` or empty (from the start)."""
-    if not text:
-        return None
-    at, sep, payment_id = text.partition("|")
-    try:
-        if not sep:
-            raise ValueError(text)
-        created = datetime.fromisoformat(at)
-        if created.tzinfo is None:
-            raise ValueError(text)
-        return created, str(uuid.UUID(payment_id))
-    except ValueError:
-        raise DomainError(VALIDATION_FAILED, details={"field": "checkpoint"}) from None
-
-
-def format_checkpoint(created_at: datetime, payment_id: str) -> str:
-    return f"{created_at.isoformat()}|{payment_id}"
+    return batch_size(requested, default=DEFAULT_BATCH, maximum=MAX_BATCH)
 
 
 async def run_job(

@@ -12,11 +12,10 @@ nothing left to do for.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
-from datetime import datetime
 
-from cqcommon.errors import UNKNOWN_JOB, VALIDATION_FAILED, DomainError
+from cqcommon.checkpoints import batch_size, format_checkpoint, parse_checkpoint
+from cqcommon.errors import UNKNOWN_JOB, DomainError
 
 from cqfollow.domain.events import FollowEnded
 from cqfollow.service_layer.config import Deps
@@ -37,27 +36,7 @@ class JobBatch:
 
 
 def _batch_size(requested: int) -> int:
-    return DEFAULT_BATCH if requested <= 0 else min(requested, MAX_BATCH)
-
-
-def parse_checkpoint(text: str) -> tuple[datetime, str] | None:
-    """``<expires_at ISO>|<uuid>`` or empty (from the start)."""
-    if not text:
-        return None
-    at, sep, row_id = text.partition("|")
-    try:
-        if not sep:
-            raise ValueError(text)
-        when = datetime.fromisoformat(at)
-        if when.tzinfo is None:
-            raise ValueError(text)
-        return when, str(uuid.UUID(row_id))
-    except ValueError:
-        raise DomainError(VALIDATION_FAILED, details={"field": "checkpoint"}) from None
-
-
-def format_checkpoint(at: datetime, row_id: str) -> str:
-    return f"{at.isoformat()}|{row_id}"
+    return batch_size(requested, default=DEFAULT_BATCH, maximum=MAX_BATCH)
 
 
 async def run_job(deps: Deps, *, job: str, checkpoint: str, batch_size: int) -> JobBatch:
