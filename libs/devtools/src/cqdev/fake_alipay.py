@@ -62,7 +62,6 @@ import re
 import secrets
 import shlex
 import signal
-import socket
 import sys
 import threading
 import time
@@ -72,11 +71,10 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequen
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from types import FrameType, TracebackType
-from typing import Any, Final, Self, TextIO
+from types import FrameType
+from typing import Any, Final, TextIO
 
 import httpx
-import uvicorn
 from cqcommon.alipay import (
     BILL_KIND_PAYMENT,
     BILL_KIND_REFUND,
@@ -96,6 +94,8 @@ from cqcommon.alipay import (
     rsa2_verify,
     yuan_to_fen,
 )
+
+from cqdev.threaded_server import ThreadedServer
 
 __all__ = [
     "ALIPAY_NOTIFY_SCHEDULE_S",
@@ -279,18 +279,7 @@ def _business(method: str, sub_code: str, sub_msg: str) -> _RejectError:
     )
 
 
-def _bound_socket(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))  # port 0: the kernel picks a free port
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-class FakeAlipay:
+class FakeAlipay(ThreadedServer):
     """The fake gateway; start it with ``start()`` or ``with FakeAlipay() as fake``."""
 
     def __init__(
@@ -325,8 +314,7 @@ class FakeAlipay:
             alipay_private_key_pem, _ = generate_keypair_pem()
         self._alipay_private_key = load_private_key(alipay_private_key_pem)
         self.alipay_public_key_pem = public_key_pem(self._alipay_private_key)
-        self._host = host
-        self._requested_port = port
+        super().__init__(host=host, port=port)
         self._clock = clock or (lambda: datetime.now(SHANGHAI))
         self._lock = threading.Lock()
         self._auth_codes: dict[str, str] = {}
@@ -344,57 +332,12 @@ class FakeAlipay:
         self.calls: list[RecordedCall] = []
         self.notifications: list[dict[str, str]] = []
         self._notify_clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._async_stop: asyncio.Event | None = None
-        self.port: int | None = None
 
     # -- lifecycle --------------------------------------------------------------------
-    @property
-    def url(self) -> str:
-        """Base URL, e.g. ``http://127.0.0.1:41234``."""
-        if self.port is None:
-            raise RuntimeError("FakeAlipay is not started")
-        return f"http://{self._host}:{self.port}"
-
     @property
     def gateway_url(self) -> str:
         """The gateway.do URL to configure as ``ALIPAY_GATEWAY_URL``."""
         return self.url + "/gateway.do"
-
-    def start(self, timeout_s: float = 10.0) -> Self:
-        """Serve on a free loopback port in a background thread; returns when it accepts."""
-        if self._thread is not None:
-            raise RuntimeError("FakeAlipay already started")
-        sock = _bound_socket(self._host, self._requested_port)
-        self.port = sock.getsockname()[1]
-        self._stopping = False
-        config = uvicorn.Config(
-            self,
-            host=self._host,
-            port=self.port,
-            interface="asgi3",
-            lifespan="off",
-            log_level="warning",
-            access_log=False,
-            timeout_graceful_shutdown=2,
-        )
-        self._server = uvicorn.Server(config)
-        self._loop = None
-        self._async_stop = None
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, name="fake-alipay", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + timeout_s
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                sock.close()
-                raise RuntimeError("FakeAlipay did not start")
-            time.sleep(0.01)
-        return self
 
     def _notify_client(self) -> httpx.AsyncClient:
         """One HTTP client per event loop for the notifications the fake posts itself: a new
@@ -415,34 +358,13 @@ class FakeAlipay:
             with contextlib.suppress(Exception):
                 asyncio.run_coroutine_threadsafe(client.aclose(), loop).result(2)
 
-    def stop(self, timeout_s: float = 10.0) -> None:
-        """Stop the server and join its thread (idempotent); pending retries are dropped."""
+    def _before_start(self) -> None:
+        self._stopping = False
+
+    def _before_stop(self) -> None:
+        # pending notification retries are dropped; the clients close on their loop
         self._close_notify_clients()
         self._stopping = True
-        if self._loop is not None and self._async_stop is not None:
-            # Ends injected delays at once (the loop may already be closed).
-            with contextlib.suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(self._async_stop.set)
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-            if self._thread.is_alive() and self._server is not None:
-                self._server.force_exit = True
-                self._thread.join(timeout_s)
-        self._thread = None
-        self._server = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def make_client(self, http: httpx.AsyncClient, timeout_s: float = 5.0) -> AlipayClient:
         """An ``AlipayClient`` wired to this fake with the app keypair it generated."""

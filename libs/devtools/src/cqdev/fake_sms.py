@@ -43,7 +43,6 @@ import hmac
 import json
 import re
 import secrets
-import socket
 import threading
 import time
 import urllib.parse
@@ -51,10 +50,9 @@ import uuid
 from collections.abc import Awaitable, Callable, Collection, MutableMapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final
 
-import uvicorn
+from cqdev.threaded_server import ThreadedServer
 
 __all__ = [
     "ACCESS_KEY_ID",
@@ -155,18 +153,7 @@ def sign_v3(secret: str, canonical: str) -> tuple[str, str]:
     return to_sign, hmac.new(secret.encode(), to_sign.encode(), hashlib.sha256).hexdigest()
 
 
-def _bound_socket(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))  # port 0: the kernel picks a free port
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-class FakeSms:
+class FakeSms(ThreadedServer):
     """The fake endpoint; start it with ``start()`` or ``with FakeSms() as fake``."""
 
     def __init__(
@@ -185,90 +172,19 @@ class FakeSms:
         self._keys = {access_key_id: self.access_key_secret}
         self.sign_names = frozenset(sign_names) if sign_names is not None else None
         self.template_codes = frozenset(template_codes) if template_codes is not None else None
-        self._host = host
-        self._requested_port = port
+        super().__init__(host=host, port=port)
         self._clock = clock or (lambda: datetime.now(UTC))
         self._lock = threading.Lock()
         self._nonces: dict[str, float] = {}  # nonce -> monotonic time first seen
         self._injected: list[_Injected] = []
         self.messages: list[FakeSmsMessage] = []
         self.calls: list[RecordedSmsCall] = []
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._async_stop: asyncio.Event | None = None
-        self.port: int | None = None
 
     # -- lifecycle --------------------------------------------------------------------
-    @property
-    def url(self) -> str:
-        """Base URL, e.g. ``http://127.0.0.1:41234``."""
-        if self.port is None:
-            raise RuntimeError("FakeSms is not started")
-        return f"http://{self._host}:{self.port}"
-
     @property
     def endpoint(self) -> str:
         """The value for ``ALIYUN_SMS_ENDPOINT`` (a URL: the adapter then speaks HTTP)."""
         return self.url
-
-    def start(self, timeout_s: float = 10.0) -> Self:
-        """Serve on a free loopback port in a background thread; returns when it accepts."""
-        if self._thread is not None:
-            raise RuntimeError("FakeSms already started")
-        sock = _bound_socket(self._host, self._requested_port)
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self,
-            host=self._host,
-            port=self.port,
-            interface="asgi3",
-            lifespan="off",
-            log_level="warning",
-            access_log=False,
-            timeout_graceful_shutdown=2,
-        )
-        self._server = uvicorn.Server(config)
-        self._loop = None
-        self._async_stop = None
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, name="fake-sms", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + timeout_s
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                sock.close()
-                raise RuntimeError("FakeSms did not start")
-            time.sleep(0.01)
-        return self
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        """Stop the server and join its thread (idempotent); injected delays end at once."""
-        if self._loop is not None and self._async_stop is not None:
-            with contextlib.suppress(RuntimeError):  # the loop may be closed already
-                self._loop.call_soon_threadsafe(self._async_stop.set)
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-            if self._thread.is_alive() and self._server is not None:
-                self._server.force_exit = True
-                self._thread.join(timeout_s)
-        self._thread = None
-        self._server = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- test controls ----------------------------------------------------------------
     def fail_next(
