@@ -369,6 +369,22 @@ async def test_r_fol_2_a_request_nobody_acts_on_expires_and_spends_nothing(
     assert (await list_follows(world.deps, caller=LIU_CALLER)).quota.chances_left_this_year == 3
 
 
+async def test_r_job_4_the_runners_as_of_decides_what_has_lapsed(world: World) -> None:
+    """RunJob's ``as_of`` (the job runner's --now) is the jobs' "now", not the service clock."""
+    asked = await ask(world, LIU_CALLER, "渝A67890", VIN_APP)
+    now = world.clock.now()
+    early = await run_job(
+        world.deps, job="expire_follow_requests", checkpoint="", batch_size=10, as_of=now
+    )
+    assert early.items_done == 0
+    later = now + timedelta(hours=73)
+    batch = await run_job(
+        world.deps, job="expire_follow_requests", checkpoint="", batch_size=10, as_of=later
+    )
+    assert batch.items_done == 1
+    assert world.store.requests[asked.request.request_id].state is RequestState.EXPIRED
+
+
 async def test_r_fol_2_a_lapsed_request_does_not_block_asking_again(world: World) -> None:
     first = await ask(world, LIU_CALLER, "渝A67890", VIN_APP)
     world.clock.advance(timedelta(hours=73))  # the job has not run

@@ -13,6 +13,7 @@ nothing left to do for.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from cqcommon.checkpoints import batch_size, format_checkpoint, parse_checkpoint
 from cqcommon.errors import UNKNOWN_JOB, DomainError
@@ -39,17 +40,26 @@ def _batch_size(requested: int) -> int:
     return batch_size(requested, default=DEFAULT_BATCH, maximum=MAX_BATCH)
 
 
-async def run_job(deps: Deps, *, job: str, checkpoint: str, batch_size: int) -> JobBatch:
+async def run_job(
+    deps: Deps,
+    *,
+    job: str,
+    checkpoint: str,
+    batch_size: int,
+    as_of: datetime | None = None,
+) -> JobBatch:
+    """One batch of ``job``; ``as_of`` is the job runner's "now" (its --now), else the
+    service's clock."""
+    now = as_of or deps.clock.now()
     if job == EXPIRE_SMS_FOLLOWS:
-        return await _expire_follows(deps, checkpoint, _batch_size(batch_size))
+        return await _expire_follows(deps, checkpoint, _batch_size(batch_size), now)
     if job == EXPIRE_FOLLOW_REQUESTS:
-        return await _expire_requests(deps, checkpoint, _batch_size(batch_size))
+        return await _expire_requests(deps, checkpoint, _batch_size(batch_size), now)
     raise DomainError(UNKNOWN_JOB, details={"jobs": list(JOBS)})
 
 
-async def _expire_follows(deps: Deps, checkpoint: str, limit: int) -> JobBatch:
+async def _expire_follows(deps: Deps, checkpoint: str, limit: int, now: datetime) -> JobBatch:
     after = parse_checkpoint(checkpoint)
-    now = deps.clock.now()
     ended = 0
     async with deps.uows() as uow:
         page = await uow.follows.lapsed_page(now=now, after=after, limit=limit)
@@ -70,9 +80,8 @@ async def _expire_follows(deps: Deps, checkpoint: str, limit: int) -> JobBatch:
     )
 
 
-async def _expire_requests(deps: Deps, checkpoint: str, limit: int) -> JobBatch:
+async def _expire_requests(deps: Deps, checkpoint: str, limit: int, now: datetime) -> JobBatch:
     after = parse_checkpoint(checkpoint)
-    now = deps.clock.now()
     expired = 0
     async with deps.uows() as uow:
         page = await uow.requests.lapsed_page(now=now, after=after, limit=limit)
