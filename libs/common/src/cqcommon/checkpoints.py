@@ -1,13 +1,27 @@
-"""Keyset checkpoints of the nightly jobs' batches (R-JOB-*): a batch works the rows after
-``(instant, uuid)`` in that order and hands back the last one it worked as
-``<instant ISO>|<uuid>``, which the job runner passes to the next batch. Pure code."""
+"""One batch of a nightly job (R-JOB-*) as every service's use cases answer it, and the
+keyset checkpoints they hand back: a batch works the rows after ``(instant, uuid)`` in that
+order and returns the last one it worked as ``<instant ISO>|<uuid>``, which the job runner
+passes to the next batch. Pure code."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 from cqcommon.errors import VALIDATION_FAILED, DomainError
+
+
+@dataclass(frozen=True)
+class JobBatch:
+    """What one batch did: items worked, where the next starts, whether the job is done."""
+
+    items_done: int
+    checkpoint: str
+    done: bool
+    errors: int = 0
+    #: a short, non-personal note for the run record
+    message: str = ""
 
 
 def parse_checkpoint(text: str) -> tuple[datetime, str] | None:

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+from cqtraffic.common.v1 import jobs_pb2
 from cqtraffic.common.v1 import types_pb2 as common
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from cqcommon.checkpoints import JobBatch
 from cqcommon.identifiers import PlateType
 
 _PLATE_TO_PROTO: dict[PlateType, common.PlateType.ValueType] = {
@@ -76,3 +78,19 @@ def timestamp_from_proto(value: Timestamp) -> datetime | None:
     if value.seconds == 0 and value.nanos == 0:
         return None
     return value.ToDatetime(tzinfo=UTC)
+
+
+# -- RunJob (cqtraffic/common/v1/jobs.proto): the same in every service -------------------
+def run_job_as_of(request: jobs_pb2.RunJobRequest) -> datetime | None:
+    """The runner's "now" (its --now), or None: the service's own clock decides."""
+    return timestamp_from_proto(request.as_of) if request.HasField("as_of") else None
+
+
+def run_job_response(batch: JobBatch) -> jobs_pb2.RunJobResponse:
+    return jobs_pb2.RunJobResponse(
+        items_done=batch.items_done,
+        checkpoint=batch.checkpoint,
+        done=batch.done,
+        errors=batch.errors,
+        message=batch.message,
+    )

@@ -10,7 +10,11 @@ from typing import Any
 import grpc
 import httpx
 from cqcommon.errors import VIOLATION_NOT_FOUND, DomainError
-from cqcommon.protomap import timestamp_from_proto, timestamp_to_proto
+from cqcommon.protomap import (
+    run_job_as_of,
+    run_job_response,
+    timestamp_to_proto,
+)
 from cqcommon.runner import ServiceContext
 from cqtraffic.adjudication.v1 import adjudication_pb2 as pb
 from cqtraffic.adjudication.v1 import adjudication_pb2_grpc as pb_grpc
@@ -264,7 +268,7 @@ class AdjudicationServicer(pb_grpc.AdjudicationServiceServicer):
         self, request: jobs_pb2.RunJobRequest, context: Context
     ) -> jobs_pb2.RunJobResponse:
         # the runner's "now" (--now in tests and drills), else this service's clock
-        now = timestamp_from_proto(request.as_of) or self.ctx.clock.now()
+        now = run_job_as_of(request) or self.ctx.clock.now()
         batch = await run_job(
             uows=self.unit_of_work,
             renderer=self.notice_renderer,
@@ -274,13 +278,7 @@ class AdjudicationServicer(pb_grpc.AdjudicationServiceServicer):
             now=now,
             points_limit=self.config.rules.points_limit,
         )
-        return jobs_pb2.RunJobResponse(
-            items_done=batch.items_done,
-            checkpoint=batch.checkpoint,
-            done=batch.done,
-            errors=batch.errors,
-            message=batch.message,
-        )
+        return run_job_response(batch)
 
 
 def register(server: grpc.aio.Server, ctx: ServiceContext) -> list[str]:

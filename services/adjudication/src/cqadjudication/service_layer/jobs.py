@@ -18,9 +18,9 @@ time, and a run that crashed resumes from its last checkpoint without redoing an
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 
+from cqcommon.checkpoints import JobBatch, batch_size
 from cqcommon.clock import SHANGHAI
 from cqcommon.errors import UNKNOWN_JOB, VALIDATION_FAILED, DomainError
 
@@ -37,17 +37,8 @@ DEFAULT_BATCH = {CYCLE_ROLLOVER_JOB: 500, GENERATE_NOTICES: 20}
 MAX_BATCH = {CYCLE_ROLLOVER_JOB: 2000, GENERATE_NOTICES: 200}
 
 
-@dataclass(frozen=True)
-class JobBatch:
-    items_done: int
-    checkpoint: str
-    done: bool
-    errors: int = 0
-    message: str = ""
-
-
 def _batch_size(job: str, requested: int) -> int:
-    return DEFAULT_BATCH[job] if requested <= 0 else min(requested, MAX_BATCH[job])
+    return batch_size(requested, default=DEFAULT_BATCH[job], maximum=MAX_BATCH[job])
 
 
 def _bad_checkpoint() -> DomainError:

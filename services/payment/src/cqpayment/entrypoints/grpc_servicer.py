@@ -16,7 +16,7 @@ from typing import Any
 
 import grpc
 import httpx
-from cqcommon.protomap import timestamp_from_proto
+from cqcommon.protomap import run_job_as_of, run_job_response
 from cqcommon.runner import ServiceContext
 from cqcommon.sms import SmsSender
 from cqcommon.sms.senders import sms_sender_for
@@ -160,16 +160,10 @@ class PaymentServiceServicer(pb_grpc.PaymentServiceServicer):
             job=request.job,
             checkpoint=request.checkpoint,
             batch_size=request.batch_size,
-            as_of=timestamp_from_proto(request.as_of) if request.HasField("as_of") else None,
+            as_of=run_job_as_of(request),
             night=day_from_proto(request.night, "night"),
         )
-        return jobs_pb2.RunJobResponse(
-            items_done=batch.items_done,
-            checkpoint=batch.checkpoint,
-            done=batch.done,
-            errors=batch.errors,
-            message=batch.message,
-        )
+        return run_job_response(batch)
 
     async def ListRefunds(
         self, request: pb.ListRefundsRequest, context: Context

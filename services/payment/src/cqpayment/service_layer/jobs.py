@@ -23,10 +23,9 @@ clock) and ``night`` the Asia/Shanghai day the window belongs to (else the night
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import date, datetime
 
-from cqcommon.checkpoints import batch_size, format_checkpoint, parse_checkpoint
+from cqcommon.checkpoints import JobBatch, batch_size, format_checkpoint, parse_checkpoint
 from cqcommon.errors import UNKNOWN_JOB, DomainError
 
 from cqpayment.domain.provider import ProviderUnavailableError
@@ -45,16 +44,6 @@ NOTIFY_OVERDUE = "notify_overdue_decisions"
 JOBS = (RESOLVE_PENDING, REAP_KEYS, RECONCILE, NOTIFY_OVERDUE)
 DEFAULT_BATCH = 100
 MAX_BATCH = 1000
-
-
-@dataclass(frozen=True)
-class JobBatch:
-    items_done: int
-    checkpoint: str
-    done: bool
-    errors: int = 0
-    #: a short, non-personal note for the run record
-    message: str = ""
 
 
 def _batch_size(requested: int) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
-from cqcommon.protomap import timestamp_from_proto
+from cqcommon.protomap import run_job_as_of, run_job_response
 from cqcommon.runner import ServiceContext
 from cqtraffic.common.v1 import jobs_pb2
 from cqtraffic.follow.v1 import follow_pb2 as pb
@@ -181,14 +181,9 @@ class FollowServiceServicer(pb_grpc.FollowServiceServicer):
             job=request.job,
             checkpoint=request.checkpoint,
             batch_size=request.batch_size,
-            as_of=timestamp_from_proto(request.as_of) if request.HasField("as_of") else None,
+            as_of=run_job_as_of(request),
         )
-        return jobs_pb2.RunJobResponse(
-            items_done=batch.items_done,
-            checkpoint=batch.checkpoint,
-            done=batch.done,
-            errors=batch.errors,
-        )
+        return run_job_response(batch)
 
 
 def register(

@@ -12,10 +12,9 @@ nothing left to do for.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
-from cqcommon.checkpoints import batch_size, format_checkpoint, parse_checkpoint
+from cqcommon.checkpoints import JobBatch, batch_size, format_checkpoint, parse_checkpoint
 from cqcommon.errors import UNKNOWN_JOB, DomainError
 
 from cqfollow.domain.events import FollowEnded
@@ -26,14 +25,6 @@ EXPIRE_FOLLOW_REQUESTS = "expire_follow_requests"
 JOBS = (EXPIRE_SMS_FOLLOWS, EXPIRE_FOLLOW_REQUESTS)
 DEFAULT_BATCH = 100
 MAX_BATCH = 1000
-
-
-@dataclass(frozen=True)
-class JobBatch:
-    items_done: int
-    checkpoint: str
-    done: bool
-    errors: int = 0
 
 
 def _batch_size(requested: int) -> int:
