@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from types import TracebackType
-from typing import Generic, Self, TypeVar
+from typing import Any, Generic, Protocol, Self, TypeVar
 
 from cqtraffic.events.v1.envelope_pb2 import EventEnvelope
 
@@ -80,3 +80,50 @@ class OutboxUnitOfWork(Generic[E]):
 
     async def commit(self) -> None:
         await self._transaction().commit()
+
+
+class SnapshotStore(Protocol):
+    """An in-memory store the fake unit of work runs on (unit tests, benches)."""
+
+    outbox: list[Any]
+    commits: int
+
+    def snapshot(self) -> Any: ...
+
+    def restore(self, snapshot: Any) -> None: ...
+
+
+class SnapshotUnitOfWork(Generic[E]):
+    """The in-memory counterpart of :class:`OutboxUnitOfWork` (cosmicpython's fake unit of
+    work): a snapshot taken on entry is restored unless ``commit()`` was called, so a refused
+    request provably writes nothing; recorded events reach ``store.outbox`` at commit. A
+    service's fake subclasses it and sets its fake repositories in ``__init__``."""
+
+    def __init__(self, store: SnapshotStore) -> None:
+        self.store = store
+        self.committed = False
+        self._events: list[E] = []
+        self._snapshot: Any = None
+
+    async def __aenter__(self) -> Self:
+        self._snapshot = self.store.snapshot()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        if not self.committed:
+            self.store.restore(self._snapshot)
+        return None
+
+    def record(self, event: E) -> None:
+        self._events.append(event)
+
+    async def commit(self) -> None:
+        self.store.outbox.extend(self._events)
+        self._events = []
+        self.store.commits += 1
+        self.committed = True

@@ -14,7 +14,6 @@ import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
-from types import TracebackType
 from typing import Any
 
 import pytest
@@ -22,6 +21,7 @@ from cqcommon.clock import SHANGHAI, FixedClock
 from cqcommon.errors import DomainError
 from cqcommon.maintenance import MaintenanceWindow
 from cqcommon.sms import SmsUnavailableError
+from cqcommon.unit_of_work import SnapshotUnitOfWork
 from cqpayment.adapters.fake_trades import FakeTradeProvider
 from cqpayment.domain.callers import Caller
 from cqpayment.domain.decisions import Decision, PaymentStatus, ViolationFacts
@@ -419,11 +419,12 @@ class FakeSms:
         return f"sms-{len(self.sent)}"
 
 
-class FakeUnitOfWork:
+class FakeUnitOfWork(SnapshotUnitOfWork[DomainEvent]):
     """One transaction on the store: rolled back (snapshot restored) unless committed."""
 
     def __init__(self, store: FakeStore) -> None:
-        self.store = store
+        super().__init__(store)
+        self.store: FakeStore = store
         self.decisions = FakeDecisions(store)
         self.payments = FakePayments(store)
         self.keys = FakeKeys(store)
@@ -432,33 +433,10 @@ class FakeUnitOfWork:
         self.feedback = FakeFeedback(store)
         self.reconciliation = FakeReconciliation(store)
         self.overdue = FakeOverdue(store)
-        self.committed = False
-        self._events: list[DomainEvent] = []
-        self._snapshot: dict[str, Any] = {}
 
     async def __aenter__(self) -> FakeUnitOfWork:
-        self.store.transactions += 1
-        self._snapshot = self.store.snapshot()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool | None:
-        if not self.committed:
-            self.store.restore(self._snapshot)
-        return None
-
-    def record(self, event: DomainEvent) -> None:
-        self._events.append(event)
-
-    async def commit(self) -> None:
-        self.store.outbox.extend(self._events)
-        self._events = []
-        self.store.commits += 1
-        self.committed = True
+        self.store.transactions += 1  # counted: a use case's number of transactions
+        return await super().__aenter__()
 
 
 class FakeCopy:

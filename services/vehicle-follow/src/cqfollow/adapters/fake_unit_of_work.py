@@ -17,8 +17,9 @@ import copy
 import dataclasses
 from collections.abc import Mapping
 from datetime import datetime
-from types import TracebackType
 from typing import Any
+
+from cqcommon.unit_of_work import SnapshotUnitOfWork
 
 from cqfollow.domain.events import DomainEvent
 from cqfollow.domain.follows import (
@@ -381,37 +382,12 @@ class FakeRequests:
         return rows[:limit]
 
 
-class FakeUnitOfWork:
+class FakeUnitOfWork(SnapshotUnitOfWork[DomainEvent]):
     """One transaction on the store: rolled back (snapshot restored) unless committed."""
 
     def __init__(self, store: FakeStore) -> None:
-        self.store = store
+        super().__init__(store)
+        self.store: FakeStore = store
         self.registry = FakeRegistry(store)
         self.follows = FakeFollows(store)
         self.requests = FakeRequests(store)
-        self.committed = False
-        self._events: list[DomainEvent] = []
-        self._snapshot: dict[str, Any] = {}
-
-    async def __aenter__(self) -> FakeUnitOfWork:
-        self._snapshot = self.store.snapshot()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool | None:
-        if not self.committed:
-            self.store.restore(self._snapshot)
-        return None
-
-    def record(self, event: DomainEvent) -> None:
-        self._events.append(event)
-
-    async def commit(self) -> None:
-        self.store.outbox.extend(self._events)
-        self._events = []
-        self.store.commits += 1
-        self.committed = True
