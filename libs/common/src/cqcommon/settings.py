@@ -50,6 +50,22 @@ class Settings(BaseSettings):
         description="Prefix put before every topic name (isolates test runs on a shared broker).",
     )
     kafka_session_timeout_ms: int = Field(10000, description="Consumer group session timeout (ms).")
+    kafka_fetch_max_wait_ms: int = Field(
+        20,
+        ge=0,
+        description="Longest a consumer's fetch waits at the broker for new records (ms): the"
+        " event lag when a topic is quiet.",
+    )
+    outbox_listen: bool = Field(
+        True,
+        description="Relays wake on PostgreSQL LISTEN/NOTIFY when an event is written;"
+        " polling (OUTBOX_POLL_INTERVAL_S) stays as the fallback.",
+    )
+    outbox_poll_interval_s: float = Field(
+        1.0,
+        gt=0,
+        description="How often an idle relay looks for events it was not notified of (s).",
+    )
     # -- service addresses (<PEER>_SERVICE_ADDR) ---------------------------------------
     query_service_addr: str = Field("127.0.0.1:50051", description="Query service gRPC address.")
     adjudication_service_addr: str = Field(
@@ -168,6 +184,19 @@ class Settings(BaseSettings):
         None, description="OTLP endpoint; when set and OTEL_EXPORTER is none, OTLP is used."
     )
     log_level: str = Field("INFO", description="Log level of the JSON logs.")
+    metrics_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Port of this process's Prometheus /metrics endpoint (gRPC services and"
+        " the jobs runner; the gateway serves /metrics on its own port). Unset: none.",
+    )
+    metrics_sample_interval_s: float = Field(
+        15.0,
+        gt=0,
+        description="How often the gauges read from the database and the broker (outbox"
+        " backlog, consumer lag, payments by state, refunds awaiting approval) are refreshed (s).",
+    )
     # -- business configuration (DOMAIN.md rules marked *(config)*) ---------------------
     timezone: str = Field("Asia/Shanghai", description="Time zone of every calendar rule.")
     points_limit: int = Field(12, description="R-ADJ-1: points after handling may not exceed.")
