@@ -157,6 +157,11 @@ class EventConsumer:
             # the partitions moved; whoever gets them re-reads and the inbox dedupes
             log.info("consumer %s: commit skipped during rebalance", self.group_id)
 
+    async def process(self, record: Record, stop: asyncio.Event) -> bool:
+        """Apply (or dead-letter) one record; False if abandoned because we are stopping.
+        Public for the dead-letter replay, which feeds records back one by one."""
+        return await self._process(record, stop)
+
     async def _process(self, record: Record, stop: asyncio.Event) -> bool:
         """Apply (or dead-letter) one record; False if abandoned because we are stopping."""
         try:
