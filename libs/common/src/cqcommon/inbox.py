@@ -31,6 +31,7 @@ from cqcommon.asyncutil import sleep_or_stop
 from cqcommon.db import Conn, Database
 from cqcommon.events import topic_name, unpack
 from cqcommon.kafka import headers_to_carrier
+from cqcommon.metrics import CONSUMER_EVENTS
 from cqcommon.telemetry import extract_context
 
 log = logging.getLogger(__name__)
@@ -236,9 +237,11 @@ class EventConsumer:
             )
             if cur.rowcount == 0:
                 self.duplicates_total += 1
+                CONSUMER_EVENTS.labels(self.group_id, "duplicate").inc()
                 return  # applied before: a redelivery changes nothing
             await handler(conn, event)
         self.applied_total += 1
+        CONSUMER_EVENTS.labels(self.group_id, "applied").inc()
         for action in event._after_commit:
             try:
                 await action()
@@ -270,6 +273,7 @@ class EventConsumer:
 
         await asyncio.to_thread(send)
         self.dead_lettered_total += 1
+        CONSUMER_EVENTS.labels(self.group_id, "dead_lettered").inc()
 
     async def _close(self, consumer: Any) -> None:
         if consumer is not None:
