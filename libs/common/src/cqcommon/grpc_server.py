@@ -17,6 +17,7 @@ from grpc_reflection.v1alpha import reflection
 from cqcommon.asyncutil import sleep_or_stop
 from cqcommon.errors import INTERNAL_ERROR, DomainError
 from cqcommon.grpc_errors import ERROR_METADATA_KEY, status_for
+from cqcommon.metrics import MetricsInterceptor
 from cqcommon.telemetry import tracing_active
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ class GrpcServer:
         register: Callable[[grpc.aio.Server], Sequence[str]],
         readiness: Mapping[str, ReadinessCheck],
         check_interval_s: float = 2.0,
+        metrics_service: str | None = None,
     ) -> None:
         interceptors: list[Any] = []
         if tracing_active():
@@ -81,6 +83,9 @@ class GrpcServer:
 
             interceptors.append(aio_server_interceptor())  # type: ignore[no-untyped-call]
         interceptors.append(DomainErrorInterceptor())
+        if metrics_service is not None:
+            # inside the error interceptor: it sees the DomainError, not the abort
+            interceptors.append(MetricsInterceptor(metrics_service))
         self.server = grpc.aio.server(interceptors=interceptors)
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)

@@ -26,11 +26,22 @@ import redis.asyncio as redis_async
 from cqcommon.asyncutil import settle_heap
 from cqcommon.clock import Clock, SystemClock
 from cqcommon.db import Database
+from cqcommon.events import topic_name
 from cqcommon.grpc_client import make_channel
 from cqcommon.grpc_server import GrpcServer, ReadinessCheck
 from cqcommon.inbox import EventConsumer, Handler
 from cqcommon.kafka import ensure_topics, kafka_reachable, make_consumer, make_producer
 from cqcommon.logs import configure_logging
+from cqcommon.metrics import (
+    ConsumerLagReader,
+    MetricsEndpoint,
+    MetricsSampler,
+    SampleFn,
+    ServiceSamplers,
+    consumer_lag_sampler,
+    outbox_sampler,
+    serve_metrics,
+)
 from cqcommon.migrations import apply_migrations
 from cqcommon.outbox import OutboxRelay
 from cqcommon.settings import Settings
@@ -94,6 +105,8 @@ class ServiceSpec:
     register: Callable[[grpc.aio.Server, ServiceContext], Sequence[str]]
     consumers: Sequence[ConsumerSpec] = ()
     publishes_events: bool = True
+    #: the service's own sampled gauges (``cqcommon.metrics``), run by its ``serve`` role
+    samplers: ServiceSamplers | None = None
 
 
 class ServiceRuntime:
@@ -122,6 +135,9 @@ class ServiceRuntime:
         self.relay: OutboxRelay | None = None
         self.consumers: list[EventConsumer] = []
         self.ctx: ServiceContext | None = None
+        self.metrics: MetricsSampler | None = None
+        self.metrics_endpoint: MetricsEndpoint | None = None
+        self._lag_reader: ConsumerLagReader | None = None
 
     async def start(self) -> None:
         s = self.settings
@@ -170,10 +186,40 @@ class ServiceRuntime:
                 bind=f"{s.grpc_bind_host}:{port}",
                 register=lambda server: self.spec.register(server, ctx),
                 readiness=readiness,
+                metrics_service=self.spec.name,
             )
             self.port = self.server.port
             await self.server.start()
+        self._start_metrics(db)
         log.info("%s started (%s)", self.spec.name, ", ".join(self.roles))
+
+    def _start_metrics(self, db: Database) -> None:
+        """The sampled gauges of the roles this process runs; with ``METRICS_PORT`` set, the
+        ``/metrics`` endpoint and the sampling task (tests call ``sample_once`` instead)."""
+        s = self.settings
+        samplers: dict[str, SampleFn] = {}
+        if self.relay is not None:
+            samplers["outbox"] = outbox_sampler(db, self.spec.name)
+        if self.consumers:
+            self._lag_reader = ConsumerLagReader(s, client_id=f"{self.spec.name}-metrics")
+            groups = {
+                c.group_id: (
+                    s.kafka_topic_prefix + c.group_id,
+                    [topic_name(t, s.kafka_topic_prefix) for t in c.topics],
+                )
+                for c in self.spec.consumers
+            }
+            samplers["consumer_lag"] = consumer_lag_sampler(
+                self._lag_reader, self.spec.name, groups, timeout_s=10
+            )
+        if "serve" in self.roles and self.spec.samplers is not None:
+            samplers.update(self.spec.samplers(db))
+        self.metrics = MetricsSampler(
+            self.spec.name, samplers, interval_s=s.metrics_sample_interval_s
+        )
+        if s.metrics_port is not None:
+            self.metrics_endpoint = serve_metrics(s.grpc_bind_host, s.metrics_port)
+            self._spawn(self.metrics.run(self.stop_event), "metrics")
 
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.create_task(coro, name=f"{self.spec.name}:{name}")
@@ -191,6 +237,10 @@ class ServiceRuntime:
         self.stop_event.set()
         if self.tasks:
             await asyncio.wait(self.tasks, timeout=grace_s + 15)
+        if self.metrics_endpoint is not None:
+            self.metrics_endpoint.close()
+        if self._lag_reader is not None:
+            await asyncio.to_thread(self._lag_reader.close)
         if self.ctx is not None:
             await self.ctx.close()
             await self.ctx.db.close()
