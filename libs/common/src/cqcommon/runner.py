@@ -258,6 +258,84 @@ async def _run_until_signal(runtime: ServiceRuntime) -> None:
     await runtime.stop()
 
 
+async def _dead_letters(
+    spec: ServiceSpec, settings: Settings, group: str | None, replay: bool, limit: int | None
+) -> int:
+    """``dead-letters``: list a consumer group's dead letters, or replay them (see
+    ``cqcommon.dead_letters``). With no ``--group``, every group of the service."""
+    from cqcommon.dead_letters import list_dead_letters, replay_dead_letters
+
+    groups = [c for c in spec.consumers if group is None or c.group_id == group]
+    if not groups:
+        known = ", ".join(c.group_id for c in spec.consumers) or "none"
+        print(f"{spec.name}: no consumer group {group!r} (groups: {known})")
+        return 2
+    if not replay:
+        for cspec in groups:
+            letters = await list_dead_letters(settings, cspec.group_id, limit=limit)
+            print(f"{cspec.group_id}: {len(letters)} dead letters to replay")
+            for d in letters:
+                print(
+                    f"  {d.partition}@{d.offset} {d.event_type or '?'} {d.event_id or '?'}"
+                    f" from {d.source}: {d.error[:200]}"
+                )
+        return 0
+    setup_telemetry(spec.name, settings)
+    db = Database(settings.database_url, spec.schema, min_size=1, max_size=2)
+    await db.open()
+    ctx = ServiceContext(settings, db, redis_client(settings), SystemClock())
+    try:
+        for cspec in groups:
+            consumer = EventConsumer(
+                db=db,
+                group_id=cspec.group_id,
+                topics=list(cspec.topics),
+                handlers=cspec.handlers(ctx),
+                consumer_factory=partial(
+                    make_consumer, settings, group_id="unused", client_id="unused"
+                ),
+                producer_factory=partial(
+                    make_producer, settings, client_id=f"{spec.name}-dlq-replay"
+                ),
+                topic_prefix=settings.kafka_topic_prefix,
+            )
+            report = await replay_dead_letters(consumer, settings, limit=limit)
+            print(
+                f"{cspec.group_id}: {report.read} read, {consumer.applied_total} applied,"
+                f" {consumer.duplicates_total} applied before,"
+                f" {consumer.dead_lettered_total} dead-lettered again"
+            )
+    finally:
+        await ctx.close()
+        await db.close()
+    return 0
+
+
+async def _outbox(spec: ServiceSpec, settings: Settings, action: str, since: str | None) -> int:
+    """``outbox status`` / ``outbox republish --since``: see ``cqcommon.outbox_admin``."""
+    from datetime import datetime
+
+    from cqcommon.outbox_admin import outbox_status, republish_since
+
+    db = Database(settings.database_url, spec.schema, min_size=1, max_size=1)
+    await db.open()
+    try:
+        if action == "republish":
+            if since is None:
+                print("outbox republish needs --since (an ISO time with its zone)")
+                return 2
+            count = await republish_since(db, datetime.fromisoformat(since))
+            print(f"{spec.name}: {count} events marked pending again; the relay sends them")
+        status = await outbox_status(db)
+        print(
+            f"{spec.name}: {status.pending} pending (oldest {status.oldest_pending_at}),"
+            f" {status.published} published (last {status.last_published_at})"
+        )
+    finally:
+        await db.close()
+    return 0
+
+
 def main(spec: ServiceSpec, argv: Sequence[str] | None = None) -> int:
     """Command line of every service (``python -m <service> ...``)."""
     parser = argparse.ArgumentParser(prog=f"python -m cq{spec.name.replace('-', '')}")
@@ -267,6 +345,15 @@ def main(spec: ServiceSpec, argv: Sequence[str] | None = None) -> int:
     sub.add_parser("relay", help="outbox relay only")
     sub.add_parser("consume", help="event consumers only")
     sub.add_parser("run", help="gRPC server, outbox relay and consumers in one process")
+    dlq = sub.add_parser(
+        "dead-letters", help="list a consumer group's dead-letter topic, or --replay it"
+    )
+    dlq.add_argument("--group", help="one consumer group (default: every group of the service)")
+    dlq.add_argument("--replay", action="store_true", help="apply them (default: only list)")
+    dlq.add_argument("--limit", type=int, default=None, help="at most this many records")
+    outbox = sub.add_parser("outbox", help="the outbox's status, or republish after a broker loss")
+    outbox.add_argument("action", choices=("status", "republish"))
+    outbox.add_argument("--since", help="republish: events published at or after this ISO time")
     args = parser.parse_args(argv)
     settings = Settings()
     configure_logging(spec.name, settings.log_level)
@@ -278,6 +365,10 @@ def main(spec: ServiceSpec, argv: Sequence[str] | None = None) -> int:
             f"{spec.name}: {len(applied)} migrations applied" + "".join(f"\n  {a}" for a in applied)
         )
         return 0
+    if args.command == "outbox":
+        return asyncio.run(_outbox(spec, settings, args.action, args.since))
+    if args.command == "dead-letters":
+        return asyncio.run(_dead_letters(spec, settings, args.group, args.replay, args.limit))
     roles = ROLES if args.command == "run" else (args.command,)
     asyncio.run(_run_until_signal(ServiceRuntime(spec, settings, roles=roles)))
     return 0
