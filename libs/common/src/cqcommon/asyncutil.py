@@ -21,3 +21,15 @@ def settle_heap() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
+
+
+async def wait_or_stop(stop: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:
+    """Wait until ``wake`` or ``stop`` is set, or ``seconds`` have passed."""
+    if wake.is_set() or stop.is_set():
+        return
+    waiters = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stop.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

@@ -29,7 +29,8 @@ def bootstrap(settings: Settings) -> list[str]:
 
 
 def make_producer(settings: Settings, *, client_id: str) -> KafkaProducer:
-    """An idempotent producer that waits for every in-sync replica (acks=all)."""
+    """An idempotent producer that waits for every in-sync replica (acks=all). The relay
+    flushes after each batch, which sends at once whatever ``linger_ms`` would hold."""
     return KafkaProducer(
         bootstrap_servers=bootstrap(settings),
         client_id=client_id,
@@ -46,7 +47,13 @@ def make_producer(settings: Settings, *, client_id: str) -> KafkaProducer:
 
 
 def make_consumer(settings: Settings, *, group_id: str, client_id: str) -> KafkaConsumer:
-    """A group consumer that never auto-commits: offsets are committed after the transaction."""
+    """A group consumer that never auto-commits: offsets are committed after the transaction.
+
+    A fetch waits at most ``KAFKA_FETCH_MAX_WAIT_MS`` at the broker and returns as soon as
+    one byte is there (``fetch_min_bytes=1``): on a quiet topic an event is fetched within
+    milliseconds (kafka-python's default wait is 500 ms, and a broker may hold the fetch
+    that long).
+    """
     return KafkaConsumer(
         bootstrap_servers=bootstrap(settings),
         group_id=group_id,
@@ -58,6 +65,8 @@ def make_consumer(settings: Settings, *, group_id: str, client_id: str) -> Kafka
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=max(1000, settings.kafka_session_timeout_ms // 5),
         max_poll_records=200,
+        fetch_min_bytes=1,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         request_timeout_ms=max(30000, settings.kafka_session_timeout_ms + 5000),
     )
 

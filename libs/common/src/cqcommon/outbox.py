@@ -9,6 +9,15 @@ Guarantees:
   locked ``FOR UPDATE SKIP LOCKED`` — one relay at a time also keeps per-key order;
 - delivery is at least once (a crash after send and before the mark re-sends), which the
   consumers' inbox turns into exactly-once effects.
+
+Waking: a trigger (plumbing migration ``0002_notify_outbox_insert``) notifies the schema's
+channel whenever outbox rows are inserted, by any code path. The relay keeps one
+dedicated ``LISTEN`` connection (``OutboxListener``) and drains the outbox as soon as a
+notification arrives, so an event leaves within milliseconds of its commit. A burst of
+notifications sets one flag, which one drain clears. Polling stays as the fallback: an
+idle relay still looks every ``poll_interval_s`` (rows whose backoff ended, a lost
+notification), and when the LISTEN connection breaks the relay keeps polling while the
+listener reconnects with backoff. ``listen=False`` (``OUTBOX_LISTEN=false``) is polling only.
 """
 
 from __future__ import annotations
@@ -21,16 +30,26 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
+import psycopg
 from cqtraffic.events.v1.envelope_pb2 import EventEnvelope
 from kafka.errors import KafkaError
+from opentelemetry import trace
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from cqcommon.asyncutil import sleep_or_stop
+from cqcommon.asyncutil import sleep_or_stop, wait_or_stop
 from cqcommon.db import Conn, Database
 from cqcommon.events import EVENT_TYPES, topic_name
-from cqcommon.telemetry import inject_carrier
+from cqcommon.telemetry import extract_context, inject_carrier
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer("cqcommon.outbox")
+
+
+def notify_channel(schema: str) -> str:
+    """The channel the outbox trigger notifies for ``schema`` (as the trigger computes it:
+    channel names are identifiers, at most 63 bytes)."""
+    return f"outbox_{schema}"[:63]
 
 
 async def append_to_outbox(conn: Conn, envelope: EventEnvelope) -> None:
@@ -73,15 +92,83 @@ class Producer(Protocol):
 @dataclass(frozen=True)
 class RelayConfig:
     batch_size: int = 200
-    idle_sleep_s: float = 0.1
+    #: wake on the schema's NOTIFY (OUTBOX_LISTEN); polling alone when False
+    listen: bool = True
+    #: how often an idle relay looks anyway (OUTBOX_POLL_INTERVAL_S)
+    poll_interval_s: float = 1.0
     send_timeout_s: float = 10.0
     backoff_base_s: float = 0.5
     backoff_max_s: float = 30.0
+    #: how often a quiet LISTEN connection is checked with a query: a connection that died
+    #: without a word (a dropped network) would otherwise never raise
+    listen_check_interval_s: float = 30.0
 
 
 def backoff_delay(attempts: int, config: RelayConfig) -> float:
     """Delay before the next try after ``attempts`` failures (capped exponential)."""
     return float(min(config.backoff_max_s, config.backoff_base_s * 2 ** max(0, attempts - 1)))
+
+
+class OutboxListener:
+    """One dedicated autocommit connection that ``LISTEN``s on a schema's outbox channel
+    and calls ``on_notify`` for every notification, and once after each (re)connect (rows
+    committed while nobody listened were announced to nobody). A broken connection is
+    logged and reconnected with capped exponential backoff; meanwhile the relay polls."""
+
+    def __init__(
+        self,
+        conninfo: str,
+        channel: str,
+        on_notify: Callable[[], None],
+        *,
+        config: RelayConfig,
+    ) -> None:
+        self.conninfo = conninfo
+        self.channel = channel
+        self.on_notify = on_notify
+        self.config = config
+        #: the LISTEN connection's server process while connected (tests terminate it)
+        self.backend_pid: int | None = None
+        self.connects_total = 0
+        self.notifications_total = 0
+
+    @property
+    def listening(self) -> bool:
+        return self.backend_pid is not None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        failures = 0
+        while not stop.is_set():
+            try:
+                await self._listen(stop)
+            except (psycopg.Error, OSError) as exc:
+                failures += 1
+                log.warning(
+                    "outbox listener %s lost its connection (%r); polling until it is back",
+                    self.channel,
+                    exc,
+                )
+            else:
+                failures = 0
+            finally:
+                self.backend_pid = None
+            await sleep_or_stop(stop, backoff_delay(failures, self.config))
+
+    async def _listen(self, stop: asyncio.Event) -> None:
+        async with await psycopg.AsyncConnection.connect(
+            self.conninfo, autocommit=True, connect_timeout=5
+        ) as conn:
+            await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+            self.backend_pid = conn.info.backend_pid
+            self.connects_total += 1
+            self.on_notify()
+            while not stop.is_set():
+                async for _ in conn.notifies(timeout=self.config.listen_check_interval_s):
+                    self.notifications_total += 1
+                    self.on_notify()
+                    if stop.is_set():
+                        return
+                await conn.execute("SELECT 1")
 
 
 class OutboxRelay:
@@ -103,11 +190,39 @@ class OutboxRelay:
         self.config = config or RelayConfig()
         self._producer: Producer | None = None
         self._lock_key = f"outbox-relay:{db.schema}"
+        self._wake = asyncio.Event()
+        self.listener: OutboxListener | None = None
+        #: waiting for a notification or the next poll (tests wait for this)
+        self.idle = False
         self.published_total = 0
 
+    def wake(self) -> None:
+        """Ask for a drain now (the listener calls this on every notification)."""
+        self._wake.set()
+
     async def run(self, stop: asyncio.Event) -> None:
+        listener_task: asyncio.Task[None] | None = None
+        if self.config.listen:
+            self.listener = OutboxListener(
+                self.db.conninfo, notify_channel(self.db.schema), self.wake, config=self.config
+            )
+            listener_task = asyncio.create_task(
+                self.listener.run(stop), name=f"outbox-listener:{self.db.schema}"
+            )
+        try:
+            await self._relay(stop)
+        finally:
+            if listener_task is not None:
+                listener_task.cancel()
+                await asyncio.gather(listener_task, return_exceptions=True)
+            await self._drop_producer()
+
+    async def _relay(self, stop: asyncio.Event) -> None:
         failures = 0
         while not stop.is_set():
+            # cleared before the batch's query: a row committed after that query notifies
+            # after this point, so its wake-up is never lost (and a burst is one drain)
+            self._wake.clear()
             try:
                 sent = await self.publish_batch()
                 failures = 0
@@ -115,12 +230,16 @@ class OutboxRelay:
                 failures += 1
                 log.exception("outbox relay batch failed (%s)", self.db.schema)
                 await self._drop_producer()
-                sent = 0
                 await sleep_or_stop(stop, backoff_delay(failures, self.config))
                 continue
-            if sent == 0:
-                await sleep_or_stop(stop, self.config.idle_sleep_s)
-        await self._drop_producer()
+            if sent >= self.config.batch_size:
+                continue  # a full batch: more are probably waiting
+            if sent > 0 and not (self.listener is not None and self.listener.listening):
+                continue  # polling: only an empty query says the outbox is drained
+            # idle, or listening: every row committed since the query will notify
+            self.idle = True
+            await wait_or_stop(stop, self._wake, self.config.poll_interval_s)
+            self.idle = False
 
     async def publish_batch(self) -> int:
         """Publish up to one batch of due rows; returns how many were marked sent."""
@@ -176,9 +295,39 @@ class OutboxRelay:
             return len(sent_ids)
 
     def _send_all(self, producer: Producer, rows: list[tuple[Any, ...]]) -> list[Exception | None]:
+        spans: list[trace.Span] = []
+        try:
+            return self._send_traced(producer, rows, spans)
+        except BaseException as exc:
+            for span in spans:
+                if span.is_recording():  # not ended yet: the batch failed as a whole
+                    span.set_status(trace.StatusCode.ERROR, type(exc).__name__)
+                    span.end()
+            raise
+
+    def _send_traced(
+        self, producer: Producer, rows: list[tuple[Any, ...]], spans: list[trace.Span]
+    ) -> list[Exception | None]:
         futures = []
         for _id, event_id, event_type, topic, key, envelope, headers, _attempts in rows:
             carrier = headers if isinstance(headers, dict) else json.loads(headers or "{}")
+            full_topic = topic_name(topic, self.topic_prefix)
+            # one producer span per event, a child of the request that wrote it; the
+            # consumer's span continues from this one (its context replaces the stored one)
+            span = tracer.start_span(
+                f"publish {str(event_type).rsplit('.', 1)[-1]}",
+                context=extract_context({k: str(v) for k, v in carrier.items()}),
+                kind=trace.SpanKind.PRODUCER,
+                attributes={
+                    "messaging.system": "kafka",
+                    "messaging.operation.type": "send",
+                    "messaging.destination.name": full_topic,
+                    "messaging.message.id": str(event_id),
+                },
+            )
+            spans.append(span)
+            if span.is_recording():
+                carrier = inject_carrier(trace.set_span_in_context(span))
             kafka_headers = [
                 ("event_id", str(event_id).encode()),
                 ("event_type", str(event_type).encode()),
@@ -186,20 +335,20 @@ class OutboxRelay:
             ]
             futures.append(
                 producer.send(
-                    topic_name(topic, self.topic_prefix),
-                    value=bytes(envelope),
-                    key=str(key).encode(),
-                    headers=kafka_headers,
+                    full_topic, value=bytes(envelope), key=str(key).encode(), headers=kafka_headers
                 )
             )
+        # flush makes every batch sendable at once: the producer's linger_ms adds no delay
         producer.flush(timeout=self.config.send_timeout_s)
         results: list[Exception | None] = []
-        for fut in futures:
+        for fut, span in zip(futures, spans, strict=True):
             try:
                 fut.get(timeout=self.config.send_timeout_s)
                 results.append(None)
             except Exception as exc:  # each row records its own failure
                 results.append(exc)
+                span.set_status(trace.StatusCode.ERROR, type(exc).__name__)
+            span.end()
         return results
 
     async def _get_producer(self, topics: list[str]) -> Producer:

@@ -43,7 +43,7 @@ from cqcommon.metrics import (
     serve_metrics,
 )
 from cqcommon.migrations import apply_migrations
-from cqcommon.outbox import OutboxRelay
+from cqcommon.outbox import OutboxRelay, RelayConfig
 from cqcommon.settings import Settings
 from cqcommon.telemetry import setup_telemetry
 
@@ -155,6 +155,9 @@ class ServiceRuntime:
                 partial(make_producer, s, client_id=f"{self.spec.name}-relay"),
                 topic_prefix=s.kafka_topic_prefix,
                 ensure_topics=ensure,
+                config=RelayConfig(
+                    listen=s.outbox_listen, poll_interval_s=s.outbox_poll_interval_s
+                ),
             )
             self._spawn(self.relay.run(self.stop_event), "relay")
         if "consume" in self.roles:

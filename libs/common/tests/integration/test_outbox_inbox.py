@@ -56,7 +56,7 @@ def relay_for(db: Database, settings: Settings) -> OutboxRelay:
         partial(make_producer, settings, client_id="test-relay"),
         topic_prefix=settings.kafka_topic_prefix,
         ensure_topics=partial(ensure_topics, settings),
-        config=RelayConfig(idle_sleep_s=0.05, backoff_base_s=0.2, backoff_max_s=1.0),
+        config=RelayConfig(poll_interval_s=0.05, backoff_base_s=0.2, backoff_max_s=1.0),
     )
 
 
@@ -263,3 +263,97 @@ async def test_poison_message_goes_to_dead_letter_topic_and_later_messages_flow(
         headers = dict(message.headers)  # type: ignore[attr-defined]
         assert headers["dlq_group"].decode() == group
         assert headers["dlq_error"]
+
+
+def listening_relay(db: Database, settings: Settings) -> OutboxRelay:
+    """A relay that only NOTIFY can wake: its fallback poll is an hour away."""
+    return OutboxRelay(
+        db,
+        partial(make_producer, settings, client_id="test-relay"),
+        topic_prefix=settings.kafka_topic_prefix,
+        ensure_topics=partial(ensure_topics, settings),
+        config=RelayConfig(listen=True, poll_interval_s=3600, backoff_base_s=0.2),
+    )
+
+
+async def idle_and_listening(relay: OutboxRelay) -> None:
+    """Until the relay listens and waits, having drained what its (re)connect announced."""
+
+    async def ready() -> bool:
+        return (
+            relay.listener is not None
+            and relay.listener.listening
+            and relay.idle
+            and not relay._wake.is_set()
+        )
+
+    await eventually(ready, timeout_s=30)
+
+
+async def record_person(db: Database, aggregate_id: str) -> str:
+    async with db.unit_of_work() as uow:
+        env = new_envelope(person_event(), aggregate_id=aggregate_id, producer="test")
+        uow.record(env)
+        await uow.commit()
+    return env.event_id
+
+
+async def test_notify_wakes_an_idle_relay_and_the_event_is_applied(
+    plumbing: tuple[Database, Settings],
+) -> None:
+    db, settings = plumbing
+    relay = listening_relay(db, settings)
+    consumer = consumer_for(db, settings, f"test.listen.{uuid.uuid4().hex[:6]}")
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(relay.run(stop)), asyncio.create_task(consumer.run(stop))]
+    try:
+        await idle_and_listening(relay)
+        assert relay.listener is not None
+        notified = relay.listener.notifications_total
+        event_id = await record_person(db, "p-listen")
+
+        async def applied() -> bool:
+            return [str(r[0]) for r in await applied_rows(db)] == [event_id]
+
+        # no poll for an hour: only the trigger's NOTIFY can have woken the relay
+        await eventually(applied, timeout_s=60)
+        assert relay.listener.notifications_total > notified
+        assert await pending_count(db) == 0
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+
+
+async def test_relay_whose_listen_connection_is_killed_reconnects_and_publishes(
+    plumbing: tuple[Database, Settings],
+) -> None:
+    db, settings = plumbing
+    relay = listening_relay(db, settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        await idle_and_listening(relay)
+        listener = relay.listener
+        assert listener is not None
+        killed = listener.backend_pid
+        async with db.connection() as conn:
+            await conn.execute("SELECT pg_terminate_backend(%s)", (killed,))
+        # written while nobody may be listening: the reconnect's drain must find it
+        await record_person(db, "p-killed")
+
+        async def published() -> bool:
+            return await pending_count(db) == 0
+
+        await eventually(published, timeout_s=60)
+        await idle_and_listening(relay)
+        assert listener.connects_total >= 2
+        assert listener.backend_pid != killed
+        event_id = await record_person(db, "p-after")  # and the new connection is woken
+        await eventually(published, timeout_s=60)
+        topic = topic_name(TOPIC_REGISTRY_PERSON, settings.kafka_topic_prefix)
+        messages = await asyncio.to_thread(read_all, settings, topic, 2)
+        ids = [dict(m.headers)["event_id"].decode() for m in messages]  # type: ignore[attr-defined]
+        assert event_id in ids and len(ids) == len(set(ids)) == 2
+    finally:
+        stop.set()
+        await task
