@@ -18,6 +18,8 @@ MIN_SECRET_BYTES = 32
 #: The settings that sign something a client holds (tokens, cursors): never the default or
 #: short outside sandbox mode, and in deployments they come from a secret store.
 SIGNING_SECRETS: tuple[str, ...] = ("token_secret", "cursor_secret", "sms_code_secret")
+#: Verify-only secrets set during a rotation (docs/operations.md, "Rotating secrets").
+PREVIOUS_SECRETS: tuple[str, ...] = ("token_secret_previous", "cursor_secret_previous")
 
 
 class Settings(BaseSettings):
@@ -103,6 +105,17 @@ class Settings(BaseSettings):
         "dev-only-sms-code-key-0123456789abcdef",
         description="HMAC key under which SMS codes are stored (never in clear; set in"
         " production).",
+    )
+    token_secret_previous: str = Field(
+        "",
+        description="During a rotation only: the TOKEN_SECRET being replaced. Tokens it signed"
+        " are still accepted until they expire; new ones are signed with TOKEN_SECRET. Clear it"
+        " once STAFF_TOKEN_TTL_S has passed.",
+    )
+    cursor_secret_previous: str = Field(
+        "",
+        description="During a rotation only: the CURSOR_SECRET being replaced, still accepted"
+        " for page cursors it signed.",
     )
     token_ttl_s: int = Field(7200, description="Lifetime of a user token (s).")
     staff_token_ttl_s: int = Field(28800, description="Lifetime of a staff token (s).")
@@ -307,6 +320,11 @@ class Settings(BaseSettings):
             value = getattr(self, name)
             field = type(self).model_fields[name]
             if value == field.default or len(value.encode()) < MIN_SECRET_BYTES:
+                weak.append(name.upper())
+        for name in PREVIOUS_SECRETS:
+            # a previous secret is optional, but one that is set must have been a real one
+            value = getattr(self, name)
+            if value and len(value.encode()) < MIN_SECRET_BYTES:
                 weak.append(name.upper())
         return weak
 

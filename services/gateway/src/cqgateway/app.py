@@ -86,12 +86,15 @@ class GatewayApp(FastAPI):
 
 
 def check_secrets(settings: Settings) -> None:
-    """Outside sandbox mode, refuse the development ``TOKEN_SECRET`` or one under 32 bytes."""
-    if not settings.sandbox_mode and "TOKEN_SECRET" in settings.insecure_secrets():
-        raise InsecureSecretError(
-            "TOKEN_SECRET is the built-in development value or shorter than 32 bytes: "
-            "set a random secret of at least 32 bytes outside sandbox mode"
-        )
+    """Outside sandbox mode, refuse the development ``TOKEN_SECRET`` or one under 32 bytes
+    (and a ``TOKEN_SECRET_PREVIOUS`` under 32 bytes)."""
+    weak = settings.insecure_secrets()
+    for name in ("TOKEN_SECRET", "TOKEN_SECRET_PREVIOUS"):
+        if not settings.sandbox_mode and name in weak:
+            raise InsecureSecretError(
+                f"{name} is the built-in development value or shorter than 32 bytes: "
+                "set a random secret of at least 32 bytes outside sandbox mode"
+            )
 
 
 async def migrate(conninfo: str) -> list[str]:
@@ -117,6 +120,7 @@ def create_app(
             settings.token_secret,
             user_ttl_s=settings.token_ttl_s,
             staff_ttl_s=settings.staff_token_ttl_s,
+            previous_secret=settings.token_secret_previous,
         ),
     )
 

@@ -58,10 +58,14 @@ class StaffClaims:
 class TokenCodec:
     """Issues and verifies tokens with one secret and the configured lifetimes."""
 
-    def __init__(self, secret: str, *, user_ttl_s: int, staff_ttl_s: int) -> None:
+    def __init__(
+        self, secret: str, *, user_ttl_s: int, staff_ttl_s: int, previous_secret: str = ""
+    ) -> None:
         if not secret:
             raise ValueError("token secret must not be empty")
         self._secret = secret
+        # during a rotation, tokens signed with the old secret stay valid until they expire
+        self._verify_secrets = [secret] + ([previous_secret] if previous_secret else [])
         self._user_ttl = timedelta(seconds=user_ttl_s)
         self._staff_ttl = timedelta(seconds=staff_ttl_s)
 
@@ -90,16 +94,27 @@ class TokenCodec:
     ) -> IssuedToken:
         return self._encode("staff", {"sub": staff_id, "role": role}, self._staff_ttl, now)
 
+    def _verified(self, token: str, typ: TokenType) -> dict[str, Any]:
+        """The claims under the current secret, else under the previous one (a rotation)."""
+        for i, secret in enumerate(self._verify_secrets):
+            try:
+                claims: dict[str, Any] = jwt.decode(
+                    token,
+                    secret,
+                    algorithms=[ALGORITHM],  # pinned: never let the token choose (alg=none)
+                    audience=_AUDIENCE[typ],
+                    issuer=ISSUER,
+                    options={"require": ["sub", "typ", "iss", "aud", "iat", "exp", "jti"]},
+                )
+                return claims
+            except jwt.InvalidSignatureError:
+                if i == len(self._verify_secrets) - 1:
+                    raise
+        raise AssertionError("unreachable: the loop returns or raises")
+
     def _decode(self, token: str, typ: TokenType) -> dict[str, Any]:
         try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                self._secret,
-                algorithms=[ALGORITHM],  # pinned: never let the token choose (alg=none)
-                audience=_AUDIENCE[typ],
-                issuer=ISSUER,
-                options={"require": ["sub", "typ", "iss", "aud", "iat", "exp", "jti"]},
-            )
+            claims = self._verified(token, typ)
         except jwt.ExpiredSignatureError as exc:
             raise DomainError(TOKEN_INVALID, details={"reason": "expired"}) from exc
         except jwt.InvalidAudienceError as exc:

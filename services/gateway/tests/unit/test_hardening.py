@@ -175,6 +175,12 @@ def test_outside_sandbox_a_strong_token_secret_starts_and_cursor_secret_is_not_i
     create_app(Settings(sandbox_mode=True))  # sandbox: the development secret is fine
 
 
+def test_outside_sandbox_a_short_previous_token_secret_is_refused_and_a_strong_one_starts() -> None:
+    with pytest.raises(InsecureSecretError, match="TOKEN_SECRET_PREVIOUS"):
+        create_app(Settings(sandbox_mode=False, token_secret="s" * 32, token_secret_previous="p"))
+    create_app(Settings(sandbox_mode=False, token_secret="s" * 32, token_secret_previous="p" * 32))
+
+
 def _codec() -> TokenCodec:
     return TokenCodec(SECRET, user_ttl_s=60, staff_ttl_s=60)
 

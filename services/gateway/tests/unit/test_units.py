@@ -57,6 +57,33 @@ def test_other_secret_is_refused() -> None:
     assert info.value.details["reason"] == "invalid"
 
 
+def test_rotation_accepts_tokens_of_the_previous_secret_and_signs_with_the_new() -> None:
+    old = codec()
+    rotated = TokenCodec("n" * 48, user_ttl_s=60, staff_ttl_s=60, previous_secret=SECRET)
+    issued_before = old.issue_user("u", "p")
+    assert rotated.verify_user(issued_before.token).user_id == "u"
+    issued_after = rotated.issue_user("u2", "p2")
+    with pytest.raises(DomainError):  # signed with the new secret, unknown to the old
+        old.verify_user(issued_after.token)
+    # once the previous secret is cleared, its tokens are refused
+    done = TokenCodec("n" * 48, user_ttl_s=60, staff_ttl_s=60)
+    with pytest.raises(DomainError) as info:
+        done.verify_user(issued_before.token)
+    assert info.value.details["reason"] == "invalid"
+
+
+def test_rotation_keeps_expiry_and_audience_checks_for_old_tokens() -> None:
+    rotated = TokenCodec("n" * 48, user_ttl_s=60, staff_ttl_s=60, previous_secret=SECRET)
+    staff = codec().issue_staff("s1", "clerk")
+    with pytest.raises(DomainError) as info:
+        rotated.verify_user(staff.token)
+    assert info.value.details["reason"] == "wrong_token_type"
+    expired = codec(user_ttl_s=-10).issue_user("u", "p")
+    with pytest.raises(DomainError) as info:
+        rotated.verify_user(expired.token)
+    assert info.value.details["reason"] == "expired"
+
+
 def test_every_error_kind_has_an_http_status() -> None:
     assert set(STATUS_BY_KIND) == set(ErrorKind)
     for spec in CATALOGUE.values():

@@ -25,13 +25,15 @@ class InsecureCursorSecretError(RuntimeError):
 
 def cursor_signer(settings: Settings) -> CursorSigner:
     """The signer of page cursors; outside sandbox mode only with a real secret."""
-    if not settings.sandbox_mode and "CURSOR_SECRET" in settings.insecure_secrets():
+    weak = settings.insecure_secrets()
+    if not settings.sandbox_mode and ("CURSOR_SECRET" in weak or "CURSOR_SECRET_PREVIOUS" in weak):
         raise InsecureCursorSecretError(
             "refusing to start the query service: CURSOR_SECRET is the development default "
-            "or shorter than 32 bytes, and SANDBOX_MODE is off; set CURSOR_SECRET to a "
-            "random secret of at least 32 bytes (page cursors are signed with it)"
+            "or shorter than 32 bytes (or CURSOR_SECRET_PREVIOUS is set and shorter), and "
+            "SANDBOX_MODE is off; set CURSOR_SECRET to a random secret of at least 32 bytes "
+            "(page cursors are signed with it)"
         )
-    return CursorSigner(settings.cursor_secret)
+    return CursorSigner(settings.cursor_secret, previous=settings.cursor_secret_previous)
 
 
 def build_views(ctx: ServiceContext) -> QueryViews:

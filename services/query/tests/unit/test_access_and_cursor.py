@@ -79,9 +79,9 @@ def scope(**kw: object) -> CursorScope:
     return CursorScope.of(**(base | kw))  # type: ignore[arg-type]
 
 
-def assert_invalid(scope_: CursorScope, cursor: str) -> None:
+def assert_invalid(scope_: CursorScope, cursor: str, signer: CursorSigner = SIGNER) -> None:
     with pytest.raises(DomainError) as err:
-        SIGNER.verify(scope_, cursor)
+        signer.verify(scope_, cursor)
     assert err.value.code == "INVALID_CURSOR"
 
 
@@ -128,6 +128,15 @@ def test_a_tampered_or_foreign_key_cursor_is_invalid() -> None:
         CursorSigner("another-key-that-is-at-least-32-bytes").sign(scope(), AT),
     ):
         assert_invalid(scope(), bad)
+
+
+def test_rotation_accepts_cursors_of_the_previous_key_only_while_it_is_set() -> None:
+    old_cursor = SIGNER.sign(scope(), AT)
+    new_key = "a-new-key-that-is-also-at-least-32-bytes"
+    rotating = CursorSigner(new_key, previous="a-test-key-that-is-at-least-32-bytes-long")
+    assert rotating.verify(scope(), old_cursor) == AT
+    assert CursorSigner(new_key).verify(scope(), rotating.sign(scope(), AT)) == AT
+    assert_invalid(scope(), old_cursor, CursorSigner(new_key))
 
 
 def test_page_size_defaults_and_caps() -> None:

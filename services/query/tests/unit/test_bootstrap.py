@@ -20,6 +20,12 @@ def test_outside_sandbox_the_default_or_a_short_cursor_secret_refuses_to_start()
             cursor_signer(settings)
 
 
+def test_outside_sandbox_a_short_previous_cursor_secret_refuses_to_start() -> None:
+    settings = Settings(sandbox_mode=False, cursor_secret=STRONG, cursor_secret_previous="old")
+    with pytest.raises(InsecureCursorSecretError, match="CURSOR_SECRET_PREVIOUS"):
+        cursor_signer(settings)
+
+
 def test_sandbox_or_a_real_secret_starts_and_the_secret_is_the_key() -> None:
     assert cursor_signer(Settings(sandbox_mode=True))
     scope = CursorScope.of("user_list", "vehicle", "veh-1", None, Caller(user_id="u"))

@@ -92,13 +92,16 @@ def _unb64(text: str) -> bytes:
 class CursorSigner:
     """Signs and verifies cursors with one secret key (``settings.cursor_secret``)."""
 
-    def __init__(self, secret: str | bytes) -> None:
+    def __init__(self, secret: str | bytes, *, previous: str | bytes = b"") -> None:
         key = secret.encode() if isinstance(secret, str) else secret
         if not key:
             raise ValueError("a cursor key must not be empty")
         self._key = key
+        old = previous.encode() if isinstance(previous, str) else previous
+        # during a rotation, cursors signed with the old key stay valid
+        self._verify_keys = [key] + ([old] if old else [])
 
-    def _mac(self, scope: CursorScope, token: str) -> bytes:
+    def _mac(self, scope: CursorScope, token: str, key: bytes | None = None) -> bytes:
         # a JSON array, so no field can run into the next one
         signed = json.dumps(
             [
@@ -112,7 +115,7 @@ class CursorSigner:
             ],
             ensure_ascii=False,
         )
-        return hmac.new(self._key, signed.encode(), hashlib.sha256).digest()
+        return hmac.new(key or self._key, signed.encode(), hashlib.sha256).digest()
 
     def sign(self, scope: CursorScope, position: Position) -> str:
         token = position.token()
@@ -126,7 +129,9 @@ class CursorSigner:
             given = _unb64(mac)
         except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
             raise DomainError(INVALID_CURSOR) from exc
-        if not hmac.compare_digest(given, self._mac(scope, token)):
+        if not any(
+            hmac.compare_digest(given, self._mac(scope, token, k)) for k in self._verify_keys
+        ):
             raise DomainError(INVALID_CURSOR)
         try:
             return Position.from_token(token)
