@@ -754,10 +754,9 @@ class RequestSummary:
     failed_during: Counter[str]  # "503 SERVICE_UNAVAILABLE" -> n, sent inside the fault
     failed_after: Counter[str]  # sent after the fault ended
     server_errors_500: int
-    first_ok_after_s: float | None  # fault end -> answer of the first 2xx sent after it
-    last_fail_after_s: float | None  # fault end -> answer of the last failure sent after it
-    latency_p50_ms: float
-    latency_p99_ms: float
+    first_ok_after_s: float | None  # fault end -> the first 2xx answer received after it
+    last_fail_after_s: float | None  # fault end -> the last failed answer received after it
+    latency_ms: dict[str, tuple[float, float]]  # phase -> (p50, p99) of the 2xx answers
     max_latency_during_ms: float
     not_sent: int
 
@@ -774,24 +773,38 @@ def _pct(values: Sequence[float], p: float) -> float:
 def summarize_requests(
     samples: Sequence[Sample], fault_start: float, fault_end: float, not_sent: int = 0
 ) -> RequestSummary:
-    """Requests by when they were sent: before, during (``[fault_start, fault_end)``), after."""
-    during = [s for s in samples if fault_start <= s.sent < fault_end]
-    after = sorted((s for s in samples if s.sent >= fault_end), key=lambda s: s.sent)
-    first_ok = next((s for s in after if s.ok), None)
-    fails_after = [s for s in after if not s.ok]
-    latencies = [(s.done - s.sent) * 1000 for s in samples if s.ok]
+    """Requests by when they were sent: before, during (``[fault_start, fault_end)``), after.
+
+    The recovery times look at answers instead: a request sent during the fault that waited
+    and then succeeded shows that the service was back when it was answered.
+    """
+    phases = {
+        "before": [s for s in samples if s.sent < fault_start],
+        "during": [s for s in samples if fault_start <= s.sent < fault_end],
+        "after": [s for s in samples if s.sent >= fault_end],
+    }
+    answered_after = sorted((s for s in samples if s.done >= fault_end), key=lambda s: s.done)
+    first_ok = next((s for s in answered_after if s.ok), None)
+    fails_answered_after = [s for s in answered_after if not s.ok]
+    latency = {}
+    for phase, group in phases.items():
+        ok = [(s.done - s.sent) * 1000 for s in group if s.ok]
+        latency[phase] = (_pct(ok, 0.5), _pct(ok, 0.99))
     return RequestSummary(
         sent=len(samples),
         failed=sum(1 for s in samples if not s.ok),
-        sent_during=len(during),
-        failed_during=Counter(_label(s) for s in during if not s.ok),
-        failed_after=Counter(_label(s) for s in fails_after),
+        sent_during=len(phases["during"]),
+        failed_during=Counter(_label(s) for s in phases["during"] if not s.ok),
+        failed_after=Counter(_label(s) for s in phases["after"] if not s.ok),
         server_errors_500=sum(1 for s in samples if s.status == 500),
         first_ok_after_s=(first_ok.done - fault_end) if first_ok else None,
-        last_fail_after_s=max((s.done - fault_end for s in fails_after), default=None),
-        latency_p50_ms=_pct(latencies, 0.5),
-        latency_p99_ms=_pct(latencies, 0.99),
-        max_latency_during_ms=max(((s.done - s.sent) * 1000 for s in during), default=0.0),
+        last_fail_after_s=(fails_answered_after[-1].done - fault_end)
+        if fails_answered_after
+        else None,
+        latency_ms=latency,
+        max_latency_during_ms=max(
+            ((s.done - s.sent) * 1000 for s in phases["during"]), default=0.0
+        ),
         not_sent=not_sent,
     )
 

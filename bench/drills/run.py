@@ -361,8 +361,8 @@ def report(r: DrillResult, args: argparse.Namespace) -> None:
     if q is not None:
         lines += [
             f"requests: sent {q.sent}, failed {q.failed}, 500s {q.server_errors_500} (must be 0),"
-            f" not sent (client limit) {q.not_sent}; successes p50 {q.latency_p50_ms:.0f} ms,"
-            f" p99 {q.latency_p99_ms:.0f} ms",
+            f" not sent (client limit) {q.not_sent}; 2xx latency p50/p99 "
+            + ", ".join(f"{k} {v[0]:.0f}/{v[1]:.0f} ms" for k, v in q.latency_ms.items()),
             f"  sent during the fault: {q.sent_during}, failed: "
             f"{sum(q.failed_during.values())} ({fmt_counter(q.failed_during)}); slowest answer"
             f" {q.max_latency_during_ms:.0f} ms",
@@ -380,8 +380,8 @@ def report(r: DrillResult, args: argparse.Namespace) -> None:
         ]
     if q is not None:
         lines.append(
-            f"recovery: fault end -> first successful request {fmt_s(q.first_ok_after_s)},"
-            f" -> last failed request {fmt_s(q.last_fail_after_s)},"
+            f"recovery: fault end -> first 2xx answer {fmt_s(q.first_ok_after_s)},"
+            f" -> last failed answer {fmt_s(q.last_fail_after_s)},"
             f" -> backlog drained {fmt_s(r.drained_after_s)}"
             f" ({r.backlog_at_fault_end} events waiting at the fault's end)"
         )

@@ -12,9 +12,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cqdev.cluster import ChildSpec, GrpcReady  # noqa: E402
-from drillkit import Sample, summarize_requests, tally  # noqa: E402
-from launcher import split_services  # noqa: E402
+from cqdev.cluster import ChildSpec, GrpcReady
+from drillkit import Sample, summarize_requests, tally
+from launcher import split_services
 
 
 def test_every_produced_event_applied_once_is_neither_lost_nor_doubled() -> None:
@@ -87,8 +87,11 @@ def test_requests_are_classified_by_when_they_were_sent() -> None:
     assert s.failed_during == {"503 SERVICE_UNAVAILABLE": 1, "client timeout": 1}
     assert s.failed_after == {"503 SERVICE_UNAVAILABLE": 1, "500 INTERNAL": 1}
     assert s.server_errors_500 == 1
+    # answers after the fault's end: #2 (a timeout at 21.0), #3 at 21.0, #4 (2xx) at 21.2,
+    # #5 at 22.01
     assert s.first_ok_after_s is not None and abs(s.first_ok_after_s - 1.2) < 1e-9
     assert s.last_fail_after_s is not None and abs(s.last_fail_after_s - 2.01) < 1e-9
+    assert set(s.latency_ms) == {"before", "during", "after"}
 
 
 def test_a_fault_that_fails_nothing_has_no_last_failure() -> None:

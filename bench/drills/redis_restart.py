@@ -1,0 +1,14 @@
+"""Fault drill ``redis-restart``: ``python bench/drills/redis_restart.py [--rate N] [--fault-seconds S]``.
+
+The same as ``python bench/drills/run.py --drill redis-restart``; see run.py for what it does
+and prints.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from run import main
+
+if __name__ == "__main__":
+    sys.exit(main(["--drill", "redis-restart", *sys.argv[1:]]))
