@@ -371,11 +371,11 @@ def serve_metrics(host: str, port: int) -> MetricsEndpoint:
         endpoint = _endpoints.get((host, port))
         if endpoint is None:
             server, thread = start_http_server(port, addr=host)
+            port = int(server.server_address[1])  # the one chosen when asked for port 0
             endpoint = _Endpoint(server, thread)
             _endpoints[(host, port)] = endpoint
         endpoint.users += 1
-    bound_port = int(endpoint.server.server_address[1])
-    return MetricsEndpoint(host, bound_port if port == 0 else port)
+    return MetricsEndpoint(host, port)
 
 
 # -- sampled gauges ----------------------------------------------------------------------------

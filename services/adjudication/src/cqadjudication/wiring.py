@@ -7,6 +7,7 @@ from pathlib import Path
 
 from cqcommon.runner import ServiceSpec
 
+from cqadjudication.adapters.postgres_metrics import adjudication_samplers
 from cqadjudication.entrypoints.grpc_servicer import register
 from cqadjudication.entrypoints.payment_consumer import PAYMENT_CONSUMER
 from cqadjudication.entrypoints.registry_consumer import REGISTRY_CONSUMER
@@ -18,4 +19,5 @@ SPEC = ServiceSpec(
     addr=lambda s: s.adjudication_service_addr,
     register=register,
     consumers=[REGISTRY_CONSUMER, PAYMENT_CONSUMER],
+    samplers=adjudication_samplers,
 )

@@ -26,6 +26,7 @@ from cqgateway.deps import GatewayContext
 from cqgateway.errors import catalogue_markdown, install_error_handlers
 from cqgateway.guards import SecurityHeadersMiddleware, StringCheckMiddleware
 from cqgateway.limits import BodySizeLimitMiddleware
+from cqgateway.metrics import MetricsMiddleware
 from cqgateway.openapi import document_errors
 from cqgateway.routers import (
     alipay_notify,
@@ -36,6 +37,7 @@ from cqgateway.routers import (
     health,
     internal,
     me,
+    metrics,
     nightly,
     not_built,
     payments,
@@ -159,6 +161,7 @@ def create_app(
     app.state.gateway = ctx
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(auth.router)
     app.include_router(me.router)
     app.include_router(violations.router)
@@ -171,11 +174,12 @@ def create_app(
     app.include_router(follows.internal_router)
     app.include_router(nightly.router)
     app.include_router(not_built.router)
-    # Added later = further out. Order of a request: security headers, audit, body size,
-    # string check, routes; so an oversized or refused /internal/v1 request is audited, and
-    # every answer (the middlewares' own too) gets the security headers.
+    # Added later = further out. Order of a request: metrics, security headers, audit, body
+    # size, string check, routes; so an oversized or refused /internal/v1 request is audited,
+    # every answer (the middlewares' own too) gets the security headers, and is counted.
     app.add_middleware(StringCheckMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AuditMiddleware, repository=ctx.audit_repository)
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(MetricsMiddleware)
     return app

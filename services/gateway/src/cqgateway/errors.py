@@ -47,6 +47,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Send
 
+from cqgateway.metrics import note_error_code
+
 log = logging.getLogger("cqgateway.errors")
 
 
@@ -143,6 +145,7 @@ def catalogued(error: DomainError) -> DomainError:
 def error_response(error: DomainError, *, headers: Mapping[str, str] | None = None) -> JSONResponse:
     """API.md's error body for ``error``, with the headers its status calls for."""
     error = catalogued(error)
+    note_error_code(error.code)  # the request metrics' code label (cqgateway.metrics)
     status = http_status_for(error)
     out: dict[str, str] = dict(SECURITY_HEADERS) | dict(headers or {})
     if status == 401:

@@ -14,6 +14,7 @@ from cqcommon.runner import ServiceSpec
 from cqcommon.settings import Settings
 
 from cqjobs.adapters.grpc_services import GrpcJobServices
+from cqjobs.adapters.metrics import MetricsProgress, jobs_samplers
 from cqjobs.adapters.postgres_locks import AdvisoryLocks
 from cqjobs.adapters.postgres_runs import PostgresRunStore
 from cqjobs.domain.catalogue import ADJUDICATION, FOLLOW, PAYMENT
@@ -34,6 +35,7 @@ SPEC = ServiceSpec(
     register=register,
     consumers=(),
     publishes_events=False,
+    samplers=jobs_samplers,
 )
 
 
@@ -69,7 +71,7 @@ def build_runner(
         locks=AdvisoryLocks(settings.database_url),
         services=services,
         clock=clock,
-        progress=progress,
+        progress=MetricsProgress(progress),
         config=RunnerConfig(
             batch_size=settings.jobs_batch_size,
             stop_margin=timedelta(seconds=settings.jobs_stop_margin_s),

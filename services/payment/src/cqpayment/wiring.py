@@ -7,6 +7,7 @@ from pathlib import Path
 
 from cqcommon.runner import ServiceSpec
 
+from cqpayment.adapters.postgres_metrics import payment_samplers
 from cqpayment.entrypoints.consumers import REGISTRY_CONSUMER, VIOLATION_CONSUMER
 from cqpayment.entrypoints.grpc_servicer import register
 
@@ -17,4 +18,5 @@ SPEC = ServiceSpec(
     addr=lambda s: s.payment_service_addr,
     register=register,
     consumers=[VIOLATION_CONSUMER, REGISTRY_CONSUMER],
+    samplers=payment_samplers,
 )

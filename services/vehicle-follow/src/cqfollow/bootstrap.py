@@ -9,6 +9,7 @@ key anyone can read in this repository would let anyone who reads Redis test cod
 
 from __future__ import annotations
 
+from cqcommon.metrics import CountingSmsSender
 from cqcommon.runner import ServiceContext
 from cqcommon.settings import Settings
 from cqcommon.sms.senders import sandbox_outbox_for, sms_sender_for
@@ -51,7 +52,11 @@ def build_deps(
     return Deps(
         uows=unit_of_work,
         sms_codes=sms_codes or sms_codes_for(settings, ctx.redis, ctx.clock),
-        sms_sender=sms_sender or sms_sender_for(settings, ctx.redis, ctx.clock),
+        sms_sender=CountingSmsSender(
+            sms_sender or sms_sender_for(settings, ctx.redis, ctx.clock),
+            service="follow",
+            purpose="follow_code",
+        ),
         sms_outbox=sms_outbox or sandbox_outbox_for(settings, ctx.redis),
         clock=ctx.clock,
         config=FollowConfig.from_settings(settings),

@@ -34,6 +34,7 @@ from urllib.parse import parse_qsl
 
 from cqcommon.errors import DomainError, ErrorKind
 from cqcommon.grpc_client import call
+from cqcommon.metrics import alipay_notification_rejected
 from cqcommon.text import forbidden_position
 from cqtraffic.payment.v1 import payment_pb2 as pay
 from fastapi import APIRouter, Request
@@ -224,6 +225,7 @@ async def alipay_notify(request: Request, ctx: Context) -> PlainTextResponse:
         params = parse_notification(body, request.headers.get("content-type", ""))
     except NotificationRefusedError as exc:
         log.warning("alipay notification refused: %s", exc.reason)
+        alipay_notification_rejected(exc.reason)
         return _plain(FAIL, 400)
     order_no = loggable_order_no(params)
     try:
@@ -234,6 +236,8 @@ async def alipay_notify(request: Request, ctx: Context) -> PlainTextResponse:
         )
     except DomainError as exc:
         refused = exc.kind in _REFUSING_KINDS
+        if refused:
+            alipay_notification_rejected(exc.code)
         log.warning(
             "alipay notification not recorded: %s %s (out_trade_no %s)",
             exc.kind.value,
@@ -247,6 +251,7 @@ async def alipay_notify(request: Request, ctx: Context) -> PlainTextResponse:
         return _plain(FAIL, 503)
     if answer.accepted:
         return _plain(SUCCESS, 200)
+    alipay_notification_rejected(answer.rejected_reason or "unspecified")
     log.warning(
         "alipay notification rejected: %s (out_trade_no %s)",
         answer.rejected_reason or "unspecified",

@@ -16,6 +16,7 @@ from typing import Any
 
 import grpc
 import httpx
+from cqcommon.metrics import CountingSmsSender
 from cqcommon.protomap import run_job_as_of, run_job_response
 from cqcommon.runner import ServiceContext
 from cqcommon.sms import SmsSender
@@ -75,7 +76,11 @@ class PaymentServiceServicer(pb_grpc.PaymentServiceServicer):
             provider=provider,
             clock=ctx.clock,
             config=PaymentConfig.from_settings(ctx.settings),
-            sms=sms_sender or sms_sender_for(ctx.settings, ctx.redis, ctx.clock),
+            sms=CountingSmsSender(
+                sms_sender or sms_sender_for(ctx.settings, ctx.redis, ctx.clock),
+                service="payment",
+                purpose="overdue_notice",
+            ),
         )
         self.renderer: ReceiptRenderer = renderer or PdfReceiptRenderer()
 

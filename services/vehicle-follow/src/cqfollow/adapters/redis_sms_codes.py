@@ -47,6 +47,7 @@ from datetime import datetime, time, timedelta
 
 import redis.asyncio as aioredis
 from cqcommon.clock import SHANGHAI, Clock
+from cqcommon.metrics import SMS
 
 from cqfollow.domain.sms import (
     CODE_DIGITS,
@@ -236,8 +237,10 @@ class RedisSmsCodes:
         )
         outcome = _text(status)
         if outcome == "soon":
+            SMS.labels("follow", "follow_code", "resend_too_soon").inc()
             raise SmsResendTooSoonError(max(1, math.ceil(int(wait_ms) / 1000)))
         if outcome == "locked":
+            SMS.labels("follow", "follow_code", "phone_locked").inc()
             raise SmsPhoneLockedError(to_midnight)
         return code
 
