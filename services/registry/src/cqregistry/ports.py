@@ -1,9 +1,10 @@
-"""Ports (typing.Protocol) the registry's import use case depends on. The PostgreSQL
-adapter and the protobuf codec (``entrypoints.mappers``) implement them; unit tests use
-in-memory fakes."""
+"""Ports (typing.Protocol) the registry's use cases (the import, the sandbox roster's load
+record) depend on. The PostgreSQL adapters and the protobuf codec (``entrypoints.mappers``)
+implement them; unit tests use in-memory fakes."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
 from cqregistry.domain.events import RecordRegistered
@@ -56,3 +57,15 @@ class RegistryUnitOfWork(Protocol):
         ...
 
     async def commit(self) -> None: ...
+
+
+class SandboxRosterLog(Protocol):
+    """The completed sandbox roster loads (R-SBX-1), newest last."""
+
+    async def add(self, *, records: int, violations: int, follows: int) -> datetime:
+        """Record a completed load; returns when it was recorded."""
+        ...
+
+    async def last_loaded_at(self) -> datetime | None:
+        """When the last completed load was recorded; None when none was."""
+        ...

@@ -26,6 +26,12 @@ quotas like any activation. The follow service learns vehicles and people from r
 events too, so FOLLOW_VEHICLE_NOT_FOUND (and NOT_FOUND for a follower it does not know yet)
 is retried like the steps before.
 
+After the import the violations and the follows go concurrently, and every "not yet known"
+is polled at short intervals (:class:`RetryBudget`), so the load lasts as long as the
+slowest copy takes to catch up. Last, a load whose every step succeeded is recorded with
+``RegistryService.MarkSandboxRosterLoaded``: the gateway's ``/readyz`` stays 503 in sandbox
+mode until one is recorded (``GetSandboxRosterStatus``).
+
 The bulk generator of synthetic data is dev tooling (``python -m cqdev generate``), not
 part of the registry. The pure parts here (roster → import records and RecordViolation
 requests) are separate from the I/O so they can be tested without a cluster.
@@ -205,11 +211,24 @@ def follow_seed_requests(roster: SandboxRoster) -> list[follow.SeedFollowRequest
 # -- I/O: the sandbox load through the services -----------------------------------------
 @dataclass
 class RetryBudget:
-    """Total time the whole load may spend waiting for other services to catch up."""
+    """How long the whole load may wait for other services to catch up, in wall time.
+
+    Shared by steps that run concurrently, so it is a deadline (set at the first wait), not
+    a sum of sleeps. The polls are short: a "not yet known" answer is one cheap RPC, and
+    the copy it waits for usually arrives within milliseconds of the event (a long backoff
+    would only add its overshoot to every start).
+    """
 
     remaining_s: float = RETRY_BUDGET_S
-    first_delay_s: float = 0.2
-    max_delay_s: float = 5.0
+    first_delay_s: float = 0.05
+    max_delay_s: float = 0.25
+    _deadline: float | None = field(default=None, repr=False)
+
+    def _left(self) -> float:
+        now = asyncio.get_running_loop().time()
+        if self._deadline is None:
+            self._deadline = now + self.remaining_s
+        return self._deadline - now
 
     async def run(
         self, attempt: Callable[[], Awaitable[_T]], retry_on: frozenset[str], what: str
@@ -221,14 +240,13 @@ class RetryBudget:
             except DomainError as exc:
                 if exc.code not in retry_on:
                     raise
-                if self.remaining_s <= 0:
+                left = self._left()
+                if left <= 0:
                     raise LoadError(
-                        f"{what}: still {exc.code} after waiting {RETRY_BUDGET_S:.0f}s"
+                        f"{what}: still {exc.code} after waiting {self.remaining_s:.0f}s"
                         f" ({exc.details or exc.message_en}). " + _HINTS.get(exc.code, "")
                     ) from exc
-                wait = min(delay, self.remaining_s)
-                self.remaining_s -= wait
-                await asyncio.sleep(wait)
+                await asyncio.sleep(min(delay, left))
                 delay = min(delay * 2, self.max_delay_s)
 
 
@@ -277,7 +295,12 @@ async def load_sandbox(
     budget: RetryBudget | None = None,
 ) -> SandboxSummary:
     """Import the roster's registry records, record its violations, pay the paid one and
-    seed its follows (idempotent)."""
+    seed its follows (idempotent); then record the completed load with the registry.
+
+    After the import, the violations (each followed by its payment when it is the paid one)
+    and the follows go concurrently: each waits only for the copies it needs, so the load
+    takes as long as the slowest copy, not the sum of every wait. The follows of one vehicle
+    stay in roster order (its follower quota is counted in that order)."""
     budget = budget or RetryBudget()
     roster = sandbox_roster(today)
     summary = SandboxSummary()
@@ -309,22 +332,54 @@ async def load_sandbox(
         adjudication: AdjudicationServiceAsyncStub = adj_grpc.AdjudicationServiceStub(
             adjudication_channel
         )
-        planned_violations = violation_requests(roster)
-        for planned in planned_violations:
-            await _record(adjudication, planned, budget, deadline, summary)
         payments: PaymentServiceAsyncStub = payment_grpc.PaymentServiceStub(payment_channel)
-        for planned in planned_violations:
+        follows: FollowServiceAsyncStub = follow_grpc.FollowServiceStub(follow_channel)
+
+        async def violation(planned: PlannedViolation) -> None:
+            await _record(adjudication, planned, budget, deadline, summary)
             if planned.paid:
                 await _pay_at_counter(payments, planned.request, budget, deadline, summary)
-        follows: FollowServiceAsyncStub = follow_grpc.FollowServiceStub(follow_channel)
+
+        async def follows_of(seeds: list[follow.SeedFollowRequest]) -> None:
+            for seed in seeds:
+                await _seed_follow(follows, seed, budget, deadline, summary)
+
+        by_vehicle: dict[str, list[follow.SeedFollowRequest]] = {}
         for seed in follow_seed_requests(roster):
-            await _seed_follow(follows, seed, budget, deadline, summary)
+            by_vehicle.setdefault(seed.vehicle_id, []).append(seed)
+        try:
+            async with asyncio.TaskGroup() as group:
+                for planned in violation_requests(roster):
+                    group.create_task(violation(planned))
+                for seeds in by_vehicle.values():
+                    group.create_task(follows_of(seeds))
+        except ExceptionGroup as failed:
+            # the first step that failed says what to check; the group cancelled the rest
+            raise _first_leaf(failed) from None
+        await budget.run(
+            lambda: call(
+                registry.MarkSandboxRosterLoaded,
+                reg.MarkSandboxRosterLoadedRequest(
+                    records=summary.records,
+                    violations=summary.created + summary.replayed + summary.kept,
+                    follows=summary.follows,
+                ),
+                timeout_s=deadline,
+            ),
+            frozenset({UNREACHABLE}),
+            "recording the load with the registry",
+        )
     finally:
         await registry_channel.close(None)
         await adjudication_channel.close(None)
         await payment_channel.close(None)
         await follow_channel.close(None)
     return summary
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 async def _pay_at_counter(
