@@ -1,8 +1,9 @@
 """Fixtures of the gateway tests: settings on the test session's PostgreSQL database,
 Redis db and Tansu broker (the ``test_settings`` fixture of ``cqdev.pytest_plugin``, the one
 way tests get them), and ``FakeServices`` — an in-process grpc.aio server implementing
-QueryService, AdjudicationService, PaymentService, FollowService, JobsService and the
-standard health service.
+QueryService, AdjudicationService, PaymentService, FollowService, JobsService, the
+registry's sandbox roster status (``roster_loaded``, true unless a test says otherwise) and
+the standard health service.
 
 ``FakeServices`` is a *test double for the HTTP ↔ gRPC mapping only*: each method
 answers whatever the test scripted (a response, or a ``DomainError`` sent exactly as
@@ -34,6 +35,8 @@ from cqtraffic.jobs.v1 import jobs_pb2_grpc
 from cqtraffic.payment.v1 import payment_pb2_grpc
 from cqtraffic.query.v1 import query_pb2 as q
 from cqtraffic.query.v1 import query_pb2_grpc
+from cqtraffic.registry.v1 import registry_pb2 as reg
+from cqtraffic.registry.v1 import registry_pb2_grpc
 from fastapi import FastAPI
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer  # what grpc_health.v1.health.aio re-exports
@@ -57,12 +60,15 @@ class FakeServices(
     payment_pb2_grpc.PaymentServiceServicer,
     follow_pb2_grpc.FollowServiceServicer,
     jobs_pb2_grpc.JobsServiceServicer,
+    registry_pb2_grpc.RegistryServiceServicer,
 ):
     """Scripted answers per method name; records every request it received."""
 
     def __init__(self) -> None:
         self.scripts: dict[str, Script] = {}
         self.requests: dict[str, list[Any]] = {}
+        #: what GetSandboxRosterStatus answers (/readyz's sandbox_roster check)
+        self.roster_loaded = True
         self.port = 0
         self._server: grpc.aio.Server | None = None
 
@@ -72,6 +78,7 @@ class FakeServices(
     def reset(self) -> None:
         self.scripts.clear()
         self.requests.clear()
+        self.roster_loaded = True
 
     async def _answer(
         self, method: str, request: Any, context: grpc.aio.ServicerContext[Any, Any]
@@ -226,6 +233,13 @@ class FakeServices(
     async def ListRuns(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
         return await self._answer("ListRuns", request, context)
 
+    # RegistryService: only the sandbox roster status the gateway's /readyz asks for
+    async def GetSandboxRosterStatus(  # noqa: N802 - gRPC method name
+        self, request: Any, context: Any
+    ) -> reg.GetSandboxRosterStatusResponse:
+        self.requests.setdefault("GetSandboxRosterStatus", []).append(request)
+        return reg.GetSandboxRosterStatusResponse(loaded=self.roster_loaded)
+
     async def start(self) -> None:
         server = grpc.aio.server()
         query_pb2_grpc.add_QueryServiceServicer_to_server(self, server)
@@ -233,6 +247,7 @@ class FakeServices(
         payment_pb2_grpc.add_PaymentServiceServicer_to_server(self, server)
         follow_pb2_grpc.add_FollowServiceServicer_to_server(self, server)
         jobs_pb2_grpc.add_JobsServiceServicer_to_server(self, server)
+        registry_pb2_grpc.add_RegistryServiceServicer_to_server(self, server)
         servicer = HealthServicer()
         await servicer.set("", health_pb2.HealthCheckResponse.SERVING)
         health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
@@ -290,6 +305,7 @@ def make_settings(database_url: str, redis_url: str, grpc_port: int, **overrides
         "payment_service_addr": addr,
         "follow_service_addr": addr,
         "jobs_service_addr": addr,
+        "registry_service_addr": addr,
         "token_secret": SECRET,
         "sandbox_mode": True,
         "sandbox_staff_password": "sandbox",

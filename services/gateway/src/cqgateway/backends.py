@@ -26,6 +26,7 @@ from cqtraffic.follow.v1 import follow_pb2_grpc
 from cqtraffic.jobs.v1 import jobs_pb2_grpc
 from cqtraffic.payment.v1 import payment_pb2_grpc
 from cqtraffic.query.v1 import query_pb2_grpc
+from cqtraffic.registry.v1 import registry_pb2_grpc
 
 from cqgateway.alipay_oauth import AlipayOAuth, make_alipay_oauth
 
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from cqtraffic.jobs.v1.jobs_pb2_grpc import JobsServiceAsyncStub
     from cqtraffic.payment.v1.payment_pb2_grpc import PaymentServiceAsyncStub
     from cqtraffic.query.v1.query_pb2_grpc import QueryServiceAsyncStub
+    from cqtraffic.registry.v1.registry_pb2_grpc import RegistryServiceAsyncStub
 
 GATEWAY_SCHEMA = "gateway"
 #: The peer services (the job runner's record server too), in the order /readyz reports them.
@@ -58,6 +60,8 @@ class Backends:
     alipay_oauth: AlipayOAuth
     kafka_bootstrap_servers: str
     http: httpx.AsyncClient | None = None
+    #: the registry, asked only whether the sandbox roster is loaded (/readyz, sandbox mode)
+    registry: RegistryServiceAsyncStub | None = None
     _opened: bool = field(default=False, repr=False)
 
     @classmethod
@@ -72,6 +76,8 @@ class Backends:
             "follow": make_channel(settings.follow_service_addr),
             "jobs": make_channel(settings.jobs_service_addr),
         }
+        # not in SERVICE_NAMES: /readyz asks it one question only, and in sandbox mode only
+        channels["registry"] = make_channel(settings.registry_service_addr)
         http = httpx.AsyncClient(timeout=httpx.Timeout(settings.grpc_deadline_s))
         return cls(
             query=query_pb2_grpc.QueryServiceStub(channels["query"]),
@@ -79,6 +85,7 @@ class Backends:
             payment=payment_pb2_grpc.PaymentServiceStub(channels["payment"]),
             follow=follow_pb2_grpc.FollowServiceStub(channels["follow"]),
             jobs=jobs_pb2_grpc.JobsServiceStub(channels["jobs"]),
+            registry=registry_pb2_grpc.RegistryServiceStub(channels["registry"]),
             channels=channels,
             db=Database(
                 settings.database_url,

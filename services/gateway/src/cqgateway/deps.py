@@ -61,7 +61,7 @@ class GatewayContext:
 
     def attach(self, backends: Backends) -> None:
         self.backends = backends
-        self.readiness = ReadinessChecker(backends)
+        self.readiness = ReadinessChecker(backends, sandbox_mode=self.settings.sandbox_mode)
         self.staff = StaffRepository(backends.db)
         self.staff_accounts = StaffAccountCache(
             self.staff, ttl_s=self.settings.staff_account_check_ttl_s

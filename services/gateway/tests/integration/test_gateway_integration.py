@@ -126,6 +126,49 @@ async def test_readyz_200_when_everything_answers_then_503_naming_a_down_service
         assert r.json()["failed"] == ["payment"]
 
 
+async def test_readyz_in_sandbox_mode_is_503_naming_the_roster_until_it_is_loaded(
+    gateway_factory: Any, kafka_bootstrap: str, fake: Any
+) -> None:
+    """R-SBX-1: a sandbox gateway is not ready before the sandbox roster is loaded (the
+    registry's GetSandboxRosterStatus); once it is, the same gateway answers 200."""
+    fake.roster_loaded = False
+    async with gateway_factory(kafka_bootstrap_servers=kafka_bootstrap) as (_app, client):
+
+        async def only_the_roster_missing() -> httpx.Response | None:
+            r = await client.get("/readyz")  # a fresh broker may need a moment, as above
+            return r if r.json()["failed"] == ["sandbox_roster"] else None
+
+        r = await eventually(only_the_roster_missing, timeout_s=20, interval_s=0.5)
+        assert r.status_code == 503
+        assert r.json()["status"] == "not_ready"
+        assert r.json()["checks"]["sandbox_roster"] == {
+            "ok": False,
+            "detail": "not loaded yet (python -m cqregistry load-sandbox)",
+        }
+        fake.roster_loaded = True  # "not loaded" is never cached: the next probe sees it
+        r = await client.get("/readyz")
+        assert r.status_code == 200, r.text
+        assert r.json()["checks"]["sandbox_roster"]["ok"] is True
+
+
+async def test_readiness_outside_sandbox_mode_has_no_roster_check(
+    gateway_factory: Any, fake: Any
+) -> None:
+    # a gateway outside sandbox mode needs real Alipay keys: the checker is built on the
+    # backends of a sandbox app instead, as the app builds it outside sandbox mode
+    from cqgateway.health import ReadinessChecker
+
+    fake.roster_loaded = False
+    async with gateway_factory() as (app, _client):
+        backends = app.state.gateway.backends
+        results = await ReadinessChecker(backends, sandbox_mode=False).check()
+        assert "sandbox_roster" not in results
+        assert results["query"].ok and results["postgres"].ok
+        assert "GetSandboxRosterStatus" not in fake.requests
+        results = await ReadinessChecker(backends, sandbox_mode=True).check()
+        assert results["sandbox_roster"].ok is False
+
+
 # -- user login and tokens -------------------------------------------------------------------
 async def test_sandbox_login_round_trip(client: httpx.AsyncClient, fake: Any) -> None:
     token = await user_token(client, fake, person_id="person-42")

@@ -1,4 +1,5 @@
-"""``GET /healthz`` (no I/O) and ``GET /readyz`` (every backing component answers)."""
+"""``GET /healthz`` (no I/O) and ``GET /readyz`` (every backing component answers; in sandbox
+mode the sandbox roster is loaded too, check ``sandbox_roster``)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ async def healthz() -> LivenessOut:
 @router.get(
     "/readyz",
     response_model=ReadinessOut,
-    summary="Every backing service answers",
+    summary="Every backing service answers (and, in sandbox mode, the sandbox roster is loaded)",
     responses={503: {"model": ReadinessOut, "description": "At least one component failed."}},
 )
 async def readyz(ctx: Context) -> JSONResponse:
