@@ -109,6 +109,13 @@ def _redis_ping(url: str) -> bool:
         client.close()
 
 
+def _http_ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def _wait(what: str, check: Callable[[], bool], timeout_s: float, interval_s: float = 0.1) -> None:
     deadline = time.monotonic() + timeout_s
     while not check():
@@ -210,6 +217,7 @@ class DrillStack:
                 raise RuntimeError(f"cluster not ready after {self.ready_timeout_s:.0f}s")
             time.sleep(0.2)
         self.info = json.loads(ready_file.read_text("utf-8"))
+        _wait("gateway /readyz", lambda: _http_ok(self.gateway_url + "/readyz"), 120, 0.5)
         say(f"cluster ready in {time.monotonic() - t0:.1f}s at {self.gateway_url}")
         return self
 

@@ -24,7 +24,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from cqdev.cluster import ChildSpec, default_config, run
+from cqdev.cluster import ChildSpec, HttpReady, default_config, run
 
 #: (service, roles the launcher starts) where the drill owns the remaining role.
 SPLIT: dict[str, tuple[str, ...]] = {
@@ -64,9 +64,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = dataclasses.replace(
         config,
         services=split_services(config.services),
+        # /readyz waits for the sandbox roster, which the launcher loads only once every
+        # child is ready: the gateway counts as started when it answers /healthz, and the
+        # drill waits for /readyz itself after the roster is loaded
+        gateway=dataclasses.replace(
+            config.gateway, ready=HttpReady(config.gateway_url + "/healthz")
+        ),
         log_dir=args.log_dir,
         print_logins=False,
         stop_grace_s=20.0,
+        # a busy shared machine: migrations and nine processes can take minutes to be ready
+        ready_timeout_s=600.0,
     )
     return run(config)
 

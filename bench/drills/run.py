@@ -225,6 +225,7 @@ class DrillResult:
     republished: int = 0
     notes: Notes = field(default_factory=dict)
     error: str | None = None
+    interrupted: bool = False
     load_avg: tuple[float, float] = (0.0, 0.0)
 
     @property
@@ -259,8 +260,10 @@ def run_drill(drill: str, args: argparse.Namespace) -> DrillResult:
         with hard_limits(budget):
             stack.start()
             _exercise(stack, drill, fault_s, run_id, args, result)
-    except (Exception, DrillAborted) as exc:
+    except (Exception, DrillAborted, KeyboardInterrupt) as exc:
         result.error = f"{type(exc).__name__}: {exc}"
+        # a signal ends the whole run; the hard timeout ends only this drill
+        result.interrupted = not isinstance(exc, Exception) and "timeout" not in str(exc)
         say(f"drill {drill} failed: {result.error}")
     finally:
         say("stopping the drill's cluster and servers ...")
@@ -402,7 +405,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--drain-timeout", type=float, default=180.0)
     args = parser.parse_args(argv)
     drills = DRILLS if args.drill == "all" else (args.drill,)
-    results = [run_drill(d, args) for d in drills]
+    results: list[DrillResult] = []
+    for drill in drills:
+        results.append(run_drill(drill, args))
+        if results[-1].interrupted:
+            break
     if len(results) > 1:
         print("\nsummary:")
         for r in results:
