@@ -339,9 +339,9 @@ async def _outbox(spec: ServiceSpec, settings: Settings, action: str, since: str
     return 0
 
 
-def main(spec: ServiceSpec, argv: Sequence[str] | None = None) -> int:
-    """Command line of every service (``python -m <service> ...``)."""
-    parser = argparse.ArgumentParser(prog=f"python -m cq{spec.name.replace('-', '')}")
+def build_parser(name: str) -> argparse.ArgumentParser:
+    """The command line of the service called ``name``."""
+    parser = argparse.ArgumentParser(prog=f"python -m cq{name.replace('-', '')}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="apply this service's migrations and exit")
     sub.add_parser("serve", help="gRPC server only")
@@ -357,7 +357,12 @@ def main(spec: ServiceSpec, argv: Sequence[str] | None = None) -> int:
     outbox = sub.add_parser("outbox", help="the outbox's status, or republish after a broker loss")
     outbox.add_argument("action", choices=("status", "republish"))
     outbox.add_argument("--since", help="republish: events published at or after this ISO time")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(spec: ServiceSpec, argv: Sequence[str] | None = None) -> int:
+    """Command line of every service (``python -m <service> ...``)."""
+    args = build_parser(spec.name).parse_args(argv)
     settings = Settings()
     configure_logging(spec.name, settings.log_level)
     if args.command == "migrate":

@@ -1,8 +1,8 @@
 """Process settings, read once from environment variables at start and passed down.
 
-Every variable has a documented default that works on a developer machine; the
-README's settings table is generated from the field descriptions here
-(``python -m cqdev settings-table``).
+Every variable has a documented default that works on a developer machine; the settings
+table of docs/operations.md is generated from the field descriptions here
+(``python -m cqdev.settings_doc --write``, checked by tests/test_operations_doc.py).
 """
 
 from __future__ import annotations
