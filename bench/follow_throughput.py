@@ -60,7 +60,7 @@ from cqdev.stack import drop_database, start_own_redis, with_database
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.benchlib import Cluster
-from bench.handling_throughput import login, pct, send
+from bench.benchlib.handling import login, pct, send
 from bench.query_read import (
     DEFAULT_PG_SERVER,
     Dataset,

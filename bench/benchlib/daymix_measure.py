@@ -33,7 +33,7 @@ import psycopg
 from cqdev.stack import create_database, drop_database, with_database
 
 from bench.benchlib import LoadResult, drive
-from bench.payment_throughput import BackendCpu
+from bench.benchlib.payments import BackendCpu
 from bench.query_read import ProcessSampler
 
 
@@ -97,19 +97,22 @@ def event_lag(url: str, started_at: float, ended_at: float) -> Lag:
     )  # fmt: skip
 
 
-def wait_applied(url: str, started_at: float, ended_at: float, wait_s: float) -> int:
-    """Wait until every event of the window has been applied by some consumer (or
-    ``wait_s`` passed); the number still unapplied (events nobody consumes count too)."""
+def wait_applied(
+    url: str, started_at: float, ended_at: float, wait_s: float, *, stall_s: float = 5.0
+) -> int:
+    """Wait until every event of the window has been applied by some consumer group, or
+    ``wait_s`` passed, or nothing moved for ``stall_s`` (an event type nobody consumes
+    would keep it waiting); the number still unapplied."""
     deadline = time.perf_counter() + wait_s
-    last = -1
+    last, moved_at = -1, time.perf_counter()
     while True:
-        lag = event_lag(url, started_at, ended_at)
-        if lag.unapplied == 0 or time.perf_counter() > deadline:
-            return lag.unapplied
-        if lag.unapplied == last:  # no progress for a second: a consumer-less event type
-            return lag.unapplied
-        last = lag.unapplied
-        time.sleep(1.0)
+        unapplied = event_lag(url, started_at, ended_at).unapplied
+        now = time.perf_counter()
+        if unapplied != last:
+            last, moved_at = unapplied, now
+        if unapplied == 0 or now > deadline or now - moved_at > stall_s:
+            return unapplied
+        time.sleep(0.5)
 
 
 class Processes:

@@ -29,8 +29,8 @@ import psycopg
 from cqdev.testing import Owner
 
 from bench.benchlib.daymix_load import FollowAsk, Handling, Payment, Reader
-from bench.handling_throughput import Candidate, allowed_only, login, pick_candidates
-from bench.payment_throughput import (
+from bench.benchlib.handling import Candidate, allowed_only, login, pick_candidates
+from bench.benchlib.payments import (
     import_owners,
     record_decisions,
     staff_headers,
