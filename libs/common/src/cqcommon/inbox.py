@@ -9,13 +9,22 @@ Failure handling:
   dead-letter topic with its error, and the consumer moves on;
 - a commit during a rebalance (``RebalanceInProgressError``/``CommitFailedError``) is
   ignored: the events are redelivered and the inbox skips them.
+
+Throughput: the records a poll returns for a partition are applied in order in one
+transaction, each inside its own savepoint (one durable commit for the batch instead of
+one per event: a commit waits for the disk, and a consumer that commits every event
+cannot keep up with a few hundred events a second on ordinary storage). The batch stops
+at the first record that cannot be decoded or whose handler fails: what came before it is
+committed, that record takes the one-at-a-time path above (retries, dead letter), and
+the batch resumes after it, so the order within a partition is kept.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -94,6 +103,16 @@ class Record(Protocol):
     headers: list[tuple[str, bytes | None]]
 
 
+def _decode(record: Record) -> tuple[EventEnvelope, Message] | None:
+    """The record's envelope and payload, or None when it is not a known event."""
+    try:
+        envelope = EventEnvelope()
+        envelope.ParseFromString(record.value or b"")
+        return envelope, unpack(envelope)
+    except (DecodeError, ValueError):
+        return None
+
+
 @dataclass
 class EventConsumer:
     """Consumes ``topics`` as group ``group_id``, dispatching by event type to ``handlers``."""
@@ -125,10 +144,9 @@ class EventConsumer:
                 records = await asyncio.to_thread(consumer.poll, self.config.poll_timeout_ms)
                 done: dict[Any, OffsetAndMetadata] = {}
                 for tp, batch in records.items():
-                    for record in batch:
-                        if not await self._process(record, stop):
-                            break  # stopping mid-retry: leave this offset uncommitted
-                        done[tp] = OffsetAndMetadata(record.offset + 1, "", -1)
+                    handled = await self._process_partition(batch, stop)
+                    if handled:  # stopping mid-retry leaves the rest uncommitted
+                        done[tp] = OffsetAndMetadata(batch[handled - 1].offset + 1, "", -1)
                     if stop.is_set():
                         break
                 if done:
@@ -163,6 +181,65 @@ class EventConsumer:
         Public for the dead-letter replay, which feeds records back one by one."""
         return await self._process(record, stop)
 
+    async def _process_partition(self, records: Sequence[Record], stop: asyncio.Event) -> int:
+        """Apply one partition's polled records in order, in batches; returns how many are
+        done (applied, skipped or dead-lettered) from the first on."""
+        done = 0
+        while done < len(records):
+            done += await self._apply_batch(records[done:])
+            if done < len(records):
+                # this record stopped the batch: alone, with retries and the dead letter
+                if not await self._process(records[done], stop):
+                    return done
+                done += 1
+        return done
+
+    async def _apply_batch(self, records: Sequence[Record]) -> int:
+        """Apply the longest prefix of ``records`` that goes through in one transaction;
+        returns its length (0 when the first record needs the one-at-a-time path)."""
+        prefix: list[tuple[Handler | None, ReceivedEvent, Record]] = []
+        for record in records:
+            decoded = _decode(record)
+            if decoded is None:
+                break  # undecodable: dead-lettered by _process
+            envelope, payload = decoded
+            event = ReceivedEvent(envelope, payload, record.topic, record.partition, record.offset)
+            prefix.append((self.handlers.get(envelope.event_type), event, record))
+        consumed = 0
+        fresh: list[ReceivedEvent] = []
+        duplicates = 0
+        try:
+            async with self.db.transaction() as conn:
+                for handler, event, record in prefix:
+                    if handler is None:
+                        consumed += 1  # an event type this consumer does not need
+                        continue
+                    try:
+                        async with conn.transaction():  # a savepoint: a failure keeps the rest
+                            with self._span(event.envelope, record):
+                                applied = await self._apply_in(conn, handler, event)
+                    except Exception:
+                        break  # it and what follows wait until this much is committed
+                    consumed += 1
+                    if applied:
+                        fresh.append(event)
+                    else:
+                        duplicates += 1
+        except Exception:  # the commit failed: nothing of it counts, the single path retries
+            log.warning(
+                "consumer %s: batch not applied, one at a time", self.group_id, exc_info=True
+            )
+            return 0
+        self.duplicates_total += duplicates
+        self.applied_total += len(fresh)
+        if duplicates:
+            CONSUMER_EVENTS.labels(self.group_id, "duplicate").inc(duplicates)
+        if fresh:
+            CONSUMER_EVENTS.labels(self.group_id, "applied").inc(len(fresh))
+        for event in fresh:
+            await self._after_commit(event)
+        return consumed
+
     async def _process(self, record: Record, stop: asyncio.Event) -> bool:
         """Apply (or dead-letter) one record; False if abandoned because we are stopping."""
         try:
@@ -176,8 +253,13 @@ class EventConsumer:
         if handler is None:
             return True  # an event type this consumer does not need
         event = ReceivedEvent(envelope, payload, record.topic, record.partition, record.offset)
-        ctx = extract_context(headers_to_carrier(record.headers))
-        token = otel_context.attach(ctx)
+        with self._span(envelope, record):
+            return await self._apply_with_retries(handler, event, record, stop)
+
+    @contextmanager
+    def _span(self, envelope: EventEnvelope, record: Record) -> Iterator[None]:
+        """The event's consumer span, a child of the producer span in its headers."""
+        token = otel_context.attach(extract_context(headers_to_carrier(record.headers)))
         try:
             with tracer.start_as_current_span(
                 f"consume {envelope.event_type.rsplit('.', 1)[-1]}",
@@ -189,7 +271,7 @@ class EventConsumer:
                     "messaging.message.id": envelope.event_id,
                 },
             ):
-                return await self._apply_with_retries(handler, event, record, stop)
+                yield
         finally:
             otel_context.detach(token)
 
@@ -220,28 +302,39 @@ class EventConsumer:
                 await sleep_or_stop(stop, self.config.backoff_base_s * attempts)
 
     async def _apply(self, handler: Handler, event: ReceivedEvent) -> None:
-        event._after_commit.clear()  # a retried attempt registers its own
         async with self.db.transaction() as conn:
-            cur = await conn.execute(
-                "INSERT INTO inbox (consumer_group, event_id, event_type, topic,"
-                " kafka_partition, kafka_offset) VALUES (%s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT DO NOTHING",
-                (
-                    self.group_id,
-                    event.envelope.event_id,
-                    event.envelope.event_type,
-                    event.topic,
-                    event.partition,
-                    event.offset,
-                ),
-            )
-            if cur.rowcount == 0:
-                self.duplicates_total += 1
-                CONSUMER_EVENTS.labels(self.group_id, "duplicate").inc()
-                return  # applied before: a redelivery changes nothing
-            await handler(conn, event)
+            applied = await self._apply_in(conn, handler, event)
+        if not applied:
+            self.duplicates_total += 1
+            CONSUMER_EVENTS.labels(self.group_id, "duplicate").inc()
+            return
         self.applied_total += 1
         CONSUMER_EVENTS.labels(self.group_id, "applied").inc()
+        await self._after_commit(event)
+
+    async def _apply_in(self, conn: Conn, handler: Handler, event: ReceivedEvent) -> bool:
+        """Record the event in the inbox and apply it in ``conn``'s transaction; False
+        (and nothing applied) when the inbox already has it."""
+        event._after_commit.clear()  # a retried attempt registers its own
+        cur = await conn.execute(
+            "INSERT INTO inbox (consumer_group, event_id, event_type, topic,"
+            " kafka_partition, kafka_offset) VALUES (%s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT DO NOTHING",
+            (
+                self.group_id,
+                event.envelope.event_id,
+                event.envelope.event_type,
+                event.topic,
+                event.partition,
+                event.offset,
+            ),
+        )
+        if cur.rowcount == 0:
+            return False  # applied before: a redelivery changes nothing
+        await handler(conn, event)
+        return True
+
+    async def _after_commit(self, event: ReceivedEvent) -> None:
         for action in event._after_commit:
             try:
                 await action()

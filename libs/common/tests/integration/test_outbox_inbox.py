@@ -357,3 +357,35 @@ async def test_relay_whose_listen_connection_is_killed_reconnects_and_publishes(
     finally:
         stop.set()
         await task
+
+
+async def test_a_failing_event_mid_batch_keeps_the_order_of_the_others(
+    plumbing: tuple[Database, Settings],
+) -> None:
+    """The events of one poll are applied in one transaction; one whose handler fails
+    goes to the dead-letter topic alone, and the others are applied once, in order."""
+    db, settings = plumbing
+    async with db.connection() as conn:
+        await conn.execute("ALTER TABLE applied ADD COLUMN seq bigserial")
+        await conn.commit()
+    names = ["甲", "乙", "boom", "丙", "丁"]
+    envs = [new_envelope(person_event(n), aggregate_id="p-seq", producer="test") for n in names]
+    await asyncio.to_thread(produce, settings, [e.SerializeToString() for e in envs])
+    consumer = consumer_for(db, settings, f"test.batch.{uuid.uuid4().hex[:6]}")
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    try:
+
+        async def settled() -> bool:
+            return consumer.applied_total >= 4 and consumer.dead_lettered_total >= 1
+
+        await eventually(settled, timeout_s=30)
+    finally:
+        stop.set()
+        await task
+    async with db.connection() as conn:
+        cur = await conn.execute("SELECT event_id::text FROM applied ORDER BY seq")
+        order = [r[0] for r in await cur.fetchall()]
+    assert order == [e.event_id for e in envs if e is not envs[2]]
+    dead = await asyncio.to_thread(read_all, settings, consumer.dlq_topic, 1)
+    assert [m.value for m in dead] == [envs[2].SerializeToString()]  # type: ignore[attr-defined]
