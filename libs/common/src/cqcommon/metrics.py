@@ -477,7 +477,8 @@ class ConsumerLagReader:
                     if not partitions:
                         lags[group] = 0
                         continue
-                    committed = admin.list_consumer_group_offsets(group, partitions=partitions)
+                    # one group per request: older brokers (and Tansu) answer OffsetFetch < v8
+                    committed = admin.list_group_offsets({group: partitions}).get(group, {})
                     ends = consumer.end_offsets(partitions)
                     starts = consumer.beginning_offsets(partitions)
                     lag = 0
