@@ -27,6 +27,12 @@ from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 UNMATCHED = "<unmatched>"
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+# The labelled series by their labels: ``labels()`` validates and locks on every call, a
+# dict lookup does not (all label values are bounded: templates, methods, statuses, codes).
+_counters: dict[tuple[str, str, str, str], Any] = {}
+_timers: dict[tuple[str, str], Any] = {}
 
 #: one slot per request: [error code] once an error body was built, else empty
 _error_slot: ContextVar[list[str] | None] = ContextVar("cqgateway_error_slot", default=None)
@@ -110,8 +116,18 @@ class MetricsMiddleware:
             raise
         finally:
             _error_slot.reset(token)
+            elapsed = time.perf_counter() - started
             route = route_template(scope)
             method = str(scope.get("method", ""))
+            if method not in METHODS:
+                method = "other"  # the method is the client's: never a label of its choosing
             code = slot[0] if slot and status >= 400 else ""
-            HTTP_REQUESTS.labels(route, method, str(status), code).inc()
-            HTTP_DURATION.labels(route, method).observe(time.perf_counter() - started)
+            key = (route, method, str(status), code)
+            counted = _counters.get(key)
+            if counted is None:
+                counted = _counters[key] = HTTP_REQUESTS.labels(*key)
+            timed = _timers.get(key[:2])
+            if timed is None:
+                timed = _timers[key[:2]] = HTTP_DURATION.labels(route, method)
+            counted.inc()
+            timed.observe(elapsed)

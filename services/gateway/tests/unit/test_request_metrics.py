@@ -94,3 +94,13 @@ async def test_metrics_are_served_without_a_token_and_hold_no_raw_path(
 async def test_metrics_are_not_in_the_openapi_document(client: httpx.AsyncClient) -> None:
     paths = (await client.get("/openapi.json")).json()["paths"]
     assert "/metrics" not in paths
+
+
+async def test_a_method_of_the_clients_invention_is_counted_as_other(
+    client: httpx.AsyncClient,
+) -> None:
+    before = requests_total("/healthz", "other", "405", "METHOD_NOT_ALLOWED")
+    r = await client.request("BREW", "/healthz")
+    assert r.status_code == 405
+    assert requests_total("/healthz", "other", "405", "METHOD_NOT_ALLOWED") == before + 1
+    assert requests_total("/healthz", "BREW", "405", "METHOD_NOT_ALLOWED") == 0
