@@ -11,12 +11,13 @@ Failure handling:
   ignored: the events are redelivered and the inbox skips them.
 
 Throughput: the records a poll returns for a partition are applied in order in one
-transaction, each inside its own savepoint (one durable commit for the batch instead of
-one per event: a commit waits for the disk, and a consumer that commits every event
-cannot keep up with a few hundred events a second on ordinary storage). The batch stops
-at the first record that cannot be decoded or whose handler fails: what came before it is
-committed, that record takes the one-at-a-time path above (retries, dead letter), and
-the batch resumes after it, so the order within a partition is kept.
+transaction (one durable commit for the batch instead of one per event: a commit waits
+for the disk, and a consumer that commits every event cannot keep up with a few hundred
+events a second on ordinary storage). If anything in the batch fails, the transaction is
+rolled back as a whole and the batch's records take the one-at-a-time path above
+(retries, dead letter) in order; a record that cannot be decoded ends the batch before
+it. Order within a partition is kept either way; the price of a failure is redoing its
+batch, and no savepoints are paid for in the common case.
 """
 
 from __future__ import annotations
@@ -186,17 +187,23 @@ class EventConsumer:
         done (applied, skipped or dead-lettered) from the first on."""
         done = 0
         while done < len(records):
-            done += await self._apply_batch(records[done:])
-            if done < len(records):
-                # this record stopped the batch: alone, with retries and the dead letter
-                if not await self._process(records[done], stop):
+            batched, ok = await self._apply_batch(records[done:])
+            if ok:
+                done += batched
+                if done == len(records):
+                    break
+                batched = 0  # records[done] cannot be decoded: the single path dead-letters it
+            # the batch failed (nothing of it was committed) or could not start: its records
+            # one at a time, with retries and the dead letter, then batches again
+            for record in records[done : done + max(1, batched)]:
+                if not await self._process(record, stop):
                     return done
                 done += 1
         return done
 
-    async def _apply_batch(self, records: Sequence[Record]) -> int:
-        """Apply the longest prefix of ``records`` that goes through in one transaction;
-        returns its length (0 when the first record needs the one-at-a-time path)."""
+    async def _apply_batch(self, records: Sequence[Record]) -> tuple[int, bool]:
+        """Apply the records up to the first undecodable one in one transaction; returns
+        how many that is and whether they were committed (all of them, or none)."""
         prefix: list[tuple[Handler | None, ReceivedEvent, Record]] = []
         for record in records:
             decoded = _decode(record)
@@ -205,31 +212,23 @@ class EventConsumer:
             envelope, payload = decoded
             event = ReceivedEvent(envelope, payload, record.topic, record.partition, record.offset)
             prefix.append((self.handlers.get(envelope.event_type), event, record))
-        consumed = 0
+        if not prefix:
+            return 0, True
         fresh: list[ReceivedEvent] = []
         duplicates = 0
         try:
             async with self.db.transaction() as conn:
                 for handler, event, record in prefix:
                     if handler is None:
-                        consumed += 1  # an event type this consumer does not need
-                        continue
-                    try:
-                        async with conn.transaction():  # a savepoint: a failure keeps the rest
-                            with self._span(event.envelope, record):
-                                applied = await self._apply_in(conn, handler, event)
-                    except Exception:
-                        break  # it and what follows wait until this much is committed
-                    consumed += 1
-                    if applied:
-                        fresh.append(event)
-                    else:
-                        duplicates += 1
-        except Exception:  # the commit failed: nothing of it counts, the single path retries
-            log.warning(
-                "consumer %s: batch not applied, one at a time", self.group_id, exc_info=True
-            )
-            return 0
+                        continue  # an event type this consumer does not need
+                    with self._span(event.envelope, record):
+                        if await self._apply_in(conn, handler, event):
+                            fresh.append(event)
+                        else:
+                            duplicates += 1
+        except Exception:  # rolled back as a whole: the single path finds the culprit
+            log.info("consumer %s: batch rolled back, one at a time", self.group_id, exc_info=True)
+            return len(prefix), False
         self.duplicates_total += duplicates
         self.applied_total += len(fresh)
         if duplicates:
@@ -238,7 +237,7 @@ class EventConsumer:
             CONSUMER_EVENTS.labels(self.group_id, "applied").inc(len(fresh))
         for event in fresh:
             await self._after_commit(event)
-        return consumed
+        return len(prefix), True
 
     async def _process(self, record: Record, stop: asyncio.Event) -> bool:
         """Apply (or dead-letter) one record; False if abandoned because we are stopping."""
