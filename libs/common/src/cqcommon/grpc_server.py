@@ -11,11 +11,12 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import grpc
+import psycopg
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from cqcommon.asyncutil import sleep_or_stop
-from cqcommon.errors import INTERNAL_ERROR, DomainError
+from cqcommon.errors import INTERNAL_ERROR, SERVICE_UNAVAILABLE, DomainError
 from cqcommon.grpc_errors import ERROR_METADATA_KEY, status_for
 from cqcommon.metrics import MetricsInterceptor
 from cqcommon.telemetry import tracing_active
@@ -27,7 +28,9 @@ ReadinessCheck = Callable[[], Awaitable[bool]]
 
 class DomainErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Turns ``DomainError`` into its gRPC status plus the error in trailing metadata;
-    any other exception becomes INTERNAL with no internals leaked to the caller."""
+    a lost or refused database connection (``psycopg.OperationalError``, e.g. while
+    PostgreSQL restarts) becomes UNAVAILABLE, which the caller may retry; any other
+    exception becomes INTERNAL with no internals leaked to the caller."""
 
     async def intercept_service(
         self,
@@ -47,6 +50,9 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-a
                 await _abort(context, exc)
             except asyncio.CancelledError:
                 raise
+            except psycopg.OperationalError:
+                log.warning("database unavailable in %s", method, exc_info=True)
+                await _abort(context, DomainError(SERVICE_UNAVAILABLE))
             except Exception as exc:
                 if isinstance(exc, grpc.aio.AbortError):
                     raise
