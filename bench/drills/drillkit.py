@@ -708,7 +708,7 @@ def committed_offsets(bootstrap: str, group: str) -> dict[tuple[str, int], int]:
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="drill-admin")
     try:
-        offsets = admin.list_consumer_group_offsets(group)
+        offsets = admin.list_group_offsets(group).get(group, {})
     finally:
         admin.close()
     return {(tp.topic, tp.partition): int(meta.offset) for tp, meta in offsets.items()}

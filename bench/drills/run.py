@@ -221,6 +221,7 @@ class DrillResult:
     requests: RequestSummary | None = None
     events: Tally | None = None
     drained_after_s: float | None = None
+    first_applied_after_s: float | None = None  # fault end -> the read model applies again
     backlog_at_fault_end: int = 0
     republished: int = 0
     notes: Notes = field(default_factory=dict)
@@ -303,12 +304,17 @@ def _exercise(
         say(f"fault over after {fault_end - fault_start:.1f} s; watching the recovery")
         mark = _retry_db(counts.outbox_mark, 60)
         result.backlog_at_fault_end = _retry_db(lambda: counts.backlog_left(mark), 60)
+        applied_at_end = _retry_db(counts.applied_count, 60)
         stop_load_at = fault_end + args.after_seconds
         give_up_at = fault_end + args.after_seconds + args.drain_timeout
         while time.monotonic() < give_up_at:
             now = time.monotonic()
             if result.drained_after_s is None and try_db(lambda: counts.backlog_left(mark)) == 0:
                 result.drained_after_s = now - fault_end
+            if result.first_applied_after_s is None and try_db(counts.applied_count) > (
+                applied_at_end
+            ):
+                result.first_applied_after_s = now - fault_end
             if now >= stop_load_at:
                 load.stop()
                 if result.drained_after_s is not None:
@@ -385,6 +391,7 @@ def report(r: DrillResult, args: argparse.Namespace) -> None:
         lines.append(
             f"recovery: fault end -> first 2xx answer {fmt_s(q.first_ok_after_s)},"
             f" -> last failed answer {fmt_s(q.last_fail_after_s)},"
+            f" -> first event applied {fmt_s(r.first_applied_after_s)},"
             f" -> backlog drained {fmt_s(r.drained_after_s)}"
             f" ({r.backlog_at_fault_end} events waiting at the fault's end)"
         )
