@@ -10,7 +10,8 @@ Failure handling:
 - a commit during a rebalance (``RebalanceInProgressError``/``CommitFailedError``) is
   ignored: the events are redelivered and the inbox skips them.
 
-Throughput: the records a poll returns for a partition are applied in order in one
+Throughput: the partitions a poll returns are applied side by side (what two members of
+the group would do; order is per partition), and each partition's records in order in one
 transaction (one durable commit for the batch instead of one per event: a commit waits
 for the disk, and a consumer that commits every event cannot keep up with a few hundred
 events a second on ordinary storage). If anything in the batch fails, the transaction is
@@ -144,12 +145,20 @@ class EventConsumer:
                     consumer = await asyncio.to_thread(self._connect)
                 records = await asyncio.to_thread(consumer.poll, self.config.poll_timeout_ms)
                 done: dict[Any, OffsetAndMetadata] = {}
-                for tp, batch in records.items():
-                    handled = await self._process_partition(batch, stop)
-                    if handled:  # stopping mid-retry leaves the rest uncommitted
-                        done[tp] = OffsetAndMetadata(batch[handled - 1].offset + 1, "", -1)
-                    if stop.is_set():
-                        break
+                # partitions side by side (as two members of the group would), each in order
+                polled = list(records.items())
+                outcomes = await asyncio.gather(
+                    *(self._process_partition(batch, stop) for _tp, batch in polled),
+                    return_exceptions=True,  # every partition finishes before we go on
+                )
+                for (tp, batch), n in zip(polled, outcomes, strict=True):
+                    if isinstance(n, int) and n:  # stopping mid-retry leaves the rest
+                        done[tp] = OffsetAndMetadata(batch[n - 1].offset + 1, "", -1)
+                failed = [e for e in outcomes if isinstance(e, BaseException)]
+                if failed:
+                    if done:  # what was applied need not be applied again
+                        await self._commit(consumer, done)
+                    raise failed[0]
                 if done:
                     await self._commit(consumer, done)
                 failures = 0
