@@ -23,6 +23,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import psycopg
 from cqcommon.errors import (
     BODY_TOO_LARGE,
     CATALOGUE,
@@ -224,6 +225,13 @@ async def _on_http_exception(_request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
+async def _on_database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # The gateway's own tables (staff accounts, audit) while PostgreSQL restarts or a pooled
+    # connection died with it: a retryable 503, like a backing service that is down.
+    log.warning("database unavailable on %s %s: %r", request.method, request.url.path, exc)
+    return error_response(DomainError(SERVICE_UNAVAILABLE))
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     # Last resort: log the traceback for us, show the caller only a stable code.
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
@@ -235,6 +243,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _on_domain_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)
+    app.add_exception_handler(psycopg.OperationalError, _on_database_unavailable)
     app.add_exception_handler(Exception, _on_unexpected)
 
 
