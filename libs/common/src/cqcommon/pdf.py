@@ -37,12 +37,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Final
-
-from fpdf import FPDF
-from fpdf.enums import Align, TableCellFillMode, WrapMode, XPos, YPos
+from typing import TYPE_CHECKING, Final
 
 from cqcommon.clock import SHANGHAI
+
+if TYPE_CHECKING:
+    from fpdf import FPDF
 
 #: The distribution that ships the font, and the file inside its package.
 FONT_PACKAGE: Final = "paperang_p2_fonts_cjk"
@@ -149,6 +149,10 @@ def _texts(blocks: Sequence[Block], meta: DocumentMeta) -> Iterator[str]:
 
 def render_pdf(meta: DocumentMeta, blocks: Sequence[Block]) -> bytes:
     """One A4 document of ``blocks`` in order, with the CJK font subset it needs."""
+    # imported on the first document: fpdf2 and fontTools cost about a second of CPU at
+    # every service start, and most processes never print
+    from fpdf import FPDF
+
     pdf = FPDF(orientation="portrait", unit="mm", format="A4")
     # fixed by the document's facts, never the clock: the same facts give the same bytes
     pdf.set_creation_date(meta.created_at.astimezone(SHANGHAI))
@@ -173,6 +177,8 @@ def render_pdf(meta: DocumentMeta, blocks: Sequence[Block]) -> bytes:
 
 
 def _draw(pdf: FPDF, block: Block) -> None:
+    from fpdf.enums import Align, TableCellFillMode, WrapMode, XPos, YPos
+
     if isinstance(block, TitleLine):
         pdf.set_font(FAMILY, size=block.size)
         pdf.cell(

@@ -1,13 +1,24 @@
 """The cluster launcher behind `make run`: stack, migrations, sandbox roster, every service.
 
-:func:`run` provisions the local stack (:mod:`cqdev.stack`), runs each service's
-``migrate`` (registry, adjudication, payment, follow, query, jobs, gateway), loads the sandbox
-roster, starts one ``python -m cq<svc> run`` per service and the job runner (``python -m
-cqjobs run``: its run records and the nightly scheduler) and ``python -m cqgateway serve``,
-waits until every service's gRPC health answers SERVING and the gateway's ``/readyz`` is
-200, prints the URLs and sandbox logins, then supervises: a child that dies is reported
-and everything is stopped (exit 1); Ctrl-C / SIGTERM stops the children (SIGTERM, then
-SIGKILL after a grace period), then the stack, and exits 0.
+:func:`run` provisions the local stack (:mod:`cqdev.stack`), then at once starts one
+``python -m cq<svc> run`` per service, the job runner (``python -m cqjobs run``: its run
+records and the nightly scheduler) and ``python -m cqgateway serve``, and meanwhile applies
+every schema's migrations (registry, adjudication, payment, follow, query, jobs, gateway)
+from this process, all schemas concurrently on one connection each (the services migrate
+their own schema again as they start, under the same advisory lock, and find nothing left
+to do). It polls every child's readiness every 50 ms (gRPC health SERVING; the gateway's
+``/readyz`` 200), loads the sandbox roster (``python -m cqregistry load-sandbox``) as soon as
+every service is ready, and calls the cluster ready when the loader has exited 0 and the
+gateway's ``/readyz`` answers 200 — which, in sandbox mode, includes the check that the
+roster is loaded. It prints the URLs, the sandbox logins and one line per start phase
+(where the seconds went), then supervises: a child that dies is reported and everything is
+stopped (exit 1); Ctrl-C / SIGTERM stops the children (SIGTERM, then SIGKILL after a grace
+period), then the stack, and exits 0.
+
+Why this shape (the profile is in bench/README.md, "Start time"): on a 2-core machine the
+start is CPU-bound — seven interpreters importing grpc, psycopg, pydantic, kafka and
+OpenTelemetry — so everything that can overlap does, and nothing starts an interpreter
+that is not needed (the migrations used to be seven more processes, one after another).
 
 In sandbox mode (``SANDBOX_MODE``, default true; R-SBX-1) the fake Alipay gateway
 (``python -m cqdev fake-alipay``, port ``FAKE_ALIPAY_PORT``, default 8010) starts first,
@@ -26,19 +37,24 @@ Public API: :class:`ChildSpec`, :class:`GrpcReady`, :class:`HttpReady`,
 :class:`ClusterConfig`, :class:`FakeAlipaySpec`, :func:`default_config`, :func:`run`,
 :func:`sandbox_mode`, :func:`sandbox_keys_dir`, :class:`ServiceSpec`,
 :data:`SERVICES`, :data:`JOBS`, :data:`LAUNCHED`, :data:`MIGRATION_ORDER`, :func:`setup_commands`, :func:`run_setup`,
-:class:`Interrupted`. ``--ready-file`` (see :class:`ClusterConfig`) writes a JSON file with
-URLs and pids once ready, for end-to-end tests.
+:class:`Interrupted`, :class:`PhaseLog`, :func:`migration_targets`. ``--ready-file`` (see
+:class:`ClusterConfig`) writes a JSON file with URLs, pids and the phases once ready, for
+end-to-end tests.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import importlib.util
 import json
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -181,7 +197,10 @@ class FakeAlipaySpec:
 class ClusterConfig:
     """Everything :func:`run` needs; :func:`default_config` builds the real one.
 
-    ``setup`` commands run in order and must exit 0 (migrations, sandbox roster).
+    ``setup`` commands run in order before any child starts and must exit 0.
+    ``migrations`` (schema, folder) are applied by the launcher itself while the children
+    start (:func:`apply_all_migrations`); the loaders of ``after_ready`` start once every
+    service is ready and once the migrations are done.
     ``ports`` are (port, env var) pairs checked free before anything starts.
     ``ready_file``: once ready, a JSON file with gateway_url, docs_url, launcher_pid,
     pids (name -> pid), stack env, fake_alipay_url and seconds to ready is written there
@@ -199,8 +218,12 @@ class ClusterConfig:
     setup_timeout_s: float = 1800.0
     stop_grace_s: float = 10.0
     ready_file: Path | None = None
-    # run once every service is ready (the sandbox loader goes through their gRPC APIs)
+    # started once every service is ready (the sandbox loader goes through their gRPC
+    # APIs); the cluster is ready once each has exited 0 and the gateway's probe passes
     after_ready: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    migrations: list[tuple[str, Path]] = field(default_factory=list)
+    #: how often the launcher polls readiness (a probe in flight is never doubled)
+    poll_interval_s: float = 0.05
     stack_factory: Callable[[], Stack] = Stack
     print_logins: bool = True
     staff_password: str = "sandbox"  # noqa: S105 - the documented sandbox password
@@ -227,6 +250,38 @@ def setup_commands(*, load_sandbox: bool = True) -> list[tuple[str, tuple[str, .
     return cmds
 
 
+def migration_targets() -> list[tuple[str, Path]]:
+    """(schema, migrations folder) of every service and the gateway, in MIGRATION_ORDER.
+
+    Found without importing the packages (``find_spec``): the launcher needs the folders,
+    not the services' code. Layout as ``cqdev.pytest_plugin.migration_targets``: the
+    folder ``migrations/`` beside ``src/``, schema name = service name.
+    """
+    targets: list[tuple[str, Path]] = []
+    for schema, module in MIGRATION_ORDER:
+        spec = importlib.util.find_spec(module)
+        if spec is None or spec.origin is None:
+            raise ClusterError(f"cannot find package {module} (run `make install`)")
+        targets.append((schema, Path(spec.origin).resolve().parents[2] / "migrations"))
+    return targets
+
+
+def apply_all_migrations(database_url: str, targets: Sequence[tuple[str, Path]]) -> list[str]:
+    """Apply every schema's pending migrations, all schemas at once; what was applied.
+
+    Schemas are independent (no migration refers to another schema), and each is guarded
+    by its own advisory lock, so running them concurrently is as safe as one by one."""
+    from cqcommon.migrations import apply_migrations
+
+    async def all_schemas() -> list[str]:
+        done = await asyncio.gather(
+            *(apply_migrations(database_url, schema, folder) for schema, folder in targets)
+        )
+        return [name for applied in done for name in applied]
+
+    return asyncio.run(all_schemas())
+
+
 def default_config(
     environ: Mapping[str, str] | None = None, *, ready_file: Path | None = None
 ) -> ClusterConfig:
@@ -251,8 +306,11 @@ def default_config(
             notify_url=gateway_url + ALIPAY_NOTIFY_PATH,
         )
         ports.append((fake_port, "FAKE_ALIPAY_PORT"))
+    log_dir = Path(env["CQDEV_LOG_DIR"]) if env.get("CQDEV_LOG_DIR") else local_dir() / "logs"
     return ClusterConfig(
-        setup=setup_commands(load_sandbox=False),
+        log_dir=log_dir,
+        setup=[],
+        migrations=migration_targets(),
         after_ready=[("load-sandbox", (py, "-m", "cqregistry", "load-sandbox"))],
         services=services,
         gateway=ChildSpec(
@@ -374,6 +432,76 @@ def run_setup(
         proc.stop(5)
 
 
+class PhaseLog:
+    """Where the start's seconds went: named phases on one clock (thread-safe).
+
+    The clock starts when the launcher's process started, so the first phase is the
+    interpreter and its imports; phases overlap where work ran at once. ``make``'s own
+    checks come before the process and are not on this clock.
+    """
+
+    def __init__(self, t0: float) -> None:
+        self.t0 = t0  # time.monotonic() at the process's start
+        self._phases: list[tuple[str, float, float]] = []
+        self._lock = threading.Lock()
+
+    @classmethod
+    def since_process_start(cls) -> PhaseLog:
+        import psutil
+
+        age = max(0.0, time.time() - psutil.Process().create_time())
+        return cls(time.monotonic() - age)
+
+    def now(self) -> float:
+        """Seconds on this clock."""
+        return time.monotonic() - self.t0
+
+    def add(self, name: str, began: float, ended: float | None = None) -> None:
+        """Record a phase from ``began`` to ``ended`` (default now), seconds on this clock."""
+        with self._lock:
+            self._phases.append((name, began, self.now() if ended is None else ended))
+
+    @contextlib.contextmanager
+    def timed(self, name: str) -> Iterator[None]:
+        began = self.now()
+        yield
+        self.add(name, began)
+
+    def as_dict(self) -> list[dict[str, float | str]]:
+        with self._lock:
+            ordered = sorted(self._phases, key=lambda p: (p[2], p[1]))
+        return [
+            {"phase": n, "began_s": round(b, 3), "ended_s": round(e, 3), "took_s": round(e - b, 3)}
+            for n, b, e in ordered
+        ]
+
+    def lines(self) -> list[str]:
+        """One line per phase, in the order they ended."""
+        rows = self.as_dict()
+        width = max((len(str(r["phase"])) for r in rows), default=10)
+        return [
+            f"  {r['phase']!s:<{width}}  {r['began_s']:6.2f} → {r['ended_s']:6.2f}"
+            f"  {r['took_s']:6.2f} s"
+            for r in rows
+        ]
+
+
+@dataclass
+class _Loader:
+    """A running ``after_ready`` command."""
+
+    process: ManagedProcess
+    argv: tuple[str, ...]
+    began: float
+
+
+def _ready_phase(spec: ChildSpec) -> str:
+    if isinstance(spec.ready, GrpcReady):
+        return f"{spec.name}: start → gRPC SERVING"
+    path = spec.ready.url.split("/", 3)[-1] if spec.ready.url.count("/") >= 3 else ""
+    return f"{spec.name}: start → /{path} 200"
+
+
 class _Cluster:
     """Running children and the stack; stops everything it started."""
 
@@ -383,7 +511,14 @@ class _Cluster:
         self.children: dict[str, ManagedProcess] = {}
         # settings pointing every child at the fake Alipay (sandbox mode), else empty
         self.provider_env: dict[str, str] = {}
-        self.t0 = time.monotonic()
+        self.phases = PhaseLog.since_process_start()
+        self.t0 = self.phases.t0
+        #: when each child was started (seconds on the phase clock)
+        self.spawned: dict[str, float] = {}
+        #: loaders still running
+        self.loaders: dict[str, _Loader] = {}
+        # probes and the migrations run here, so the main thread only polls and decides
+        self.pool = ThreadPoolExecutor(max_workers=12, thread_name_prefix="cqdev-start")
 
     def say(self, message: str) -> None:
         print(message, file=self.config.out, flush=True)
@@ -398,6 +533,7 @@ class _Cluster:
         return env
 
     def start_child(self, spec: ChildSpec) -> None:
+        self.spawned[spec.name] = self.phases.now()
         self.children[spec.name] = start_process(
             spec.name,
             spec.argv,
@@ -408,46 +544,137 @@ class _Cluster:
 
     def start(self) -> None:
         cfg = self.config
+        phases = self.phases
+        phases.add("launcher (interpreter, imports)", 0.0, phases.now())
         for port, var in cfg.ports:
             ensure_port_free(port, var)
         cfg.log_dir.mkdir(parents=True, exist_ok=True)
+        # the fake's settings (its keys, made once) come from its module, whose import costs
+        # more than the stack: both at once
+        provider_env = self.pool.submit(cfg.fake_alipay.env) if cfg.fake_alipay else None
         self.say("cqdev: provisioning PostgreSQL, Redis, Kafka ...")
-        self.stack = cfg.stack_factory().start()
+        with phases.timed("stack (PostgreSQL, Redis, Kafka)"):
+            self.stack = cfg.stack_factory().start()
         for line in self.stack.summary():
             self.say(f"cqdev:   {line}")
-        fake: ChildSpec | None = None
-        if cfg.fake_alipay is not None:
+        waiting: list[ChildSpec] = []
+        if cfg.fake_alipay is not None and provider_env is not None:
             fake = cfg.fake_alipay.child()
-            # Started first (it comes up while the migrations run); the services get its
-            # settings from the start, so none of them ever sees a real gateway URL.
+            # Started first; the services get its settings from the start, so none of them
+            # ever sees a real gateway URL.
             self.say(f"cqdev: fake Alipay on {cfg.fake_alipay.url} (sandbox mode) ...")
-            self.provider_env = cfg.fake_alipay.env()
+            self.provider_env = provider_env.result()
             self.start_child(fake)
+            waiting.append(fake)
         for name, argv in cfg.setup:
             self.say(f"cqdev: {name} ...")
-            run_setup(name, argv, self.child_env({}), cfg.log_dir, cfg.setup_timeout_s)
-        if fake is not None:
-            self.wait_ready(fake)
+            with phases.timed(name):
+                run_setup(name, argv, self.child_env({}), cfg.log_dir, cfg.setup_timeout_s)
         for spec in (*cfg.services, cfg.gateway):
             self.start_child(spec)
+            waiting.append(spec)
         self.say(f"cqdev: started {', '.join(self.children)}; waiting for readiness ...")
-        for spec in (*cfg.services, cfg.gateway):
-            self.wait_ready(spec)
-        for name, argv in cfg.after_ready:
-            self.say(f"cqdev: {name} ...")
-            run_setup(name, argv, self.child_env({}), cfg.log_dir, cfg.setup_timeout_s)
+        migrations = self.start_migrations()
+        self.wait_until_ready(waiting, migrations)
 
-    def wait_ready(self, spec: ChildSpec) -> None:
-        deadline = self.t0 + self.config.ready_timeout_s
-        proc = self.children[spec.name]
-        while not _is_ready(spec.ready):
+    def start_migrations(self) -> Future[list[str]] | None:
+        """Apply every schema's migrations in a worker thread while the children import."""
+        cfg = self.config
+        if not cfg.migrations:
+            return None
+        assert self.stack is not None
+        self.say(f"cqdev: migrations of {len(cfg.migrations)} schemas ...")
+        database_url = self.stack.database_url
+        began = self.phases.now()
+
+        def migrate() -> list[str]:
+            try:
+                return apply_all_migrations(database_url, cfg.migrations)
+            finally:
+                self.phases.add(f"migrations ({len(cfg.migrations)} schemas)", began)
+
+        return self.pool.submit(migrate)
+
+    def wait_until_ready(
+        self, waiting: list[ChildSpec], migrations: Future[list[str]] | None
+    ) -> None:
+        """Poll every probe at once (one in flight per child), start the loaders when every
+        service is ready, and return once everything is ready and every loader is done."""
+        cfg = self.config
+        deadline = self.t0 + cfg.ready_timeout_s
+        services = {spec.name for spec in cfg.services}
+        pending = {spec.name: spec for spec in waiting}
+        probes: dict[str, Future[bool]] = {}
+        loaders_started = not cfg.after_ready
+        while True:
             self.check_children()
+            if migrations is not None and migrations.done():
+                applied = migrations.result()  # raises what the migration raised
+                if applied:
+                    self.say(f"cqdev: applied {len(applied)} migrations")
+                migrations = None
+            for name, spec in list(pending.items()):
+                probe = probes.get(name)
+                if probe is None:
+                    probes[name] = self.pool.submit(_is_ready, spec.ready)
+                elif probe.done():
+                    del probes[name]
+                    if probe.result():
+                        del pending[name]
+                        self.phases.add(_ready_phase(spec), self.spawned[name])
+            if not loaders_started and migrations is None and not services & pending.keys():
+                self.start_loaders()
+                loaders_started = True
+            self.check_loaders()
+            if not pending and loaders_started and not self.loaders:
+                return
             if time.monotonic() > deadline:
+                self.not_ready_error(pending)
+            time.sleep(cfg.poll_interval_s)
+
+    def start_loaders(self) -> None:
+        for name, argv in self.config.after_ready:
+            self.say(f"cqdev: {name} ...")
+            proc = start_process(
+                name,
+                argv,
+                log_path=self.config.log_dir / f"{name}.log",
+                env=self.child_env({}),
+                cwd=project_root(),
+            )
+            self.loaders[name] = _Loader(proc, tuple(argv), self.phases.now())
+
+    def check_loaders(self) -> None:
+        """A loader that exited 0 is done (its phase recorded); any other exit fails."""
+        for name, loader in list(self.loaders.items()):
+            proc = loader.process
+            code = proc.returncode()
+            if code is None:
+                continue
+            del self.loaders[name]
+            proc.stop(1)
+            if code != 0:
                 raise ClusterError(
-                    f"{spec.name} not ready after {self.config.ready_timeout_s:.0f}s "
-                    f"({spec.ready}); log {proc.log_path}:\n{proc.log_tail()}"
+                    f"`{' '.join(loader.argv[1:])}` failed with exit code {code}; "
+                    f"log {proc.log_path}:\n{proc.log_tail()}"
                 )
-            time.sleep(0.1)
+            self.phases.add(name, loader.began)
+
+    def not_ready_error(self, pending: Mapping[str, ChildSpec]) -> None:
+        cfg = self.config
+        if pending:  # every child still waited for, each with its log's tail
+            raise ClusterError(
+                "\n".join(
+                    f"{spec.name} not ready after {cfg.ready_timeout_s:.0f}s ({spec.ready}); "
+                    f"log {self.children[name].log_path}:\n{self.children[name].log_tail()}"
+                    for name, spec in pending.items()
+                )
+            )
+        name, loader = next(iter(self.loaders.items()))
+        raise ClusterError(
+            f"{name} not done after {cfg.ready_timeout_s:.0f}s; "
+            f"log {loader.process.log_path}:\n{loader.process.log_tail()}"
+        )
 
     def check_children(self) -> None:
         for name, proc in self.children.items():
@@ -500,6 +727,13 @@ class _Cluster:
                 f"(supervisor), password {cfg.staff_password!r} (SANDBOX_STAFF_PASSWORD)"
             ]
         lines += ["", f"Logs: {cfg.log_dir}/<name>.log. Ctrl-C stops everything.", ""]
+        lines += [
+            "cqdev: where the start went (seconds since the launcher's process started;"
+            " phases overlap where work ran at once):",
+            *self.phases.lines(),
+            f"  total: ready in {elapsed:.2f} s",
+            "",
+        ]
         self.say("\n".join(lines))
         if cfg.ready_file is not None:
             self.write_ready_file(elapsed)
@@ -515,6 +749,7 @@ class _Cluster:
             "stack_env": self.stack.env(),
             "fake_alipay_url": self.config.fake_alipay.url if self.config.fake_alipay else None,
             "seconds_to_ready": round(elapsed, 3),
+            "phases": self.phases.as_dict(),
         }
         path = self.config.ready_file
         tmp = path.with_name(path.name + ".tmp")
@@ -528,6 +763,10 @@ class _Cluster:
 
     def stop(self) -> None:
         grace = self.config.stop_grace_s
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        for loader in self.loaders.values():  # interrupted mid-load: it must not outlive us
+            loader.process.stop(grace)
+        self.loaders.clear()
         if self.children:
             self.say("cqdev: stopping services ...")
             # Ask all at once, then wait: shutdown takes one grace period, not one each.

@@ -85,6 +85,7 @@ LAUNCHER = textwrap.dedent(
                "REDIS_URL": "redis://127.0.0.1:1/0", "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}
     config = cluster.ClusterConfig(
         setup=[(n, tuple(a)) for n, a in spec["setup"]],
+        after_ready=[(n, tuple(a)) for n, a in spec.get("after_ready", [])],
         services=services,
         gateway=gateway,
         gateway_url=spec["gateway_url"],
@@ -114,6 +115,7 @@ def _launch(
     never_ready: bool = False,
     busy_port: int | None = None,
     fake_alipay_port: int | None = None,
+    loader_exit: int | None = None,
 ) -> tuple[subprocess.Popen[str], Path, Path]:
     (tmp_path / "svc.py").write_text(FAKE_SERVICE)
     (tmp_path / "gw.py").write_text(FAKE_GATEWAY)
@@ -149,6 +151,10 @@ def _launch(
         "ready_timeout_s": ready_timeout_s,
         "ready_file": str(ready_file),
     }
+    if loader_exit is not None:
+        # like the sandbox loader: started once every service is ready, must exit 0
+        code = f"import sys, time; time.sleep(0.2); print('loaded'); sys.exit({loader_exit})"
+        spec["after_ready"] = [["load-sandbox", [py, "-c", code]]]
     if fake_alipay_port is not None:
         spec["fake_alipay"] = {"port": fake_alipay_port, "keys_dir": str(tmp_path / "keys")}
     (tmp_path / "spec.json").write_text(json.dumps(spec))
@@ -207,6 +213,38 @@ def test_ready_then_sigterm_leaves_no_process(tmp_path: Path) -> None:
     _assert_all_gone(everything)
     assert not ready_file.exists()
     assert (tmp_path / "logs" / "alpha.log").read_text().startswith("serving")
+
+
+def test_the_loader_runs_once_services_are_ready_and_the_phases_are_printed(
+    tmp_path: Path,
+) -> None:
+    proc, ready_file, _ = _launch(tmp_path, loader_exit=0)
+    info = _wait_ready(proc, ready_file)
+    assert (tmp_path / "logs" / "load-sandbox.log").read_text() == "loaded\n"
+    phases = [p["phase"] for p in info["phases"]]
+    assert "launcher (interpreter, imports)" in phases
+    assert "stack (PostgreSQL, Redis, Kafka)" in phases
+    assert {"alpha: start → gRPC SERVING", "beta: start → gRPC SERVING"} <= set(phases)
+    assert "gateway: start → /readyz 200" in phases
+    # the loader starts only once both services answer SERVING
+    began = {p["phase"]: p["began_s"] for p in info["phases"]}
+    ended = {p["phase"]: p["ended_s"] for p in info["phases"]}
+    assert began["load-sandbox"] >= max(
+        ended["alpha: start → gRPC SERVING"], ended["beta: start → gRPC SERVING"]
+    )
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert "where the start went" in out
+    for phase in phases:  # one line per phase
+        assert sum(line.strip().startswith(phase) for line in out.splitlines()) == 1, phase
+
+
+def test_a_failing_loader_is_reported_and_stops_the_cluster(tmp_path: Path) -> None:
+    proc, _, _ = _launch(tmp_path, loader_exit=5)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1, out
+    assert "failed with exit code 5" in out and "loaded" in out
 
 
 def test_sigint_like_ctrl_c_also_stops_everything(tmp_path: Path) -> None:
@@ -293,15 +331,21 @@ def test_default_config_uses_the_documented_commands_and_ports() -> None:
     assert config.gateway_url == "http://127.0.0.1:8123"
     assert (6001, "QUERY_SERVICE_ADDR") in config.ports
     assert (50055, "REGISTRY_SERVICE_ADDR") in config.ports
-    assert [name for name, _ in config.setup] == [
-        "migrate-registry",
-        "migrate-adjudication",
-        "migrate-payment",
-        "migrate-follow",
-        "migrate-query",
-        "migrate-jobs",
-        "migrate-gateway",
+    # the launcher migrates every schema itself (no process per service), in this order
+    assert config.setup == []
+    assert [schema for schema, _ in config.migrations] == [
+        "registry",
+        "adjudication",
+        "payment",
+        "follow",
+        "query",
+        "jobs",
+        "gateway",
     ]
+    assert all(
+        (folder / "0001").parent == folder and folder.is_dir() for _, folder in config.migrations
+    )
+    assert cluster.migration_targets() == config.migrations
     # the sandbox loader talks to the services, so it runs once they are ready
     assert [(name, argv[1:]) for name, argv in config.after_ready] == [
         ("load-sandbox", ("-m", "cqregistry", "load-sandbox"))
