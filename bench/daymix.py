@@ -154,7 +154,12 @@ def print_phase(phase: Phase, concurrency: int) -> None:
     print(f"   {'process':<34} {'peak RSS MB':>11} {'CPU cores':>9}")
     for name, mb, cores in phase.processes:
         rss = f"{mb:11.0f}" if mb is not None else f"{'-':>11}"
-        print(f"   {name:<34} {rss} {cores:9.2f}")
+        note = (
+            "  (the fake Alipay's notifications only)"
+            if name == "gateway" and phase.gateways > 1
+            else ""
+        )
+        print(f"   {name:<34} {rss} {cores:9.2f}{note}")
 
 
 def print_yardsticks(
