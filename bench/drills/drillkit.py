@@ -759,6 +759,7 @@ class RequestSummary:
     sent: int
     failed: int
     sent_during: int
+    failed_before: Counter[str]  # sent before the fault, failed (in flight when it began)
     failed_during: Counter[str]  # "503 SERVICE_UNAVAILABLE" -> n, sent inside the fault
     failed_after: Counter[str]  # sent after the fault ended
     server_errors_500: int
@@ -802,6 +803,7 @@ def summarize_requests(
         sent=len(samples),
         failed=sum(1 for s in samples if not s.ok),
         sent_during=len(phases["during"]),
+        failed_before=Counter(_label(s) for s in phases["before"] if not s.ok),
         failed_during=Counter(_label(s) for s in phases["during"] if not s.ok),
         failed_after=Counter(_label(s) for s in phases["after"] if not s.ok),
         server_errors_500=sum(1 for s in samples if s.status == 500),

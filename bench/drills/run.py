@@ -375,6 +375,8 @@ def report(r: DrillResult, args: argparse.Namespace) -> None:
             f"  sent during the fault: {q.sent_during}, failed: "
             f"{sum(q.failed_during.values())} ({fmt_counter(q.failed_during)}); slowest answer"
             f" {q.max_latency_during_ms:.0f} ms",
+            f"  sent before the fault and failed (in flight when it began):"
+            f" {fmt_counter(q.failed_before)}",
             f"  sent after the fault and failed: {fmt_counter(q.failed_after)}",
         ]
     e = r.events

@@ -76,6 +76,7 @@ def _sample(seq: int, sent: float, status: int, code: str = "", took: float = 0.
 def test_requests_are_classified_by_when_they_were_sent() -> None:
     samples = [
         _sample(0, 1.0, 201),
+        _sample(6, 9.5, 503, "SERVICE_UNAVAILABLE", took=1.0),
         _sample(1, 10.0, 503, "SERVICE_UNAVAILABLE"),
         _sample(2, 11.0, 0, "client timeout", took=10.0),
         _sample(3, 20.5, 503, "SERVICE_UNAVAILABLE", took=0.5),
@@ -83,7 +84,8 @@ def test_requests_are_classified_by_when_they_were_sent() -> None:
         _sample(5, 22.0, 500, "INTERNAL"),
     ]
     s = summarize_requests(samples, fault_start=10.0, fault_end=20.0)
-    assert (s.sent, s.failed, s.sent_during) == (6, 4, 2)
+    assert (s.sent, s.failed, s.sent_during) == (7, 5, 2)
+    assert s.failed_before == {"503 SERVICE_UNAVAILABLE": 1}
     assert s.failed_during == {"503 SERVICE_UNAVAILABLE": 1, "client timeout": 1}
     assert s.failed_after == {"503 SERVICE_UNAVAILABLE": 1, "500 INTERNAL": 1}
     assert s.server_errors_500 == 1
