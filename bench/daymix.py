@@ -5,9 +5,11 @@
 so 5M violations) in the database ``cqbench_<size>`` of the local PostgreSQL
 (``cqbench_1m``; ``--vehicles 6000000``, the whole city, is ``cqbench_6m``), made by
 ``python -m cqdev.datagen`` through ``bench/query_read.py``'s dataset code and reused when a
-finished one is there (its marker row in ``public.cqbench_dataset_v3``). 1M took 578 s and
-about 7 GB on a quiet day here (30k rows/s), up to 25 minutes with other sessions busy;
-6M is six times that: about 1-2.5 hours and 42 GB of disk (extrapolated, never run here).
+finished one is there (its marker row in ``public.cqbench_dataset_v3``). 1M is about 22M
+rows: 578 s and 7 GB on a quiet day here (30k rows/s), well over an hour with the machine
+saturated by other sessions (2-4k rows/s). 6M is six times that (extrapolated, never run
+here): about 134M rows, 1 hour and 42 GB of disk at the quiet rate, half a day at the
+saturated one.
 
 **Setup (not timed).** A redis-server of its own, the whole cluster as `make run` starts
 it (``benchlib.Cluster``: free ports, sandbox mode, the fake Alipay, the payment
