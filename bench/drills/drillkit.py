@@ -191,6 +191,7 @@ class DrillStack:
         for name in SERVICE_PREFIXES:
             self.env[f"{name}_SERVICE_ADDR"] = f"127.0.0.1:{free_port()}"
         ready_file = self.base / "ready.json"
+        owned_logs = [self._owned_log(name) for name, _module, _role in DRILL_OWNED]
         self.launcher = start_process(
             "drill-launcher",
             [
@@ -200,6 +201,7 @@ class DrillStack:
                 str(ready_file),
                 "--log-dir",
                 str(self.log_dir),
+                *(arg for log in owned_logs for arg in ("--owned-log", str(log))),
             ],
             log_path=self.log_dir / "launcher.log",
             env=self.env,
@@ -259,17 +261,23 @@ class DrillStack:
     def start_owned(self, name: str) -> ManagedProcess:
         """Start (or restart) one drill-owned role (``adjudication-relay``, ``query-consume``)."""
         module, role = {n: (m, r) for n, m, r in DRILL_OWNED}[name]
+        log_path = self._owned_log(name)
         self._restarts[name] += 1
-        suffix = "" if self._restarts[name] == 1 else f"-{self._restarts[name]}"
         proc = start_process(
             name,
             [sys.executable, "-m", module, role],
-            log_path=self.log_dir / f"{name}{suffix}.log",
-            env=self.env,
+            log_path=log_path,
+            # INFO: the launcher's roster loader waits for their "started" line
+            env={**self.env, "LOG_LEVEL": "INFO"},
             cwd=ROOT,
         )
         self.owned[name] = proc
         return proc
+
+    def _owned_log(self, name: str) -> Path:
+        """The log of the next start of ``name`` (``name.log``, then ``name-2.log`` ...)."""
+        n = self._restarts[name] + 1
+        return self.log_dir / (f"{name}.log" if n == 1 else f"{name}-{n}.log")
 
     def check_alive(self) -> None:
         """Raise if the launcher (i.e. any of its children) or an owned role died."""

@@ -11,7 +11,10 @@ that adjudication and query are started without the roles a drill kills:
   (``python -m cqquery consume``).
 
 The launcher stops everything when one of *its* children dies, so a process the drill
-kills on purpose must not be one of them. The stack comes from ``DATABASE_URL``,
+kills on purpose must not be one of them. The sandbox roster's loader needs the relay (its
+violations reach payment as events), so it starts only once the drill's roles have logged
+that they started (``--owned-log``; they run at ``LOG_LEVEL=INFO``): ``launcher.py
+--wait-for LOG... -- python -m cqregistry load-sandbox`` waits, then becomes the loader. The stack comes from ``DATABASE_URL``,
 ``REDIS_URL`` and ``KAFKA_BOOTSTRAP_SERVERS`` (the drill's own servers), which the
 launcher reuses and never stops.
 """
@@ -20,7 +23,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -55,14 +60,45 @@ def split_services(services: Sequence[ChildSpec]) -> list[ChildSpec]:
     return out
 
 
+#: what ServiceRuntime.start logs once a role runs (migrations applied, tasks spawned)
+STARTED_MARK = " started ("
+WAIT_LIMIT_S = 300.0
+
+
+def wait_then_exec(logs: Sequence[Path], command: Sequence[str]) -> None:
+    """Wait (bounded) until every log in ``logs`` says its process started; exec ``command``."""
+    deadline = time.monotonic() + WAIT_LIMIT_S
+    for log in logs:
+        while STARTED_MARK not in (log.read_text("utf-8", "replace") if log.exists() else ""):
+            if time.monotonic() > deadline:
+                print(f"{log} does not say started after {WAIT_LIMIT_S:.0f}s; going on")
+                break
+            time.sleep(0.2)
+    os.execv(command[0], list(command))  # noqa: S606 - becomes the loader the launcher started
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ready-file", type=Path, required=True)
-    parser.add_argument("--log-dir", type=Path, required=True)
+    parser.add_argument("--wait-for", type=Path, nargs="+", help="then exec what follows --")
+    parser.add_argument("--ready-file", type=Path)
+    parser.add_argument("--log-dir", type=Path)
+    parser.add_argument("--owned-log", type=Path, action="append", default=[])
+    parser.add_argument("command", nargs="*")
     args = parser.parse_args(argv)
+    if args.wait_for:
+        wait_then_exec(args.wait_for, args.command)
+    if args.ready_file is None or args.log_dir is None:
+        parser.error("--ready-file and --log-dir are required")
     config = default_config(ready_file=args.ready_file)
+    after_ready = [
+        (name, (sys.executable, __file__, "--wait-for", *map(str, args.owned_log), "--", *cmd))
+        if args.owned_log
+        else (name, cmd)
+        for name, cmd in config.after_ready
+    ]
     config = dataclasses.replace(
         config,
+        after_ready=after_ready,
         services=split_services(config.services),
         # /readyz waits for the sandbox roster, which the launcher loads only once every
         # child is ready: the gateway counts as started when it answers /healthz, and the
