@@ -244,8 +244,8 @@ class EventConsumer:
             CONSUMER_EVENTS.labels(self.group_id, "duplicate").inc(duplicates)
         if fresh:
             CONSUMER_EVENTS.labels(self.group_id, "applied").inc(len(fresh))
-        for event in fresh:
-            await self._after_commit(event)
+        # side by side: each is independent of the others (and logs its own failure)
+        await asyncio.gather(*(self._after_commit(event) for event in fresh))
         return len(prefix), True
 
     async def _process(self, record: Record, stop: asyncio.Event) -> bool:
