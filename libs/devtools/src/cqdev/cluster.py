@@ -50,6 +50,7 @@ import importlib.util
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -59,6 +60,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import TextIO
+from urllib.parse import urlsplit
 
 from cqdev.stack import (
     ManagedProcess,
@@ -394,10 +396,30 @@ def _http_ok(url: str) -> bool:
         return False
 
 
-def _is_ready(probe: GrpcReady | HttpReady) -> bool:
+def _endpoint(probe: GrpcReady | HttpReady) -> tuple[str, int]:
+    if isinstance(probe, GrpcReady):
+        host, port = probe.address.rsplit(":", 1)
+        return host, int(port)
+    parts = urlsplit(probe.url)
+    return parts.hostname or "127.0.0.1", parts.port or 80
+
+
+def _is_ready(probe: GrpcReady | HttpReady) -> bool | None:
+    """True when ready; None while nothing listens yet (a connect, nearly free: what most
+    polls find while a child imports); False when it listens but is not ready yet."""
+    host, port = _endpoint(probe)
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            pass
+    except OSError:
+        return None
     if isinstance(probe, GrpcReady):
         return _grpc_serving(probe.address)
     return _http_ok(probe.url)
+
+
+#: How long after a full readiness probe said "not ready" the next one is sent.
+FULL_PROBE_INTERVAL_S = 0.25
 
 
 class ClusterError(RuntimeError):
@@ -604,7 +626,8 @@ class _Cluster:
         deadline = self.t0 + cfg.ready_timeout_s
         services = {spec.name for spec in cfg.services}
         pending = {spec.name: spec for spec in waiting}
-        probes: dict[str, Future[bool]] = {}
+        probes: dict[str, Future[bool | None]] = {}
+        next_probe: dict[str, float] = {}
         loaders_started = not cfg.after_ready
         while True:
             self.check_children()
@@ -613,16 +636,25 @@ class _Cluster:
                 if applied:
                     self.say(f"cqdev: applied {len(applied)} migrations")
                 migrations = None
+            services_ready = not services & pending.keys()
             for name, spec in list(pending.items()):
                 probe = probes.get(name)
                 if probe is None:
-                    probes[name] = self.pool.submit(_is_ready, spec.ready)
+                    # the gateway's /readyz asks every service: not before they are ready
+                    early = spec is cfg.gateway and not services_ready
+                    if not early and time.monotonic() >= next_probe.get(name, 0.0):
+                        probes[name] = self.pool.submit(_is_ready, spec.ready)
                 elif probe.done():
                     del probes[name]
-                    if probe.result():
+                    answer = probe.result()
+                    if answer:
                         del pending[name]
                         self.phases.add(_ready_phase(spec), self.spawned[name])
-            if not loaders_started and migrations is None and not services & pending.keys():
+                    elif answer is False:
+                        # it listens but is not ready: a full probe costs the child CPU it
+                        # needs for starting, so ask less often than a bare connect
+                        next_probe[name] = time.monotonic() + FULL_PROBE_INTERVAL_S
+            if not loaders_started and migrations is None and services_ready:
                 self.start_loaders()
                 loaders_started = True
             self.check_loaders()

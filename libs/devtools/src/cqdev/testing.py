@@ -217,6 +217,21 @@ class Cluster:
             await channel.close(None)
         return response
 
+    async def mark_sandbox_roster_loaded(self) -> None:
+        """Record a sandbox roster load with the registry without loading the roster: for
+        tests that need a ready gateway (``/readyz`` 200 in sandbox mode) but bring their own
+        data. The gate itself is tested with the real loader."""
+        from cqcommon.grpc_client import call, make_channel
+        from cqtraffic.registry.v1 import registry_pb2_grpc as reg_grpc
+
+        channel = make_channel(self.settings.registry_service_addr)
+        try:
+            stub = reg_grpc.RegistryServiceStub(channel)
+            request = reg.MarkSandboxRosterLoadedRequest()
+            await call(stub.MarkSandboxRosterLoaded, request, timeout_s=10)
+        finally:
+            await channel.close(None)
+
     async def import_unpinned(self, owner: Owner) -> Owner:
         """Import ``owner``'s records without ids; ``owner`` with the ids the registry chose."""
         response = await self.import_records(owner.records(pinned=False))
