@@ -167,8 +167,18 @@ def test_k8s_names_only_real_settings_and_keeps_secrets_in_secrets(
         for container in _containers(workload):
             env = container.get("env", [])
             assert {e["name"] for e in env} <= SETTING_NAMES
-            from_secret = {e["name"] for e in env if "secretKeyRef" in e.get("valueFrom", {})}
-            assert from_secret <= set(secret)
+            refs = [
+                e["valueFrom"]["secretKeyRef"]
+                for e in env
+                if "secretKeyRef" in e.get("valueFrom", {})
+            ]
+            # a required key must be in the Secret; an optional one (a previous secret during
+            # a rotation) is added to the secret store only while it is needed
+            assert {r["key"] for r in refs if not r.get("optional")} <= set(secret)
+            assert {r["key"] for r in refs if r.get("optional")} <= {
+                "TOKEN_SECRET_PREVIOUS",
+                "CURSOR_SECRET_PREVIOUS",
+            }
             # a signing secret never appears as a literal value
             assert not {e["name"] for e in env if "value" in e} & SECRET_SETTINGS
     for name, key in SIGNS_WITH.items():
