@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
@@ -24,6 +24,8 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
+
+from cqcommon.outbox_notify import OutboxNotifier
 
 if TYPE_CHECKING:
     from cqtraffic.events.v1.envelope_pb2 import EventEnvelope
@@ -56,10 +58,18 @@ class Database:
     """An async pool whose connections see ``schema`` first on their search path."""
 
     def __init__(
-        self, conninfo: str, schema: str, *, min_size: int = 1, max_size: int = 10
+        self,
+        conninfo: str,
+        schema: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        notify_outbox: bool = True,
     ) -> None:
         self.conninfo = conninfo
         self.schema = check_schema_name(schema)
+        self.notify_outbox = notify_outbox
+        self._notifier: OutboxNotifier | None = None
         self.pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
             conninfo,
             min_size=min_size,
@@ -74,7 +84,22 @@ class Database:
         await self.pool.open(wait=wait, timeout=15)
 
     async def close(self) -> None:
+        if self._notifier is not None:
+            await self._notifier.close()
         await self.pool.close()
+
+    def _events_committed(self) -> None:
+        """Wake this schema's relays once the commit that wrote events is done
+        (``cqcommon.outbox_notify``: after the commit, so commits never queue on NOTIFY)."""
+        if not self.notify_outbox:
+            return
+        if self._notifier is None:
+            self._notifier = OutboxNotifier(self.conninfo, self.schema)
+        self._notifier.poke()
+
+    @property
+    def outbox_notifier(self) -> OutboxNotifier | None:
+        return self._notifier
 
     @asynccontextmanager
     async def _pooled(self) -> AsyncIterator[Conn]:
@@ -113,7 +138,7 @@ class Database:
     async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
         """A transaction that is rolled back unless ``commit()`` is called inside the block."""
         async with self._pooled() as conn:
-            uow = UnitOfWork(conn, self.schema)
+            uow = UnitOfWork(conn, self.schema, on_events_committed=self._events_committed)
             try:
                 yield uow
             finally:
@@ -135,11 +160,18 @@ class Database:
 class UnitOfWork:
     """One transaction's change and the events it records (written to the outbox on commit)."""
 
-    def __init__(self, conn: Conn, schema: str) -> None:
+    def __init__(
+        self,
+        conn: Conn,
+        schema: str,
+        *,
+        on_events_committed: Callable[[], None] | None = None,
+    ) -> None:
         self.conn = conn
         self.schema = schema
         self.committed = False
         self._events: list[EventEnvelope] = []
+        self._on_events_committed = on_events_committed
 
     def record(self, envelope: EventEnvelope) -> None:
         """Queue an event; it reaches the outbox in this same transaction at ``commit()``."""
@@ -148,8 +180,11 @@ class UnitOfWork:
     async def commit(self) -> None:
         from cqcommon.outbox import append_to_outbox  # local import: outbox imports db types
 
+        wrote_events = bool(self._events)
         for envelope in self._events:
             await append_to_outbox(self.conn, envelope)
         self._events.clear()
         await self.conn.commit()
         self.committed = True
+        if wrote_events and self._on_events_committed is not None:
+            self._on_events_committed()

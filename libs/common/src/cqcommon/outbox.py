@@ -10,20 +10,21 @@ Guarantees:
 - delivery is at least once (a crash after send and before the mark re-sends), which the
   consumers' inbox turns into exactly-once effects.
 
-Waking: a trigger (plumbing migration ``0002_notify_outbox_insert``) notifies the schema's
-channel whenever outbox rows are inserted, by any code path. The relay keeps one
-dedicated ``LISTEN`` connection (``OutboxListener``) and drains the outbox as soon as a
-notification arrives, so an event leaves within milliseconds of its commit. A burst of
-notifications sets one flag, which one drain clears. Polling stays as the fallback: an
-idle relay still looks every ``poll_interval_s`` (rows whose backoff ended, a lost
+Waking: a writer whose commit wrote events notifies the schema's channel right after the
+commit (``cqcommon.outbox_notify``: coalesced, from a connection of its own, so commits
+never queue on PostgreSQL's notification lock). The relay keeps one dedicated ``LISTEN``
+connection (``OutboxListener``) and drains the outbox as soon as a notification arrives,
+so an event leaves within milliseconds of its commit. A burst of notifications sets one
+flag, which one drain clears. Polling stays as the fallback: an idle relay still looks
+every ``poll_interval_s`` (rows written by other means, rows whose backoff ended, a lost
 notification), and when the LISTEN connection breaks the relay keeps polling while the
-listener reconnects with backoff. ``listen=False`` (``OUTBOX_LISTEN=false``) is polling only.
+listener reconnects with backoff. ``listen=False`` (``OUTBOX_LISTEN=false``) is polling
+only, and writers then send no notifications.
 
-The price of NOTIFY is paid by the writers: a notifying transaction holds PostgreSQL's
-notification lock through its commit's disk flush, so outbox-writing commits no longer
-share flushes (migration ``0003_switch_outbox_notify``: measured 758 -> 228 commits/s
-with 32 writers on this machine). ``cqtraffic.outbox_notify = off`` (a PostgreSQL setting
-for the writers' sessions) turns the trigger's NOTIFY off where relays only poll.
+History: migrations ``0002``/``0003`` notified from an insert trigger, inside the writing
+transaction; ``0004`` drops it, because a notifying transaction holds the notification
+lock through its commit's disk flush, so every event-writing commit of the database
+would have waited for the one before.
 """
 
 from __future__ import annotations
@@ -46,16 +47,11 @@ from psycopg.types.json import Jsonb
 from cqcommon.asyncutil import sleep_or_stop, wait_or_stop
 from cqcommon.db import Conn, Database
 from cqcommon.events import EVENT_TYPES, topic_name
+from cqcommon.outbox_notify import notify_channel
 from cqcommon.telemetry import extract_context, inject_carrier
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("cqcommon.outbox")
-
-
-def notify_channel(schema: str) -> str:
-    """The channel the outbox trigger notifies for ``schema`` (as the trigger computes it:
-    channel names are identifiers, at most 63 bytes)."""
-    return f"outbox_{schema}"[:63]
 
 
 async def append_to_outbox(conn: Conn, envelope: EventEnvelope) -> None:

@@ -144,7 +144,11 @@ class ServiceRuntime:
         setup_telemetry(self.spec.name, s)
         await apply_migrations(s.database_url, self.spec.schema, self.spec.migrations_dir)
         db = Database(
-            s.database_url, self.spec.schema, min_size=s.db_pool_min, max_size=s.db_pool_max
+            s.database_url,
+            self.spec.schema,
+            min_size=s.db_pool_min,
+            max_size=s.db_pool_max,
+            notify_outbox=s.outbox_listen,
         )
         await db.open()
         self.ctx = ServiceContext(s, db, redis_client(s), self.clock)

@@ -21,7 +21,8 @@ from cqcommon.events import TOPIC_REGISTRY_PERSON, new_envelope, topic_name
 from cqcommon.inbox import EventConsumer, ReceivedEvent
 from cqcommon.kafka import ensure_topics, make_consumer, make_producer
 from cqcommon.migrations import apply_migrations
-from cqcommon.outbox import OutboxRelay, RelayConfig, notify_channel, pending_count
+from cqcommon.outbox import OutboxRelay, RelayConfig, pending_count
+from cqcommon.outbox_notify import notify_channel
 from cqcommon.settings import Settings
 from cqdev.testing import eventually
 from cqtraffic.registry.v1 import registry_pb2 as reg
@@ -316,7 +317,7 @@ async def test_notify_wakes_an_idle_relay_and_the_event_is_applied(
         async def applied() -> bool:
             return [str(r[0]) for r in await applied_rows(db)] == [event_id]
 
-        # no poll for an hour: only the trigger's NOTIFY can have woken the relay
+        # no poll for an hour: only the writer's NOTIFY can have woken the relay
         await eventually(applied, timeout_s=60)
         assert relay.listener.notifications_total > notified
         assert await pending_count(db) == 0
@@ -392,28 +393,44 @@ async def test_a_failing_event_mid_batch_keeps_the_order_of_the_others(
     assert [m.value for m in dead] == [envs[2].SerializeToString()]  # type: ignore[attr-defined]
 
 
-async def test_every_outbox_insert_notifies_unless_switched_off(
+async def test_a_commit_that_wrote_events_notifies_after_it_and_nothing_else_does(
     plumbing: tuple[Database, Settings],
 ) -> None:
-    """The trigger notifies the schema's channel for rows written by any code path (here
-    plain SQL), and ``cqtraffic.outbox_notify = off`` silences it for a writer."""
+    """The writer wakes the relays after its commit (cqcommon.outbox_notify); a rolled-back
+    unit of work, one without events, and rows inserted by plain SQL (found by the relay's
+    poll) send nothing, and no trigger notifies inside the writing transaction."""
     db, _ = plumbing
-    insert = (
-        "INSERT INTO outbox (event_id, event_type, topic, message_key, envelope)"
-        " VALUES (gen_random_uuid(), 'test', 'test', 'k', '')"
-    )
     listen = await psycopg.AsyncConnection.connect(db.conninfo, autocommit=True)
     async with listen:
         await listen.execute(f'LISTEN "{notify_channel(db.schema)}"')
+        async with db.unit_of_work() as uow:  # rolled back: never committed
+            uow.record(new_envelope(person_event(), aggregate_id="p-rb", producer="test"))
+        async with db.unit_of_work() as uow:  # committed, but wrote no event
+            await uow.commit()
         async with db.transaction() as conn:
-            await conn.execute(insert)
+            await conn.execute(
+                "INSERT INTO outbox (event_id, event_type, topic, message_key, envelope)"
+                " VALUES (gen_random_uuid(), 'test', 'test', 'k', '')"
+            )
+        assert [n async for n in listen.notifies(timeout=0.5)] == []
+        await record_person(db, "p-notify")
         heard = [n async for n in listen.notifies(timeout=10, stop_after=1)]
         assert [n.channel for n in heard] == [notify_channel(db.schema)]
-        async with db.transaction() as conn:
-            await conn.execute("SET LOCAL cqtraffic.outbox_notify = off")
-            await conn.execute(insert)
-        async with db.transaction() as conn:
-            await conn.execute(insert)  # a notifying row after the silent one
-        heard = [n async for n in listen.notifies(timeout=10, stop_after=1)]
-        assert len(heard) == 1  # the third insert's: the second said nothing
-        assert [n async for n in listen.notifies(timeout=0.2)] == []
+        assert db.outbox_notifier is not None  # sent by the writer's after-commit notifier
+
+
+async def test_writers_with_notifications_off_send_none(
+    plumbing: tuple[Database, Settings],
+) -> None:
+    db, settings = plumbing
+    quiet = Database(settings.database_url, db.schema, max_size=1, notify_outbox=False)
+    await quiet.open()
+    try:
+        listen = await psycopg.AsyncConnection.connect(db.conninfo, autocommit=True)
+        async with listen:
+            await listen.execute(f'LISTEN "{notify_channel(db.schema)}"')
+            await record_person(quiet, "p-quiet")
+            assert [n async for n in listen.notifies(timeout=0.5)] == []
+            assert quiet.outbox_notifier is None
+    finally:
+        await quiet.close()
