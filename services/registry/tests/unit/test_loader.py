@@ -385,3 +385,38 @@ async def test_a_full_vehicle_or_a_non_sandbox_follow_service_is_noted_other_err
         stub = FakeFollow(misses=10**6)
         budget = loader.RetryBudget(remaining_s=0.05, first_delay_s=0.01)
         await loader._seed_follow(stub, SEEDS[0], budget, 5.0, summary)
+
+
+class FakeRegistryMark:
+    """RegistryService.MarkSandboxRosterLoaded answering ``error`` (or success)."""
+
+    def __init__(self, error: str | None = None) -> None:
+        self.error = error
+        self.requests: list[Any] = []
+
+    async def MarkSandboxRosterLoaded(  # noqa: N802 - the gRPC method name
+        self,
+        request: Any,
+        timeout: float | None = None,  # noqa: ASYNC109 - the gRPC stub signature
+    ) -> Any:
+        assert timeout is not None and timeout > 0
+        self.requests.append(request)
+        if self.error:
+            raise _error(self.error)
+        return object()
+
+
+async def test_the_load_is_recorded_last_and_a_registry_outside_sandbox_mode_is_noted() -> None:
+    """R-SBX-1: a completed load is recorded with the registry (the gateway's /readyz waits
+    for it); outside sandbox mode the registry refuses (SANDBOX_ONLY) and the load says so."""
+    summary = loader.SandboxSummary(records=59, created=12, follows=3)
+    stub: Any = FakeRegistryMark()
+    await loader._mark_loaded(stub, loader.RetryBudget(), 5.0, summary)
+    (request,) = stub.requests
+    assert (request.records, request.violations, request.follows) == (59, 12, 3)
+    assert summary.notes == []
+    await loader._mark_loaded(FakeRegistryMark("SANDBOX_ONLY"), loader.RetryBudget(), 5.0, summary)  # type: ignore[arg-type]
+    assert any("not in sandbox mode" in n for n in summary.notes)
+    refusing: Any = FakeRegistryMark("VALIDATION_FAILED")
+    with pytest.raises(loader.LoadError, match="VALIDATION_FAILED"):
+        await loader._mark_loaded(refusing, loader.RetryBudget(), 5.0, summary)

@@ -356,25 +356,38 @@ async def load_sandbox(
         except ExceptionGroup as failed:
             # the first step that failed says what to check; the group cancelled the rest
             raise _first_leaf(failed) from None
-        await budget.run(
-            lambda: call(
-                registry.MarkSandboxRosterLoaded,
-                reg.MarkSandboxRosterLoadedRequest(
-                    records=summary.records,
-                    violations=summary.created + summary.replayed + summary.kept,
-                    follows=summary.follows,
-                ),
-                timeout_s=deadline,
-            ),
-            frozenset({UNREACHABLE}),
-            "recording the load with the registry",
-        )
+        await _mark_loaded(registry, budget, deadline, summary)
     finally:
         await registry_channel.close(None)
         await adjudication_channel.close(None)
         await payment_channel.close(None)
         await follow_channel.close(None)
     return summary
+
+
+async def _mark_loaded(
+    registry: RegistryServiceAsyncStub,
+    budget: RetryBudget,
+    deadline_s: float,
+    summary: SandboxSummary,
+) -> None:
+    request = reg.MarkSandboxRosterLoadedRequest(
+        records=summary.records,
+        violations=summary.created + summary.replayed + summary.kept,
+        follows=summary.follows,
+    )
+    try:
+        await budget.run(
+            lambda: call(registry.MarkSandboxRosterLoaded, request, timeout_s=deadline_s),
+            frozenset({UNREACHABLE}),
+            "recording the load with the registry",
+        )
+    except DomainError as exc:
+        if exc.code != "SANDBOX_ONLY":
+            raise LoadError(f"recording the load: {exc.code} {exc.details or ''}") from exc
+        # a registry outside sandbox mode keeps no sandbox state (its /readyz has no roster
+        # check either): the data is loaded, there is just nothing to record it in
+        summary.notes.append("the registry is not in sandbox mode: the load is not recorded")
 
 
 def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
