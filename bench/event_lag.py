@@ -5,12 +5,13 @@ consumer that applies it. The event is ``ViolationRecorded`` (the busiest event 
 every camera record), written to adjudication's outbox and applied by two consumer
 groups, ``query.read-model`` (what the owner sees) and ``payment.violations``.
 
-How the events are written: real ``EventEnvelope``s appended with
-``cqcommon.outbox.append_to_outbox``, one short transaction each, from this process at a
-steady rate (event *i* is due at *i*/rate s; a pool of writers keeps up when a commit is
+How the events are written: real ``EventEnvelope``s recorded in a unit of work
+(``Database.unit_of_work``, as every service writes them: the outbox row in the
+transaction, then the after-commit notification of ``cqcommon.outbox_notify``), one short
+transaction each, from this process at a steady rate (event *i* is due at *i*/rate s; a pool of writers keeps up when a commit is
 slow). Not through ``RecordViolation`` over gRPC: 500 recordings a second would measure
 adjudication's validation on 2 shared cores, not the event path; the outbox row and its
-trigger are exactly what a recording writes.
+notification are exactly what a recording writes.
 
 Stack of its own: a database ``cqbench_eventlag`` on the machine's PostgreSQL (dropped
 first if an interrupted run left it, dropped at the end), a redis-server and a Tansu broker
@@ -20,9 +21,8 @@ role in its own process: ``python -m cqadjudication relay``, ``python -m cqquery
 and ``false`` (fresh topics and groups each time, ``OUTBOX_POLL_INTERVAL_S`` at its
 default), after a warm-up whose events are not counted.
 
-In ``poll`` mode the writers also run with ``cqtraffic.outbox_notify = off`` (what a
-deployment without listeners would set: no NOTIFY, so outbox commits share disk flushes
-again), which shows the writers' side of the price too.
+In ``poll`` mode the writers send no notifications (``OUTBOX_LISTEN=false`` turns them off
+in the services; here the writers' ``Database`` is built with ``notify_outbox=False``).
 
 Timestamps (one clock, PostgreSQL's): the outbox row's ``created_at`` (its one-statement
 transaction's start; the commit follows within a round trip), the relay's ``published_at``
@@ -60,7 +60,6 @@ import psycopg
 from cqcommon.db import Database
 from cqcommon.events import new_envelope
 from cqcommon.migrations import apply_migrations
-from cqcommon.outbox import append_to_outbox
 from cqcommon.protomap import PROCEDURES, SOURCES, STATUSES, plate_type_to_proto, timestamp_to_proto
 from cqdev.pytest_plugin import migration_targets
 from cqdev.stack import (
@@ -172,8 +171,9 @@ async def write_steady(
 
     async def write(env: EventEnvelope) -> None:
         try:
-            async with db.transaction() as conn:
-                await append_to_outbox(conn, env)
+            async with db.unit_of_work() as uow:
+                uow.record(env)
+                await uow.commit()
             if observer is not None:
                 observer.add(env.event_id)
         finally:
@@ -282,13 +282,6 @@ async def measure(
     return figures, pickup
 
 
-async def set_outbox_notify(url: str, on: bool) -> None:
-    """For the sessions opened from now on (the writers' pool, the services)."""
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        action = "RESET cqtraffic.outbox_notify" if on else "SET cqtraffic.outbox_notify = off"
-        await conn.execute(f"ALTER DATABASE {DB_NAME} {action}")
-
-
 @contextmanager
 def event_path(env: dict[str, str], log_dir: Path, mode: str) -> Iterator[dict[str, int]]:
     """The relay and the consumers, each in its own process, stopped on exit."""
@@ -317,10 +310,8 @@ async def run_mode(
         "OUTBOX_LISTEN": "true" if mode == "listen" else "false",
         "KAFKA_TOPIC_PREFIX": f"eventlag-{mode}-{uuid.uuid4().hex[:6]}.",
     }
-    # polling relays need no notifications: their writers skip the NOTIFY and its
-    # commit-serialising lock (cqtraffic.outbox_notify, migration 0003)
-    await set_outbox_notify(url, mode == "listen")
-    db = Database(url, "adjudication", min_size=4, max_size=32)
+    # polling relays need no notifications: their writers send none
+    db = Database(url, "adjudication", min_size=4, max_size=32, notify_outbox=mode == "listen")
     await db.open()
     try:
         with event_path(env, bench_dir(), mode) as pids:
