@@ -6,6 +6,8 @@ same rows; a decided violation becomes payable against the right party."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -193,3 +195,61 @@ async def test_r_pay_1_recorded_decision_before_its_registry_records_gets_its_pa
     assert (await decision_row(test_settings, on_site) or ())[1:2] == (holder,)
     assert (await decision_row(test_settings, camera) or ())[1:2] == (owner,)
     assert (await decision_row(test_settings, camera) or ())[5] == "recorded"
+
+
+async def test_r_pay_1_a_decision_learned_while_its_licence_arrives_gets_its_party(
+    payment_db: Database,
+) -> None:
+    """The decision (violations group) and the licence (registry group) arrive in two
+    concurrent transactions. Whichever commits second must see the other: the decision
+    may not stay without a party (it would never become payable)."""
+    from cqpayment.adapters.postgres_copy import PostgresDecisionCopy
+    from cqpayment.domain.decisions import ViolationFacts
+    from cqpayment.service_layer.learning import learn_recorded
+
+    person_id, licence_id = str(uuid.uuid4()), str(uuid.uuid4())
+    vehicle_id, violation_id = str(uuid.uuid4()), str(uuid.uuid4())
+    decision_no = _decision_no()
+    now = datetime.now(UTC)
+    async with payment_db.transaction() as setup:
+        await PostgresDecisionCopy(setup).upsert_person(person_id=person_id, name="赵敏")
+    facts = ViolationFacts(
+        violation_id=violation_id,
+        vehicle_id=vehicle_id,
+        licence_id=licence_id,
+        plate_number="渝A7R2K9",
+        violation_code="1345",
+        description_zh="机动车违反禁令标志指示的",
+        occurred_at=now - timedelta(days=1),
+        place="重庆市渝北区",
+        fine_fen=20000,
+        points=3,
+    )
+    licence_learned = asyncio.Event()
+
+    async def learn_licence() -> None:
+        async with payment_db.transaction() as conn:
+            await PostgresDecisionCopy(conn).upsert_licence(
+                licence_id=licence_id, person_id=person_id
+            )
+        licence_learned.set()
+
+    async with payment_db.transaction() as conn:
+        await learn_recorded(
+            PostgresDecisionCopy(conn),
+            facts,
+            decision_no=decision_no,
+            decision_date=now.date(),
+            now=now,
+        )
+        # the licence's transaction runs now, while the decision is not committed yet
+        licence = asyncio.create_task(learn_licence())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(licence_learned.wait(), timeout=0.5)
+    await licence
+    async with payment_db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT party_person_id::text FROM decisions WHERE decision_no = %s", (decision_no,)
+        )
+        row = await cur.fetchone()
+    assert row is not None and row[0] == person_id

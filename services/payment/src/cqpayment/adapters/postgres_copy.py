@@ -43,6 +43,7 @@ class PostgresDecisionCopy:
         )
         # a recorded decision without a licence is against the owner at the time it is
         # learned; one learned before the owner was known gets them now (never changed later)
+        await self._lock_party("vehicle", vehicle_id)
         await self.conn.execute(
             "UPDATE decisions SET party_person_id = %s, updated_at = now()"
             " WHERE vehicle_id = %s AND licence_id IS NULL AND party_person_id IS NULL",
@@ -50,6 +51,7 @@ class PostgresDecisionCopy:
         )
 
     async def upsert_licence(self, *, licence_id: str, person_id: str) -> None:
+        await self._lock_party("licence", licence_id)
         await self.conn.execute(
             "INSERT INTO licences (licence_id, person_id) VALUES (%s, %s)"
             " ON CONFLICT (licence_id) DO UPDATE SET person_id = EXCLUDED.person_id",
@@ -61,7 +63,19 @@ class PostgresDecisionCopy:
             (person_id, licence_id),
         )
 
+    async def _lock_party(self, kind: str, subject_id: str) -> None:
+        """Serialise learning a decision's party with learning the licence or vehicle it
+        hangs on. The two arrive through two consumer groups, in concurrent transactions:
+        without the lock, a decision whose licence row was not committed yet reads no
+        holder while the licence's transaction updates no decision (it is not committed
+        either), and the decision would stay without a party, never payable. Under the
+        lock (held to commit) the later transaction's statements see the earlier's rows."""
+        await self.conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"payment.party:{kind}:{subject_id}",)
+        )
+
     async def licence_holder(self, licence_id: str) -> str | None:
+        await self._lock_party("licence", licence_id)
         cur = await self.conn.execute(
             "SELECT person_id::text FROM licences WHERE licence_id = %s", (licence_id,)
         )
@@ -69,6 +83,7 @@ class PostgresDecisionCopy:
         return row[0] if row else None
 
     async def vehicle_owner(self, vehicle_id: str) -> str | None:
+        await self._lock_party("vehicle", vehicle_id)
         cur = await self.conn.execute(
             "SELECT owner_person_id::text FROM vehicles WHERE vehicle_id = %s", (vehicle_id,)
         )
