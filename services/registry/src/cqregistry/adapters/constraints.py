@@ -14,6 +14,10 @@ from cqcommon.constraints import PLUMBING, ConstraintTable, Refusal, columns
 from cqcommon.errors import REGISTRY_ID_CONFLICT, VALIDATION_FAILED
 
 _SERVER_SET = "set by the use case from a validated record (kind, id, hash, bytes) or by default"
+_LOADER_SET = (
+    "written only by MarkSandboxRosterLoaded: a generated id, the time by default, and the"
+    " three counts, which the request always carries (proto3 int32, never null)"
+)
 
 REGISTRY_CONSTRAINTS = ConstraintTable(
     schema="registry",
@@ -22,6 +26,10 @@ REGISTRY_CONSTRAINTS = ConstraintTable(
         "master_records_pkey": Refusal(REGISTRY_ID_CONFLICT, field="pinned_id"),
         "master_records_natural_key": Refusal(REGISTRY_ID_CONFLICT),
         "master_records_kind_check": Refusal(VALIDATION_FAILED, field="record"),
+        # MarkSandboxRosterLoaded's counts are int32 on the wire: a negative one is refused
+        "sandbox_roster_loads_records_check": Refusal(VALIDATION_FAILED, field="records"),
+        "sandbox_roster_loads_violations_check": Refusal(VALIDATION_FAILED, field="violations"),
+        "sandbox_roster_loads_follows_check": Refusal(VALIDATION_FAILED, field="follows"),
     },
     unreachable={
         **columns(
@@ -29,6 +37,14 @@ REGISTRY_CONSTRAINTS = ConstraintTable(
             ("kind", "record_id", "content_hash", "payload", "imported_at"),
             _SERVER_SET,
         ),
+        # the sandbox roster's load record (MarkSandboxRosterLoaded): a generated id, the
+        # time, and the loader's counts (checked above); refused outside sandbox mode
+        **columns(
+            "sandbox_roster_loads",
+            ("load_id", "loaded_at", "records", "violations", "follows"),
+            _LOADER_SET,
+        ),
+        "sandbox_roster_loads_pkey": _LOADER_SET,
         **PLUMBING,
     },
 )
