@@ -43,7 +43,6 @@ from types import FrameType
 from typing import Any
 
 import httpx
-import psutil
 import psycopg
 from cqdev.stack import (
     Component,
@@ -51,6 +50,7 @@ from cqdev.stack import (
     free_port,
     local_dir,
     project_root,
+    prune_stale_temp_dirs,
     redis_server_binary,
     start_own_kafka,
     start_own_postgres,
@@ -155,7 +155,7 @@ class DrillStack:
         self.close()
 
     def start(self) -> DrillStack:
-        _prune_stale_dirs(self.base.parent)
+        prune_stale_temp_dirs(self.base.parent, "drill")
         self.base.mkdir(parents=True)
         if self.log_dir.exists():
             shutil.rmtree(self.log_dir)
@@ -349,19 +349,6 @@ class DrillStack:
             return families
         finally:
             client.close()
-
-
-def _prune_stale_dirs(tmp_root: Path) -> None:
-    """Delete ``drill-<pid>-*`` data dirs whose drill died without cleaning up (kill -9)."""
-    if not tmp_root.is_dir():
-        return
-    for path in tmp_root.glob("drill-*-*"):
-        try:
-            pid = int(path.name.split("-")[1])
-        except (IndexError, ValueError):
-            continue
-        if not psutil.pid_exists(pid):
-            shutil.rmtree(path, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------------------

@@ -708,11 +708,11 @@ def resolve_kafka(environ: Mapping[str, str], base: Path, *, mode: Mode = "auto"
 # --------------------------------------------------------------------------------------
 
 
-def _prune_stale_temp_dirs(tmp_root: Path) -> None:
-    """Delete ``stack-<pid>-*`` folders whose owner died without cleaning up (kill -9)."""
+def prune_stale_temp_dirs(tmp_root: Path, prefix: str = "stack") -> None:
+    """Delete ``<prefix>-<pid>-*`` folders whose owner died without cleaning up (kill -9)."""
     if not tmp_root.is_dir():
         return
-    for path in tmp_root.glob("stack-*-*"):
+    for path in tmp_root.glob(f"{prefix}-*-*"):
         try:
             pid = int(path.name.split("-")[1])
         except (IndexError, ValueError):
@@ -755,7 +755,7 @@ class Stack:
     def start(self) -> Stack:
         """Resolve every component in order; on failure stop what was started and raise."""
         if self.ephemeral:
-            _prune_stale_temp_dirs(self.base_dir.parent)
+            prune_stale_temp_dirs(self.base_dir.parent)
         self.base_dir.mkdir(parents=True, exist_ok=True)
         if self.ephemeral:
             base = self.base_dir
