@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import logging
 import signal
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -22,6 +23,7 @@ from typing import Any
 
 import grpc
 import redis.asyncio as redis_async
+from kafka.errors import KafkaError
 
 from cqcommon.asyncutil import settle_heap
 from cqcommon.clock import Clock, SystemClock
@@ -380,7 +382,15 @@ def main(spec: ServiceSpec, argv: Sequence[str] | None = None) -> int:
     if args.command == "outbox":
         return asyncio.run(_outbox(spec, settings, args.action, args.since))
     if args.command == "dead-letters":
-        return asyncio.run(_dead_letters(spec, settings, args.group, args.replay, args.limit))
+        try:
+            return asyncio.run(_dead_letters(spec, settings, args.group, args.replay, args.limit))
+        except KafkaError as exc:
+            print(
+                f"{spec.name}: cannot reach Kafka at {settings.kafka_bootstrap_servers}"
+                f" ({type(exc).__name__}); set KAFKA_BOOTSTRAP_SERVERS to the cluster's broker",
+                file=sys.stderr,
+            )
+            return 1
     roles = ROLES if args.command == "run" else (args.command,)
     asyncio.run(_run_until_signal(ServiceRuntime(spec, settings, roles=roles)))
     return 0
