@@ -67,6 +67,7 @@ from cqdev.stack import (
     Stack,
     StackError,
     ensure_port_free,
+    free_port,
     local_dir,
     project_root,
     start_process,
@@ -290,8 +291,16 @@ def default_config(
     """The real cluster: the five services' and the job runner's ``run``, the gateway's ``serve``."""
     env = dict(os.environ if environ is None else environ)
     py = sys.executable
+    # each process serves its Prometheus metrics on a port of its own (METRICS_PORT), as
+    # in a deployment; on one machine they cannot share one
     services = [
-        ChildSpec(s.name, (py, "-m", s.module, "run"), GrpcReady(_addr(env, s))) for s in LAUNCHED
+        ChildSpec(
+            s.name,
+            (py, "-m", s.module, "run"),
+            GrpcReady(_addr(env, s)),
+            env={"METRICS_PORT": str(free_port())},
+        )
+        for s in LAUNCHED
     ]
     host = env.get("GATEWAY_HOST") or "127.0.0.1"
     gw_port = int(env.get("GATEWAY_PORT") or 8000)
@@ -744,7 +753,10 @@ class _Cluster:
         ]
         for spec in cfg.services:
             if isinstance(spec.ready, GrpcReady):
-                lines.append(f"  {spec.name:<13} grpc://{spec.ready.address}")
+                metrics = spec.env.get("METRICS_PORT")
+                extra = f"  metrics http://127.0.0.1:{metrics}/metrics" if metrics else ""
+                lines.append(f"  {spec.name:<13} grpc://{spec.ready.address}{extra}")
+        lines.append(f"  metrics       {gw}/metrics (the gateway's)")
         if cfg.fake_alipay is not None:
             fake = cfg.fake_alipay
             lines += [
