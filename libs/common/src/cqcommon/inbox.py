@@ -66,10 +66,18 @@ class ReceivedEvent:
     partition: int
     offset: int
     _after_commit: list[AfterCommit] = field(default_factory=list, repr=False, compare=False)
+    _before_commit: list[AfterCommit] = field(default_factory=list, repr=False, compare=False)
 
     def after_commit(self, action: AfterCommit) -> None:
         """Run ``action`` after this event's transaction commits (best effort: logged)."""
         self._after_commit.append(action)
+
+    def before_commit(self, action: AfterCommit) -> None:
+        """Run ``action`` inside this event's transaction, after every handler of it (and of
+        the rest of its batch) ran, just before the commit; its failure rolls the
+        transaction back like a handler's. The actions of a batch run side by side, so
+        ones that talk to the same server can share a round trip."""
+        self._before_commit.append(action)
 
 
 Handler = Callable[[Conn, ReceivedEvent], Awaitable[None]]
@@ -86,6 +94,14 @@ _TRANSIENT = (
     TransientError,
     TimeoutError,
 )
+
+
+async def _before_commit(events: Sequence[ReceivedEvent]) -> None:
+    """The events' before-commit actions, side by side; the first failure is raised (and
+    rolls their transaction back)."""
+    actions = [action() for event in events for action in event._before_commit]
+    if actions:
+        await asyncio.gather(*actions)
 
 
 @dataclass(frozen=True)
@@ -235,6 +251,7 @@ class EventConsumer:
                             fresh.append(event)
                         else:
                             duplicates += 1
+                await _before_commit(fresh)
         except Exception:  # rolled back as a whole: the single path finds the culprit
             log.info("consumer %s: batch rolled back, one at a time", self.group_id, exc_info=True)
             return len(prefix), False
@@ -312,6 +329,8 @@ class EventConsumer:
     async def _apply(self, handler: Handler, event: ReceivedEvent) -> None:
         async with self.db.transaction() as conn:
             applied = await self._apply_in(conn, handler, event)
+            if applied:
+                await _before_commit([event])
         if not applied:
             self.duplicates_total += 1
             CONSUMER_EVENTS.labels(self.group_id, "duplicate").inc()
@@ -324,6 +343,7 @@ class EventConsumer:
         """Record the event in the inbox and apply it in ``conn``'s transaction; False
         (and nothing applied) when the inbox already has it."""
         event._after_commit.clear()  # a retried attempt registers its own
+        event._before_commit.clear()
         cur = await conn.execute(
             "INSERT INTO inbox (consumer_group, event_id, event_type, topic,"
             " kafka_partition, kafka_offset) VALUES (%s, %s, %s, %s, %s, %s)"

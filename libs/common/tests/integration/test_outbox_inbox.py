@@ -161,6 +161,12 @@ def consumer_for(db: Database, settings: Settings, group: str) -> EventConsumer:
         await conn.execute(  # type: ignore[attr-defined]
             "INSERT INTO applied VALUES (%s, %s)", (event.envelope.event_id, payload.person_id)
         )
+        if payload.name == "late-boom":
+
+            async def fail() -> None:
+                raise RuntimeError("a before-commit action failed")
+
+            event.before_commit(fail)  # the row above must not survive it
 
     return EventConsumer(
         db=db,
@@ -418,3 +424,29 @@ async def test_writers_with_notifications_off_send_none(
             assert quiet.outbox_notifier is None
     finally:
         await quiet.close()
+
+
+async def test_a_failing_before_commit_action_rolls_its_event_back_alone(
+    plumbing: tuple[Database, Settings],
+) -> None:
+    """A before-commit action (e.g. the read model's cache bracket) runs in the event's
+    transaction: when it fails, the event's writes are rolled back and it is dead-lettered
+    like a failing handler, while the rest of its batch is applied once."""
+    db, settings = plumbing
+    names = ["甲", "late-boom", "乙"]
+    envs = [new_envelope(person_event(n), aggregate_id="p-late", producer="test") for n in names]
+    await asyncio.to_thread(produce, settings, [e.SerializeToString() for e in envs])
+    consumer = consumer_for(db, settings, f"test.before.{uuid.uuid4().hex[:6]}")
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    try:
+
+        async def settled() -> bool:
+            return consumer.applied_total >= 2 and consumer.dead_lettered_total >= 1
+
+        await eventually(settled, timeout_s=30)
+    finally:
+        stop.set()
+        await task
+    applied = sorted(str(r[0]) for r in await applied_rows(db))
+    assert applied == sorted([envs[0].event_id, envs[2].event_id])

@@ -273,11 +273,16 @@ def _handler(projection: Projection, cache: ReadModelCache) -> Handler:
         subjects = await projection(ReadModelProjector(conn), event)
         if not subjects:
             return
-        await cache.begin_change(subjects)  # a Redis failure fails (and retries) the event
+
+        async def begin_change() -> None:
+            # in the transaction, before its commit; a Redis failure fails (and retries) the
+            # event. A batch's begins share one pipeline (ReadModelCache), as its ends do
+            await cache.begin_change(subjects)
 
         async def end_change() -> None:
             await cache.end_change(subjects)
 
+        event.before_commit(begin_change)
         event.after_commit(end_change)
 
     return handle
