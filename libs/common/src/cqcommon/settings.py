@@ -60,8 +60,9 @@ class Settings(BaseSettings):
     )
     outbox_listen: bool = Field(
         True,
-        description="Relays wake on PostgreSQL LISTEN/NOTIFY when an event is written;"
-        " polling (OUTBOX_POLL_INTERVAL_S) stays as the fallback.",
+        description="Writers NOTIFY after each commit that wrote events and relays LISTEN, so"
+        " an event leaves at once; polling (OUTBOX_POLL_INTERVAL_S) stays as the fallback."
+        " false: neither, polling only.",
     )
     outbox_poll_interval_s: float = Field(
         1.0,
