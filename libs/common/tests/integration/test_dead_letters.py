@@ -16,7 +16,7 @@ from cqcommon.events import TOPIC_REGISTRY_PERSON, new_envelope, topic_name
 from cqcommon.inbox import ConsumerConfig, EventConsumer, ReceivedEvent
 from cqcommon.kafka import ensure_topics, make_consumer, make_producer
 from cqcommon.settings import Settings
-from cqdev.testing import eventually
+from cqdev.testing import consume_until, produce_raw
 from cqtraffic.registry.v1 import registry_pb2 as reg
 
 pytestmark = pytest.mark.integration
@@ -52,21 +52,14 @@ def consumer_for(db: Database, settings: Settings, group: str, handler: Handler)
     )
 
 
-def produce(settings: Settings, values: list[bytes]) -> None:
-    topic = topic_name(TOPIC_REGISTRY_PERSON, settings.kafka_topic_prefix)
-    ensure_topics(settings, [topic])
-    producer = make_producer(settings, client_id="test-producer")
-    try:
-        for value in values:
-            producer.send(topic, value=value, key=b"k").get(10)
-    finally:
-        producer.close(5)
-
-
 def person(name: str) -> reg.PersonRegistered:
     return reg.PersonRegistered(
         person_id=str(uuid.uuid4()), name=name, id_number="500101199001011237", phone="13900000000"
     )
+
+
+def produce(settings: Settings, values: list[bytes]) -> None:
+    produce_raw(settings, TOPIC_REGISTRY_PERSON, values, key=b"k")
 
 
 async def applied_ids(db: Database) -> list[str]:
@@ -90,17 +83,9 @@ async def test_replay_applies_fixed_dead_letters_once_and_requeues_the_still_bro
         settings,
         [fixed.SerializeToString(), still.SerializeToString(), good.SerializeToString()],
     )
-    stop = asyncio.Event()
-    task = asyncio.create_task(live.run(stop))
-    try:
-
-        async def set_aside() -> bool:
-            return live.applied_total >= 1 and live.dead_lettered_total >= 2
-
-        await eventually(set_aside, timeout_s=30)
-    finally:
-        stop.set()
-        await task
+    await consume_until(
+        live, lambda: live.applied_total >= 1 and live.dead_lettered_total >= 2, timeout_s=30
+    )
     assert await applied_ids(db) == [good.event_id]
 
     listed = await list_dead_letters(settings, group)

@@ -23,7 +23,7 @@ from cqcommon.kafka import ensure_topics, make_consumer, make_producer
 from cqcommon.outbox import OutboxRelay, RelayConfig, pending_count
 from cqcommon.outbox_notify import notify_channel
 from cqcommon.settings import Settings
-from cqdev.testing import eventually
+from cqdev.testing import consume_until, eventually, produce_raw
 from cqtraffic.registry.v1 import registry_pb2 as reg
 from kafka import KafkaConsumer, TopicPartition
 
@@ -66,6 +66,10 @@ def read_all(settings: Settings, topic: str, expected: int, timeout_s: float = 2
         return messages
     finally:
         consumer.close()
+
+
+def produce(settings: Settings, values: list[bytes]) -> None:
+    produce_raw(settings, TOPIC_REGISTRY_PERSON, values, key=b"same-key")
 
 
 async def test_rolled_back_unit_of_work_publishes_nothing(
@@ -180,17 +184,6 @@ def consumer_for(db: Database, settings: Settings, group: str) -> EventConsumer:
     )
 
 
-def produce(settings: Settings, values: list[bytes]) -> None:
-    topic = topic_name(TOPIC_REGISTRY_PERSON, settings.kafka_topic_prefix)
-    ensure_topics(settings, [topic])
-    producer = make_producer(settings, client_id="test-producer")
-    try:
-        for value in values:
-            producer.send(topic, value=value, key=b"same-key").get(10)
-    finally:
-        producer.close(5)
-
-
 async def applied_rows(db: Database) -> list[tuple[object, ...]]:
     async with db.connection() as conn:
         cur = await conn.execute("SELECT event_id::text, person_id FROM applied")
@@ -209,17 +202,9 @@ async def test_same_event_delivered_twice_is_applied_once(
         [env.SerializeToString(), env.SerializeToString(), other.SerializeToString()],
     )
     consumer = consumer_for(db, settings, f"test.dedupe.{uuid.uuid4().hex[:6]}")
-    stop = asyncio.Event()
-    task = asyncio.create_task(consumer.run(stop))
-    try:
-
-        async def done() -> bool:
-            return consumer.applied_total + consumer.duplicates_total >= 3
-
-        await eventually(done, timeout_s=30)
-    finally:
-        stop.set()
-        await task
+    await consume_until(
+        consumer, lambda: consumer.applied_total + consumer.duplicates_total >= 3, timeout_s=30
+    )
     rows = await applied_rows(db)
     assert sorted(str(r[0]) for r in rows) == sorted([env.event_id, other.event_id])
     assert consumer.duplicates_total == 1
@@ -237,17 +222,11 @@ async def test_poison_message_goes_to_dead_letter_topic_and_later_messages_flow(
     )
     group = f"test.poison.{uuid.uuid4().hex[:6]}"
     consumer = consumer_for(db, settings, group)
-    stop = asyncio.Event()
-    task = asyncio.create_task(consumer.run(stop))
-    try:
-
-        async def good_applied() -> bool:
-            return consumer.applied_total >= 1 and consumer.dead_lettered_total >= 2
-
-        await eventually(good_applied, timeout_s=30)
-    finally:
-        stop.set()
-        await task
+    await consume_until(
+        consumer,
+        lambda: consumer.applied_total >= 1 and consumer.dead_lettered_total >= 2,
+        timeout_s=30,
+    )
     assert [r[0] for r in await applied_rows(db)] == [good.event_id]
     dead = await asyncio.to_thread(read_all, settings, consumer.dlq_topic, 2)
     assert sorted(m.value for m in dead) == sorted([garbage, failing.SerializeToString()])  # type: ignore[attr-defined]
@@ -364,17 +343,11 @@ async def test_a_failing_event_mid_batch_keeps_the_order_of_the_others(
     envs = [new_envelope(person_event(n), aggregate_id="p-seq", producer="test") for n in names]
     await asyncio.to_thread(produce, settings, [e.SerializeToString() for e in envs])
     consumer = consumer_for(db, settings, f"test.batch.{uuid.uuid4().hex[:6]}")
-    stop = asyncio.Event()
-    task = asyncio.create_task(consumer.run(stop))
-    try:
-
-        async def settled() -> bool:
-            return consumer.applied_total >= 4 and consumer.dead_lettered_total >= 1
-
-        await eventually(settled, timeout_s=30)
-    finally:
-        stop.set()
-        await task
+    await consume_until(
+        consumer,
+        lambda: consumer.applied_total >= 4 and consumer.dead_lettered_total >= 1,
+        timeout_s=30,
+    )
     async with db.connection() as conn:
         cur = await conn.execute("SELECT event_id::text FROM applied ORDER BY seq")
         order = [r[0] for r in await cur.fetchall()]
@@ -437,16 +410,10 @@ async def test_a_failing_before_commit_action_rolls_its_event_back_alone(
     envs = [new_envelope(person_event(n), aggregate_id="p-late", producer="test") for n in names]
     await asyncio.to_thread(produce, settings, [e.SerializeToString() for e in envs])
     consumer = consumer_for(db, settings, f"test.before.{uuid.uuid4().hex[:6]}")
-    stop = asyncio.Event()
-    task = asyncio.create_task(consumer.run(stop))
-    try:
-
-        async def settled() -> bool:
-            return consumer.applied_total >= 2 and consumer.dead_lettered_total >= 1
-
-        await eventually(settled, timeout_s=30)
-    finally:
-        stop.set()
-        await task
+    await consume_until(
+        consumer,
+        lambda: consumer.applied_total >= 2 and consumer.dead_lettered_total >= 1,
+        timeout_s=30,
+    )
     applied = sorted(str(r[0]) for r in await applied_rows(db))
     assert applied == sorted([envs[0].event_id, envs[2].event_id])

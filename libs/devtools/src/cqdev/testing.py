@@ -41,6 +41,7 @@ from cqdev.datagen.identifiers import make_id_number, make_vin
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from cqcommon.inbox import EventConsumer
     from cqcommon.runner import ServiceRuntime
     from cqcommon.settings import Settings
     from cqtraffic.events.v1.envelope_pb2 import EventEnvelope
@@ -451,3 +452,35 @@ async def eventually(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout_s}s")
         await asyncio.sleep(interval_s)
+
+
+def produce_raw(settings: Settings, base_topic: str, values: list[bytes], *, key: bytes) -> None:
+    """Put ``values`` on ``base_topic`` (under the run's prefix), one key, in order: what a
+    relay or a misbehaving producer would have sent (blocking: call via ``to_thread``)."""
+    from cqcommon.kafka import ensure_topics, make_producer
+
+    topic = topic_name(base_topic, settings.kafka_topic_prefix)
+    ensure_topics(settings, [topic])
+    producer = make_producer(settings, client_id="test-producer")
+    try:
+        for value in values:
+            producer.send(topic, value=value, key=key).get(10)
+    finally:
+        producer.close(5)
+
+
+async def consume_until(
+    consumer: EventConsumer, done: Callable[[], bool], *, timeout_s: float = 30.0
+) -> None:
+    """Run ``consumer`` until ``done()`` holds (its counters, typically), then stop it."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+
+    async def probe() -> bool:
+        return done()
+
+    try:
+        await eventually(probe, timeout_s=timeout_s)
+    finally:
+        stop.set()
+        await task
