@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cqcommon.db import Database
+from cqcommon.outbox_notify import notify_channel
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,5 @@ async def republish_since(db: Database, since: datetime) -> int:
             (since,),
         )
         count = cur.rowcount
-        await conn.execute(
-            "SELECT pg_notify(left('outbox_' || current_schema(), 63), '')",
-        )
+        await conn.execute("SELECT pg_notify(%s, '')", (notify_channel(db.schema),))
     return count

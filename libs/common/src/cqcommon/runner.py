@@ -168,21 +168,7 @@ class ServiceRuntime:
             self._spawn(self.relay.run(self.stop_event), "relay")
         if "consume" in self.roles:
             for cspec in self.spec.consumers:
-                consumer = EventConsumer(
-                    db=db,
-                    group_id=cspec.group_id,
-                    topics=list(cspec.topics),
-                    handlers=cspec.handlers(self.ctx),
-                    consumer_factory=partial(
-                        make_consumer,
-                        s,
-                        group_id=s.kafka_topic_prefix + cspec.group_id,
-                        client_id=f"{self.spec.name}-{cspec.group_id}",
-                    ),
-                    producer_factory=partial(make_producer, s, client_id=f"{self.spec.name}-dlq"),
-                    topic_prefix=s.kafka_topic_prefix,
-                    ensure_topics=ensure,
-                )
+                consumer = build_consumer(self.spec.name, cspec, self.ctx, ensure_topics=ensure)
                 self.consumers.append(consumer)
                 self._spawn(consumer.run(self.stop_event), cspec.group_id)
         if "serve" in self.roles:
@@ -256,6 +242,33 @@ class ServiceRuntime:
         log.info("%s stopped", self.spec.name)
 
 
+def build_consumer(
+    service: str,
+    cspec: ConsumerSpec,
+    ctx: ServiceContext,
+    *,
+    ensure_topics: Callable[[list[str]], None] | None = None,
+) -> EventConsumer:
+    """The event consumer of one group, as the ``consume`` role and the dead-letter replay
+    both run it (the replay feeds it records itself and never polls its group)."""
+    s = ctx.settings
+    return EventConsumer(
+        db=ctx.db,
+        group_id=cspec.group_id,
+        topics=list(cspec.topics),
+        handlers=cspec.handlers(ctx),
+        consumer_factory=partial(
+            make_consumer,
+            s,
+            group_id=s.kafka_topic_prefix + cspec.group_id,
+            client_id=f"{service}-{cspec.group_id}",
+        ),
+        producer_factory=partial(make_producer, s, client_id=f"{service}-dlq"),
+        topic_prefix=s.kafka_topic_prefix,
+        ensure_topics=ensure_topics,
+    )
+
+
 async def _run_until_signal(runtime: ServiceRuntime) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -295,19 +308,7 @@ async def _dead_letters(
     ctx = ServiceContext(settings, db, redis_client(settings), SystemClock())
     try:
         for cspec in groups:
-            consumer = EventConsumer(
-                db=db,
-                group_id=cspec.group_id,
-                topics=list(cspec.topics),
-                handlers=cspec.handlers(ctx),
-                consumer_factory=partial(
-                    make_consumer, settings, group_id="unused", client_id="unused"
-                ),
-                producer_factory=partial(
-                    make_producer, settings, client_id=f"{spec.name}-dlq-replay"
-                ),
-                topic_prefix=settings.kafka_topic_prefix,
-            )
+            consumer = build_consumer(spec.name, cspec, ctx)
             report = await replay_dead_letters(consumer, settings, limit=limit)
             print(
                 f"{cspec.group_id}: {report.read} read, {consumer.applied_total} applied,"

@@ -190,11 +190,9 @@ class ReadModelCache:
                     pipe.incrby(self._dirty(kind, sid), step * count)
                     pipe.expire(self._dirty(kind, sid), DIRTY_TTL_S)
                 await pipe.execute()
-        except RedisError as exc:
+        except BaseException as exc:  # Redis, or cancelled: every waiter must hear it
             done.set_exception(TransientError(f"cache invalidation failed: {exc!r}"))
-        except BaseException as exc:  # cancelled or unexpected: every waiter must hear it
-            done.set_exception(TransientError(f"cache invalidation failed: {exc!r}"))
-            if isinstance(exc, asyncio.CancelledError):
+            if not isinstance(exc, RedisError):
                 raise
         else:
             done.set_result(None)
