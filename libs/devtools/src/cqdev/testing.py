@@ -25,7 +25,9 @@ import functools
 import random
 import secrets
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
@@ -335,6 +337,26 @@ class Cluster:
         return {"Authorization": f"Bearer {r.json()['token']}"}
 
 
+#: Loops whose default executor was widened for in-process clusters.
+_WIDENED: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+#: Worker threads for a test loop that hosts whole clusters.
+TEST_LOOP_WORKERS = 64
+
+
+def _enough_worker_threads(loop: asyncio.AbstractEventLoop) -> None:
+    """Give the loop enough worker threads for several clusters at once. Every consumer
+    blocks one thread in kafka-python's poll (up to its poll timeout) and every relay one
+    while it sends; the default executor has min(32, cores + 4) threads, 6 on this
+    machine, which one cluster's six consumers already fill, so a second, isolated
+    cluster's consumers waited their turn for tens of seconds. A service process has
+    one or two consumers and one relay, so production keeps the default."""
+    if loop not in _WIDENED:
+        loop.set_default_executor(
+            ThreadPoolExecutor(max_workers=TEST_LOOP_WORKERS, thread_name_prefix="cqdev-test")
+        )
+        _WIDENED.add(loop)
+
+
 @contextlib.asynccontextmanager
 async def in_process_cluster(
     settings: Settings, *, instrument: bool = False
@@ -357,6 +379,7 @@ async def in_process_cluster(
 
     from cqdev.stack import free_port
 
+    _enough_worker_threads(asyncio.get_running_loop())
     # the job runner last: its gRPC server serves the run records (its runs are started by
     # the tests themselves, with cqjobs.wiring.build_runner on this cluster's settings)
     specs = (REGISTRY, ADJUDICATION, QUERY, PAYMENT, FOLLOW, JOBS)
