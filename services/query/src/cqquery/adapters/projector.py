@@ -9,6 +9,8 @@ of them (see migration 0002). Each method returns the cache subjects it touched.
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -141,39 +143,52 @@ class ReadModelProjector:
 
     # -- adjudication ---------------------------------------------------------------------
     async def violation_recorded(self, v: RecordedViolation) -> list[Subject]:
-        await self.conn.execute(
-            "INSERT INTO violations (violation_id, vehicle_id, plate_type, plate_number,"
-            " licence_id, violation_code, description_zh, occurred_at, place, fine_fen, points,"
-            " source, procedure, status, decision_no, decision_date, recorded_status,"
-            " recorded_licence_id, recorded_decision_no, recorded_decision_date,"
-            " recorded_fine_fen, recorded_points)"
-            " VALUES (%(violation_id)s, %(vehicle_id)s, %(plate_type)s, %(plate_number)s,"
-            " %(licence_id)s, %(violation_code)s, %(description_zh)s, %(occurred_at)s,"
-            " %(place)s, %(fine_fen)s, %(points)s, %(source)s, %(procedure)s, %(status)s,"
-            " %(decision_no)s, %(decision_date)s, %(status)s, %(licence_id)s, %(decision_no)s,"
-            " %(decision_date)s, %(fine_fen)s, %(points)s)"
-            " ON CONFLICT (violation_id) DO NOTHING",
-            {
-                "violation_id": v.violation_id,
-                "vehicle_id": v.vehicle_id,
-                "plate_type": v.plate_type,
-                "plate_number": v.plate_number,
-                "licence_id": v.licence_id,
-                "violation_code": v.violation_code,
-                "description_zh": v.description_zh,
-                "occurred_at": v.occurred_at,
-                "place": v.place,
-                "fine_fen": v.fine_fen,
-                "points": v.points,
-                "source": v.source,
-                "procedure": v.procedure,
-                "status": v.status,
-                "decision_no": v.decision_no,
-                "decision_date": v.decision_date,
-            },
-        )
-        # facts about this violation may have arrived first
-        return await self.refresh_violation(v.violation_id)
+        return (await self.violations_recorded([v]))[0]
+
+    async def violations_recorded(self, vs: Sequence[RecordedViolation]) -> list[list[Subject]]:
+        """Several recordings at once (one round trip for the rows, one for the refresh);
+        the subjects each one touched, in their order. A violation recorded twice keeps
+        its first recording, as one at a time."""
+        if not vs:
+            return []
+        async with self.conn.cursor() as cur:
+            await cur.executemany(
+                "INSERT INTO violations (violation_id, vehicle_id, plate_type, plate_number,"
+                " licence_id, violation_code, description_zh, occurred_at, place, fine_fen,"
+                " points, source, procedure, status, decision_no, decision_date,"
+                " recorded_status, recorded_licence_id, recorded_decision_no,"
+                " recorded_decision_date, recorded_fine_fen, recorded_points)"
+                " VALUES (%(violation_id)s, %(vehicle_id)s, %(plate_type)s, %(plate_number)s,"
+                " %(licence_id)s, %(violation_code)s, %(description_zh)s, %(occurred_at)s,"
+                " %(place)s, %(fine_fen)s, %(points)s, %(source)s, %(procedure)s, %(status)s,"
+                " %(decision_no)s, %(decision_date)s, %(status)s, %(licence_id)s,"
+                " %(decision_no)s, %(decision_date)s, %(fine_fen)s, %(points)s)"
+                " ON CONFLICT (violation_id) DO NOTHING",
+                [
+                    {
+                        "violation_id": v.violation_id,
+                        "vehicle_id": v.vehicle_id,
+                        "plate_type": v.plate_type,
+                        "plate_number": v.plate_number,
+                        "licence_id": v.licence_id,
+                        "violation_code": v.violation_code,
+                        "description_zh": v.description_zh,
+                        "occurred_at": v.occurred_at,
+                        "place": v.place,
+                        "fine_fen": v.fine_fen,
+                        "points": v.points,
+                        "source": v.source,
+                        "procedure": v.procedure,
+                        "status": v.status,
+                        "decision_no": v.decision_no,
+                        "decision_date": v.decision_date,
+                    }
+                    for v in vs
+                ],
+            )
+        # facts about these violations may have arrived first
+        touched = await self.refresh_violations([v.violation_id for v in vs])
+        return [touched[v.violation_id] for v in vs]
 
     async def violation_handled(self, h: Handling) -> list[Subject]:
         await self.conn.execute(
@@ -263,16 +278,22 @@ class ReadModelProjector:
 
     async def refresh_violation(self, violation_id: str) -> list[Subject]:
         """Recompute what a violation shows from everything known about it."""
+        return (await self.refresh_violations([violation_id]))[violation_id]
+
+    async def refresh_violations(self, violation_ids: Sequence[str]) -> dict[str, list[Subject]]:
+        """Recompute what each violation shows from everything known about it, in one
+        statement; the subjects each one touched (a violation not recorded yet touches
+        only itself)."""
         cur = await self.conn.execute(
             """
             WITH facts AS (
-                SELECT h.decision_no, h.decision_date, h.handler_licence_id,
+                SELECT k.id, h.decision_no, h.decision_date, h.handler_licence_id,
                        h.fine_fen AS h_fine, h.points AS h_points,
                        d.disputed,
                        (SELECT max(p.paid_at) FROM violation_payments p
                          WHERE p.violation_id = k.id AND p.paid_at IS NOT NULL
                            AND p.refunded_at IS NULL) AS paid_at
-                  FROM (SELECT %(id)s::uuid AS id) k
+                  FROM (SELECT DISTINCT unnest(%(ids)s::uuid[]) AS id) k
                   LEFT JOIN violation_handlings h ON h.violation_id = k.id
                   LEFT JOIN violation_disputes d ON d.violation_id = k.id
             )
@@ -290,19 +311,26 @@ class ReadModelProjector:
                 disputed = COALESCE(f.disputed, false),
                 paid_at = f.paid_at
               FROM facts f
-             WHERE v.violation_id = %(id)s::uuid
-            RETURNING v.vehicle_id::text, v.licence_id::text, v.recorded_licence_id::text
+             WHERE v.violation_id = f.id
+            RETURNING v.violation_id::text, v.vehicle_id::text, v.licence_id::text,
+                      v.recorded_licence_id::text
             """,
-            {"id": violation_id},
+            {"ids": list(violation_ids)},
         )
-        row = await cur.fetchone()
-        subjects: list[Subject] = [("violation", violation_id)]
-        if row is not None:
-            vehicle_id, licence_id, recorded_licence_id = row
-            subjects.append(("vehicle", vehicle_id))
-            for lid in {licence_id, recorded_licence_id} - {None}:
-                subjects.append(("licence", lid))
-        return subjects
+        touched: dict[str, list[Subject]] = {
+            violation_id: [("violation", violation_id)] for violation_id in violation_ids
+        }
+        # the rows name a violation in PostgreSQL's spelling; the events, in theirs
+        spellings: dict[str, list[str]] = {}
+        for violation_id in touched:
+            spellings.setdefault(str(uuid.UUID(violation_id)), []).append(violation_id)
+        for row_id, vehicle_id, licence_id, recorded_licence_id in await cur.fetchall():
+            for violation_id in spellings.get(row_id, ()):
+                subjects = touched[violation_id]
+                subjects.append(("vehicle", vehicle_id))
+                for lid in {licence_id, recorded_licence_id} - {None}:
+                    subjects.append(("licence", lid))
+        return touched
 
     # -- follow ---------------------------------------------------------------------------
     async def follow_started(

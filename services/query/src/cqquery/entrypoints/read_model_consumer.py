@@ -11,7 +11,7 @@ cached online-handling hints are keyed by both (R-Q-3).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TypeVar
 
@@ -25,7 +25,7 @@ from cqcommon.events import (
     TOPIC_REGISTRY_VEHICLE,
     TOPIC_VIOLATION,
 )
-from cqcommon.inbox import Handler, ReceivedEvent
+from cqcommon.inbox import BatchHandler, Handler, ReceivedEvent
 from cqcommon.protomap import (
     PROCEDURE_NAMES,
     SOURCE_NAMES,
@@ -54,6 +54,9 @@ from cqquery.adapters.projector import (
 
 M = TypeVar("M", bound=Message)
 Projection = Callable[[ReadModelProjector, ReceivedEvent], Awaitable[list[Subject]]]
+BatchProjection = Callable[
+    [ReadModelProjector, Sequence[ReceivedEvent]], Awaitable[list[list[Subject]]]
+]
 
 _TARGETS = {fol.FOLLOW_TARGET_VEHICLE: "vehicle", fol.FOLLOW_TARGET_LICENCE: "licence"}
 
@@ -120,31 +123,37 @@ async def on_driver(p: ReadModelProjector, event: ReceivedEvent) -> list[Subject
 
 
 # -- adjudication -----------------------------------------------------------------------
-async def on_violation_recorded(p: ReadModelProjector, event: ReceivedEvent) -> list[Subject]:
+def _recorded(event: ReceivedEvent) -> RecordedViolation:
     e = _payload(event, adj.ViolationRecorded)
     plate_type = plate_type_from_proto(e.plate_type)
     if plate_type is None:
         raise ValueError(f"violation {e.violation_id} has no plate type")
-    return await p.violation_recorded(
-        RecordedViolation(
-            violation_id=e.violation_id,
-            vehicle_id=e.vehicle_id,
-            plate_type=plate_type.value,
-            plate_number=e.plate_number,
-            licence_id=e.licence_id or None,
-            violation_code=e.violation_code,
-            description_zh=e.description_zh,
-            occurred_at=timestamp_from_proto(e.occurred_at),
-            place=e.place,
-            fine_fen=e.fine_fen,
-            points=e.points,
-            source=SOURCE_NAMES[e.source],
-            procedure=PROCEDURE_NAMES[e.procedure],
-            status=STATUS_NAMES[e.status],
-            decision_no=e.decision_no or None,
-            decision_date=date_from_proto(e.decision_date),
-        )
+    return RecordedViolation(
+        violation_id=e.violation_id,
+        vehicle_id=e.vehicle_id,
+        plate_type=plate_type.value,
+        plate_number=e.plate_number,
+        licence_id=e.licence_id or None,
+        violation_code=e.violation_code,
+        description_zh=e.description_zh,
+        occurred_at=timestamp_from_proto(e.occurred_at),
+        place=e.place,
+        fine_fen=e.fine_fen,
+        points=e.points,
+        source=SOURCE_NAMES[e.source],
+        procedure=PROCEDURE_NAMES[e.procedure],
+        status=STATUS_NAMES[e.status],
+        decision_no=e.decision_no or None,
+        decision_date=date_from_proto(e.decision_date),
     )
+
+
+async def on_violations_recorded(
+    p: ReadModelProjector, events: Sequence[ReceivedEvent]
+) -> list[list[Subject]]:
+    """The busiest event of a day (every camera record): a run of them is written with
+    a statement per table (``BatchHandler``)."""
+    return await p.violations_recorded([_recorded(event) for event in events])
 
 
 async def on_violation_handled(p: ReadModelProjector, event: ReceivedEvent) -> list[Subject]:
@@ -256,7 +265,6 @@ PROJECTIONS: dict[type[Message], Projection] = {
     reg.PersonRegistered: on_person,
     reg.VehicleRegistered: on_vehicle,
     reg.DriverRegistered: on_driver,
-    adj.ViolationRecorded: on_violation_recorded,
     adj.ViolationHandled: on_violation_handled,
     adj.ViolationDisputed: on_disputed,
     adj.ViolationUndisputed: on_undisputed,
@@ -268,32 +276,57 @@ PROJECTIONS: dict[type[Message], Projection] = {
 }
 
 
+#: events whose runs are applied at once: each projection returns the subjects touched by
+#: each event of the run, in order
+BATCH_PROJECTIONS: dict[type[Message], BatchProjection] = {
+    adj.ViolationRecorded: on_violations_recorded,
+}
+
+
+def _bracket(cache: ReadModelCache, event: ReceivedEvent, subjects: list[Subject]) -> None:
+    """Invalidate ``subjects`` around ``event``'s commit (``adapters.cache``)."""
+    if not subjects:
+        return
+
+    async def begin_change() -> None:
+        # in the transaction, before its commit; a Redis failure fails (and retries) the
+        # event. A batch's begins share one round trip (ReadModelCache), as its ends do
+        await cache.begin_change(subjects)
+
+    async def end_change() -> None:
+        await cache.end_change(subjects)
+
+    event.before_commit(begin_change)
+    event.after_commit(end_change)
+
+
+def _batch_handler(projection: BatchProjection, cache: ReadModelCache) -> BatchHandler:
+    async def handle_many(conn: Conn, events: Sequence[ReceivedEvent]) -> None:
+        touched = await projection(ReadModelProjector(conn), events)
+        for event, subjects in zip(events, touched, strict=True):
+            _bracket(cache, event, subjects)
+
+    return BatchHandler(handle_many)
+
+
 def _handler(projection: Projection, cache: ReadModelCache) -> Handler:
     async def handle(conn: Conn, event: ReceivedEvent) -> None:
-        subjects = await projection(ReadModelProjector(conn), event)
-        if not subjects:
-            return
-
-        async def begin_change() -> None:
-            # in the transaction, before its commit; a Redis failure fails (and retries) the
-            # event. A batch's begins share one pipeline (ReadModelCache), as its ends do
-            await cache.begin_change(subjects)
-
-        async def end_change() -> None:
-            await cache.end_change(subjects)
-
-        event.before_commit(begin_change)
-        event.after_commit(end_change)
+        _bracket(cache, event, await projection(ReadModelProjector(conn), event))
 
     return handle
 
 
 def handlers(ctx: ServiceContext) -> Mapping[str, Handler]:
     cache = ReadModelCache(ctx.redis, ttl_s=ctx.settings.query_cache_ttl_s)
-    return {
+    one: dict[str, Handler] = {
         message.DESCRIPTOR.full_name: _handler(projection, cache)
         for message, projection in PROJECTIONS.items()
     }
+    many: dict[str, Handler] = {
+        message.DESCRIPTOR.full_name: _batch_handler(projection, cache)
+        for message, projection in BATCH_PROJECTIONS.items()
+    }
+    return {**one, **many}
 
 
 READ_MODEL_CONSUMER = ConsumerSpec(
