@@ -48,7 +48,7 @@ from cqcommon.asyncutil import sleep_or_stop, wait_or_stop
 from cqcommon.db import Conn, Database
 from cqcommon.events import EVENT_TYPES, topic_name
 from cqcommon.outbox_notify import notify_channel
-from cqcommon.telemetry import extract_context, inject_carrier
+from cqcommon.telemetry import extract_context, inject_carrier, tracing_active
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("cqcommon.outbox")
@@ -314,19 +314,7 @@ class OutboxRelay:
         for _id, event_id, event_type, topic, key, envelope, headers, _attempts in rows:
             carrier = headers if isinstance(headers, dict) else json.loads(headers or "{}")
             full_topic = topic_name(topic, self.topic_prefix)
-            # one producer span per event, a child of the request that wrote it; the
-            # consumer's span continues from this one (its context replaces the stored one)
-            span = tracer.start_span(
-                f"publish {str(event_type).rsplit('.', 1)[-1]}",
-                context=extract_context({k: str(v) for k, v in carrier.items()}),
-                kind=trace.SpanKind.PRODUCER,
-                attributes={
-                    "messaging.system": "kafka",
-                    "messaging.operation.type": "send",
-                    "messaging.destination.name": full_topic,
-                    "messaging.message.id": str(event_id),
-                },
-            )
+            span = _publish_span(event_type, carrier, full_topic, event_id)
             spans.append(span)
             if span.is_recording():
                 carrier = inject_carrier(trace.set_span_in_context(span))
@@ -368,6 +356,27 @@ class OutboxRelay:
                 await asyncio.to_thread(producer.close, 2)
             except Exception:  # closing a broken producer must not stop the relay
                 log.debug("closing producer failed", exc_info=True)
+
+
+def _publish_span(
+    event_type: object, carrier: dict[str, Any], full_topic: str, event_id: object
+) -> trace.Span:
+    """One producer span per event, a child of the request that wrote it; the consumer's
+    span continues from this one (its context replaces the stored one). With no exporter
+    (``tracing_active``) no span is made, and the stored context goes on as it is."""
+    if not tracing_active():
+        return trace.INVALID_SPAN
+    return tracer.start_span(
+        f"publish {str(event_type).rsplit('.', 1)[-1]}",
+        context=extract_context({k: str(v) for k, v in carrier.items()}),
+        kind=trace.SpanKind.PRODUCER,
+        attributes={
+            "messaging.system": "kafka",
+            "messaging.operation.type": "send",
+            "messaging.destination.name": full_topic,
+            "messaging.message.id": str(event_id),
+        },
+    )
 
 
 async def pending_count(db: Database) -> int:

@@ -536,3 +536,27 @@ async def test_a_failing_batch_handler_run_falls_back_to_one_event_at_a_time(
     assert consumer.duplicates_total == 0
     dead = await asyncio.to_thread(read_all, settings, consumer.dlq_topic, 1)
     assert [m.value for m in dead] == [envs[1].SerializeToString()]  # type: ignore[attr-defined]
+
+
+async def test_offsets_committed_without_waiting_are_settled_when_the_consumer_stops(
+    plumbing: tuple[Database, Settings],
+) -> None:
+    """Offsets go to the broker without waiting for its answer while consuming, and the
+    last ones are committed and waited for on stopping: a consumer started again in the
+    same group reads only what came after (no event is even redelivered)."""
+    db, settings = plumbing
+    group = f"test.offsets.{uuid.uuid4().hex[:6]}"
+    first = [new_envelope(person_event(), aggregate_id="p-off", producer="test") for _ in range(3)]
+    await asyncio.to_thread(produce, settings, [e.SerializeToString() for e in first])
+    consumer = consumer_for(db, settings, group)
+    await consume_until(consumer, lambda: consumer.applied_total >= 3, timeout_s=30)
+    assert consumer._unsettled == {}  # settled on stopping
+
+    later = new_envelope(person_event(), aggregate_id="p-off", producer="test")
+    await asyncio.to_thread(produce, settings, [later.SerializeToString()])
+    again = consumer_for(db, settings, group)
+    await consume_until(again, lambda: again.applied_total >= 1, timeout_s=30)
+    assert (again.applied_total, again.duplicates_total) == (1, 0)
+    assert sorted(str(r[0]) for r in await applied_rows(db)) == sorted(
+        e.event_id for e in [*first, later]
+    )

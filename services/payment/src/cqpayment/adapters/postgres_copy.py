@@ -94,9 +94,10 @@ class PostgresDecisionCopy:
     async def upsert_violations(self, facts: Sequence[ViolationFacts], *, now: datetime) -> None:
         if not facts:
             return
-        # executemany: one round trip for the run, one statement per violation (a violation
-        # twice in the run is upserted twice, in order, as one at a time)
-        async with self.conn.cursor() as cur:
+        # one pipeline for both statements: one round trip for the run, one statement per
+        # violation (a violation twice in the run is upserted twice, in order, as one at a
+        # time); nothing here reads a rowcount
+        async with self.conn.pipeline(), self.conn.cursor() as cur:
             await cur.executemany(
                 "INSERT INTO violations (violation_id, vehicle_id, licence_id, plate_number,"
                 " violation_code, description_zh, occurred_at, place, fine_fen, points,"

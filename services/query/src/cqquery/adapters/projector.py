@@ -151,7 +151,9 @@ class ReadModelProjector:
         its first recording, as one at a time."""
         if not vs:
             return []
-        async with self.conn.cursor() as cur:
+        # one pipeline: the rows and the refresh in one round trip (the refresh's fetch
+        # syncs it; both statements are ours, nothing here reads a rowcount)
+        async with self.conn.pipeline(), self.conn.cursor() as cur:
             await cur.executemany(
                 "INSERT INTO violations (violation_id, vehicle_id, plate_type, plate_number,"
                 " licence_id, violation_code, description_zh, occurred_at, place, fine_fen,"
@@ -186,8 +188,8 @@ class ReadModelProjector:
                     for v in vs
                 ],
             )
-        # facts about these violations may have arrived first
-        touched = await self.refresh_violations([v.violation_id for v in vs])
+            # facts about these violations may have arrived first
+            touched = await self.refresh_violations([v.violation_id for v in vs])
         return [touched[v.violation_id] for v in vs]
 
     async def violation_handled(self, h: Handling) -> list[Subject]:
