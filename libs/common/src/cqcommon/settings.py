@@ -192,7 +192,9 @@ class Settings(BaseSettings):
     )
     # -- telemetry and logs -------------------------------------------------------------
     otel_exporter: Literal["console", "otlp", "memory", "none"] = Field(
-        "none", description="Span exporter: console, otlp, memory (tests) or none."
+        "none",
+        description="Span exporter: console, otlp, memory (tests) or none. With none no"
+        " spans are made at all (HTTP, gRPC, relays, consumers), which saves their CPU.",
     )
     otel_exporter_otlp_endpoint: str | None = Field(
         None, description="OTLP endpoint; when set and OTEL_EXPORTER is none, OTLP is used."
