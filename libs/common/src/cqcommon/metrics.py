@@ -105,6 +105,11 @@ CONSUMER_EVENTS = Counter(
     "Events a consumer group took: applied, duplicate (already applied, skipped) or dead_lettered.",
     ["group", "outcome"],
 )
+EVENT_LOG_PRUNED = Counter(
+    "cqtraffic_event_log_pruned_rows",
+    "Outbox and inbox rows deleted after their retention (cqcommon.retention), by schema.",
+    ["schema", "table"],
+)
 
 # -- payment -----------------------------------------------------------------------------------
 PAYMENTS = Gauge("cqtraffic_payments", "Payments by state (sampled).", ["state"])
@@ -168,6 +173,7 @@ METRIC_FAMILIES: tuple[Counter | Gauge | Histogram, ...] = (
     OUTBOX_OLDEST_AGE,
     CONSUMER_LAG,
     CONSUMER_EVENTS,
+    EVENT_LOG_PRUNED,
     PAYMENTS,
     REFUNDS_AWAITING,
     REFUNDS_OLDEST_AGE,

@@ -46,6 +46,7 @@ from cqcommon.metrics import (
 )
 from cqcommon.migrations import apply_migrations
 from cqcommon.outbox import OutboxRelay, RelayConfig
+from cqcommon.retention import EventLogPruner, retention_from
 from cqcommon.settings import Settings
 from cqcommon.telemetry import setup_telemetry
 
@@ -136,6 +137,7 @@ class ServiceRuntime:
         self.server: GrpcServer | None = None
         self.relay: OutboxRelay | None = None
         self.consumers: list[EventConsumer] = []
+        self.pruner: EventLogPruner | None = None
         self.ctx: ServiceContext | None = None
         self.metrics: MetricsSampler | None = None
         self.metrics_endpoint: MetricsEndpoint | None = None
@@ -171,6 +173,15 @@ class ServiceRuntime:
                 consumer = build_consumer(self.spec.name, cspec, self.ctx, ensure_topics=ensure)
                 self.consumers.append(consumer)
                 self._spawn(consumer.run(self.stop_event), cspec.group_id)
+        # the event log's retention, by whoever owns each part (cqcommon.retention)
+        if self.relay is not None or self.consumers:
+            self.pruner = EventLogPruner(
+                db,
+                retention_from(s),
+                outbox=self.relay is not None,
+                groups=[c.group_id for c in self.consumers],
+            )
+            self._spawn(self.pruner.run(self.stop_event), "event-log-pruner")
         if "serve" in self.roles:
             port = self.port if self.port is not None else s.service_port(self.spec.addr(s))
             ctx = self.ctx

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Shortest signing secret accepted outside sandbox mode.
@@ -68,6 +68,25 @@ class Settings(BaseSettings):
         1.0,
         gt=0,
         description="How often an idle relay looks for events it was not notified of (s).",
+    )
+    outbox_retention_h: int = Field(
+        168,
+        ge=1,
+        description="Published outbox rows are kept this long, then deleted by the relay: the"
+        " window `outbox republish --since` can send again after a broker loss (h).",
+    )
+    inbox_retention_h: int = Field(
+        336,
+        ge=1,
+        description="Inbox rows are kept this long, then deleted by their consumer; at least"
+        " OUTBOX_RETENTION_H and the topics' retention, so every redelivery is still"
+        " recognised (h).",
+    )
+    event_log_prune_interval_s: float = Field(
+        300.0,
+        ge=0,
+        description="How often relays and consumers delete outbox and inbox rows past their"
+        " retention (s); 0 turns it off.",
     )
     # -- service addresses (<PEER>_SERVICE_ADDR) ---------------------------------------
     query_service_addr: str = Field("127.0.0.1:50051", description="Query service gRPC address.")
@@ -312,6 +331,17 @@ class Settings(BaseSettings):
     eligibility_timeout_s: float = Field(
         1.0, description="R-Q-3: deadline of the online-handling question to adjudication (s)."
     )
+
+    @model_validator(mode="after")
+    def _inbox_outlives_outbox(self) -> Settings:
+        # a republished event whose inbox row is gone would be applied a second time
+        if self.inbox_retention_h < self.outbox_retention_h:
+            raise ValueError(
+                f"INBOX_RETENTION_H ({self.inbox_retention_h}) must be at least"
+                f" OUTBOX_RETENTION_H ({self.outbox_retention_h}): a redelivered event must"
+                " still find its inbox row"
+            )
+        return self
 
     def insecure_secrets(self) -> list[str]:
         """Names of secrets that are the built-in development value or shorter than 32 bytes.
