@@ -1,9 +1,9 @@
 """Operator actions on a service's outbox: how far publishing got, and publishing again
 what a lost broker took with it.
 
-The outbox keeps every event after it is published (``published_at`` set), so when a
-broker is lost with events that some consumer group had not read yet, those events are
-still here. ``republish_since`` marks the rows published from a point in time on as
+The outbox keeps every event for ``OUTBOX_RETENTION_H`` after it is published
+(``published_at`` set; ``cqcommon.retention`` deletes it then), so when a broker is lost
+with events that some consumer group had not read yet, those events are still here. ``republish_since`` marks the rows published from a point in time on as
 pending again; the relay sends them once more and every consumer's inbox skips the ones
 it had already applied (events are keyed by id), so choosing the point too early costs
 only duplicates that change nothing, never a lost event.
@@ -26,6 +26,8 @@ class OutboxStatus:
     oldest_pending_at: datetime | None
     last_published_at: datetime | None
     published: int
+    #: the oldest publication still kept: a republish cannot reach further back
+    oldest_published_at: datetime | None = None
 
 
 async def outbox_status(db: Database) -> OutboxStatus:
@@ -33,8 +35,8 @@ async def outbox_status(db: Database) -> OutboxStatus:
         cur = await conn.execute(
             "SELECT count(*) FILTER (WHERE published_at IS NULL),"
             " min(created_at) FILTER (WHERE published_at IS NULL),"
-            " max(published_at), count(*) FILTER (WHERE published_at IS NOT NULL)"
-            " FROM outbox"
+            " max(published_at), count(*) FILTER (WHERE published_at IS NOT NULL),"
+            " min(published_at) FROM outbox"
         )
         row = await cur.fetchone()
     assert row is not None  # an aggregate always returns one row
@@ -43,6 +45,7 @@ async def outbox_status(db: Database) -> OutboxStatus:
         oldest_pending_at=row[1],
         last_published_at=row[2],
         published=int(row[3]),
+        oldest_published_at=row[4],
     )
 
 

@@ -340,18 +340,28 @@ async def _outbox(spec: ServiceSpec, settings: Settings, action: str, since: str
 
     db = Database(settings.database_url, spec.schema, min_size=1, max_size=1)
     await db.open()
+    when: datetime | None = None
     try:
         if action == "republish":
             if since is None:
                 print("outbox republish needs --since (an ISO time with its zone)")
                 return 2
-            count = await republish_since(db, datetime.fromisoformat(since))
+            when = datetime.fromisoformat(since)
+            count = await republish_since(db, when)
             print(f"{spec.name}: {count} events marked pending again; the relay sends them")
         status = await outbox_status(db)
         print(
             f"{spec.name}: {status.pending} pending (oldest {status.oldest_pending_at}),"
-            f" {status.published} published (last {status.last_published_at})"
+            f" {status.published} published (last {status.last_published_at},"
+            f" oldest kept {status.oldest_published_at})"
         )
+        kept_from = status.oldest_published_at
+        if when is not None and kept_from is not None and when < kept_from:
+            print(
+                f"{spec.name}: events published before {kept_from} were deleted after"
+                f" OUTBOX_RETENTION_H ({settings.outbox_retention_h} h) and cannot be sent"
+                " again from here"
+            )
     finally:
         await db.close()
     return 0

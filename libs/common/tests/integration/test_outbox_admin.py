@@ -45,6 +45,8 @@ async def test_republish_since_marks_later_published_events_pending_again(db: Da
         )
     before = await outbox_status(db)
     assert (before.pending, before.published) == (0, 3)
+    # how far back a republish can reach (older publications are pruned, cqcommon.retention)
+    assert before.oldest_published_at == now - timedelta(hours=5)
 
     assert await republish_since(db, now - timedelta(minutes=30)) == 2
     after = await outbox_status(db)
