@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -29,7 +30,8 @@ class CountingRoundTrips:
 
     def __init__(self, redis: aioredis.Redis) -> None:
         self.count = 0
-        pipeline, execute_command = redis.pipeline, redis.execute_command
+        pipeline = redis.pipeline
+        execute_command: Any = redis.execute_command  # redis-py leaves it untyped
 
         def counted_pipeline(*args: object, **kwargs: object) -> object:
             self.count += 1
