@@ -560,3 +560,47 @@ async def test_offsets_committed_without_waiting_are_settled_when_the_consumer_s
     assert sorted(str(r[0]) for r in await applied_rows(db)) == sorted(
         e.event_id for e in [*first, later]
     )
+
+
+async def test_events_that_arrive_while_a_batch_is_applied_follow_it_in_order(
+    plumbing: tuple[Database, Settings],
+) -> None:
+    """The next poll goes out while a batch is applied (cqcommon.inbox): events produced
+    during the batch are applied right after it, in order, and none is skipped."""
+    db, settings = plumbing
+    async with db.connection() as conn:
+        await conn.execute("ALTER TABLE applied ADD COLUMN seq bigserial")
+        await conn.commit()
+    first = [
+        new_envelope(person_event(), aggregate_id="p-ahead", producer="test") for _ in range(5)
+    ]
+    later = [
+        new_envelope(person_event(), aggregate_id="p-ahead", producer="test") for _ in range(5)
+    ]
+    await asyncio.to_thread(produce, settings, [e.SerializeToString() for e in first])
+    group = f"test.ahead.{uuid.uuid4().hex[:6]}"
+    produced_later = False
+
+    async def apply(conn: object, event: ReceivedEvent) -> None:
+        nonlocal produced_later
+        if not produced_later:  # the rest arrives while this batch is being applied
+            produced_later = True
+            await asyncio.to_thread(produce, settings, [e.SerializeToString() for e in later])
+            await asyncio.sleep(0.5)
+        await conn.execute(  # type: ignore[attr-defined]
+            "INSERT INTO applied (event_id) VALUES (%s)", (event.envelope.event_id,)
+        )
+
+    consumer = EventConsumer(
+        db=db,
+        group_id=group,
+        topics=[TOPIC_REGISTRY_PERSON],
+        handlers={reg.PersonRegistered.DESCRIPTOR.full_name: apply},
+        consumer_factory=partial(make_consumer, settings, group_id=group, client_id=group),
+        producer_factory=partial(make_producer, settings, client_id=f"{group}-dlq"),
+        topic_prefix=settings.kafka_topic_prefix,
+        ensure_topics=partial(ensure_topics, settings),
+    )
+    await consume_until(consumer, lambda: consumer.applied_total >= 10, timeout_s=30)
+    assert await applied_in_order(db) == [e.event_id for e in [*first, *later]]
+    assert consumer.duplicates_total == 0
