@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cqdev.cluster import ChildSpec, HttpReady, default_config, run
+from cqdev.stack import free_port
 
 #: (service, roles the launcher starts) where the drill owns the remaining role.
 SPLIT: dict[str, tuple[str, ...]] = {
@@ -55,8 +56,12 @@ def split_services(services: Sequence[ChildSpec]) -> list[ChildSpec]:
         for role in roles:
             name = spec.name if role == "serve" else f"{spec.name}-{role}"
             # every role is "ready" once the service's gRPC health answers: a consume-only
-            # process has no port of its own to probe
-            out.append(ChildSpec(name, (python, flag, module, role), spec.ready, spec.env))
+            # process has no port of its own to probe. Each process serves its metrics on
+            # a port of its own (two on one METRICS_PORT: the second dies at start)
+            env = dict(spec.env)
+            if "METRICS_PORT" in env:
+                env["METRICS_PORT"] = str(free_port())
+            out.append(ChildSpec(name, (python, flag, module, role), spec.ready, env))
     return out
 
 

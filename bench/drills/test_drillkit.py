@@ -115,3 +115,15 @@ def test_the_launcher_splits_off_the_roles_a_drill_kills() -> None:
         "adjudication-consume": "consume",
         "query": "serve",
     }
+
+
+def test_each_split_role_serves_its_metrics_on_a_port_of_its_own() -> None:
+    """The launcher gives every service a METRICS_PORT; the roles split off one service
+    must not share it (the second process to bind it would die at start)."""
+    ready = GrpcReady("127.0.0.1:1")
+    services = [
+        ChildSpec(name, ("py", "-m", f"cq{name}", "run"), ready, {"METRICS_PORT": "9400"})
+        for name in ("adjudication", "query")
+    ]
+    ports = [spec.env["METRICS_PORT"] for spec in split_services(services)]
+    assert len(ports) == 3 and len(set(ports)) == 3
