@@ -270,6 +270,9 @@ class Cluster:
     ) -> None:
         self.env = dict(os.environ)
         self.env.setdefault("LOG_LEVEL", "WARNING")
+        # a daytime load: the nightly jobs would start at once in the 22:00-00:30 window
+        # (Asia/Shanghai) and take the cores (rendering every decision notice, ...)
+        self.env.setdefault("JOBS_SCHEDULER", "false")
         self.env["GATEWAY_PORT"] = str(free_port())
         self.env["FAKE_ALIPAY_PORT"] = str(free_port())
         for name in SERVICE_PREFIXES:

@@ -184,6 +184,11 @@ class Settings(BaseSettings):
         ge=0,
         description="The job runner takes no new batch this close to 00:30 (the window's end).",
     )
+    jobs_scheduler: bool = Field(
+        True,
+        description="`cqjobs run` runs every job each night at 22:00 Asia/Shanghai; false:"
+        " it only serves (benchmarks of daytime load, or where a CronJob runs the jobs).",
+    )
     # -- payment ------------------------------------------------------------------------
     payment_maintenance_window: str = Field(
         "22:00-00:30",

@@ -6,7 +6,7 @@
 * ``scheduler``: wait for 22:00 Asia/Shanghai, run every job, wait for the next night.
 * ``serve``: the gRPC server (JobsService: the run records for staff) only.
 * ``run``: ``serve`` and ``scheduler`` in one process, like the services' ``run``
-  (what ``make run`` starts).
+  (what ``make run`` starts); ``serve`` alone with ``JOBS_SCHEDULER=false``.
 * ``migrate``: apply the jobs schema's migrations and exit.
 """
 
@@ -165,6 +165,14 @@ async def serve_and_schedule(settings: Settings, *, schedule: bool, serve: bool)
         await runtime.stop()
 
 
+def roles_of(command: str, settings: Settings) -> tuple[bool, bool]:
+    """(serve, schedule) of ``command``: an explicit ``scheduler`` always schedules,
+    ``run`` unless ``JOBS_SCHEDULER`` is false."""
+    serve = command in ("serve", "run")
+    schedule = command == "scheduler" or (command == "run" and settings.jobs_scheduler)
+    return serve, schedule
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = Settings()
@@ -178,7 +186,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(jobs_run(settings, jobs=args.job, now=args.now, force=args.force))
         except (KeyboardInterrupt, asyncio.CancelledError):
             return 130
-    serve = args.command in ("serve", "run")
-    schedule = args.command in ("scheduler", "run")
+    serve, schedule = roles_of(args.command, settings)
     asyncio.run(serve_and_schedule(settings, schedule=schedule, serve=serve))
     return 0
