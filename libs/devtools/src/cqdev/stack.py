@@ -31,6 +31,7 @@ import ctypes.util
 import importlib.util
 import logging
 import os
+import random
 import shutil
 import signal
 import socket
@@ -89,12 +90,36 @@ def local_dir() -> Path:
     return path
 
 
+#: where free_port looks: below the kernel's ephemeral range (Linux: 32768-60999), which
+#: the source ports of outgoing connections come from
+_LISTEN_PORTS = range(20000, 32768)
+
+
+def _ephemeral_ports() -> range:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return range(int(low), int(high) + 1)
+    except (OSError, ValueError):
+        return range(32768, 61000)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port that was free a moment ago: bind port 0 and let the kernel choose."""
+    """A port that was free a moment ago, for a server started soon after.
+
+    Chosen at random outside the kernel's ephemeral range: a port the kernel hands out
+    for ``bind(0)`` is one it may also give, a moment later, to an outgoing connection
+    as its source port, and the server that meant to listen on it then fails to bind
+    (seen in the suite: "Failed to bind to address 127.0.0.1:41485"). Falls back to
+    ``bind(0)`` when no port out there is free."""
+    ephemeral = _ephemeral_ports()
+    candidates = [p for p in _LISTEN_PORTS if p not in ephemeral]
+    for port in random.sample(candidates, min(50, len(candidates))):
+        if port_is_free(port, host):
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+        chosen: int = sock.getsockname()[1]
+        return chosen
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
