@@ -570,7 +570,10 @@ async def test_detail_shows_amount_due_and_adjudications_online_hint(cluster: Cl
     handling hint relays adjudication's answer (decided: pay it, not handle it again)."""
     owner = new_owner()
     await registered(cluster, owner)
-    ticket = await on_site_decided(cluster, owner, "late", decided=TODAY - timedelta(days=35))
+    # today now, not at import: a suite that runs across Beijing midnight (16:00 UTC)
+    # would otherwise expect a day less of late fee than the server counts
+    today = today_in_shanghai(SystemClock())
+    ticket = await on_site_decided(cluster, owner, "late", decided=today - timedelta(days=35))
     headers = await cluster.login(owner.alipay_user_id)
     await visible(cluster, headers, vehicle_id=owner.vehicle_id)
     r = await cluster.http.get(f"/api/v1/violations/{ticket['violation_id']}", headers=headers)
@@ -578,8 +581,14 @@ async def test_detail_shows_amount_due_and_adjudications_online_hint(cluster: Cl
     v = r.json()
     assert v["status"] == "handled_unpaid"
     assert v["decision_no"] == ticket["decision_no"]
-    assert v["due_date"] == (TODAY - timedelta(days=20)).isoformat()
-    assert v["late_fee_fen"] == 12_000 and v["amount_due_fen"] == 32_000
+    due = today - timedelta(days=20)
+    assert v["due_date"] == due.isoformat()
+    # 20 days x 3 % of the 200-yuan fine (21 if midnight passed during the request)
+    late_days = {(d - due).days for d in (today, today_in_shanghai(SystemClock()))}
+    assert v["late_fee_fen"] in {600 * n for n in late_days}, (v, late_days)
+    assert v["amount_due_fen"] == 20_000 + v["late_fee_fen"]
+    if today == today_in_shanghai(SystemClock()):
+        assert v["late_fee_fen"] == 12_000 and v["amount_due_fen"] == 32_000
     hint = v["online_handling"]
     assert hint["availability"] == "refused" and hint["allowed"] is False, hint
     assert hint["reason_code"] == "ALREADY_DECIDED" and hint["reason"]
