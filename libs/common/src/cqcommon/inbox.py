@@ -128,6 +128,10 @@ async def _before_commit(events: Sequence[ReceivedEvent]) -> None:
         await asyncio.gather(*actions)
 
 
+def _span_name(envelope: EventEnvelope) -> str:
+    return f"consume {envelope.event_type.rsplit('.', 1)[-1]}"
+
+
 async def _quiet(task: asyncio.Task[Any] | None) -> None:
     """Wait until ``task`` (a poll in its thread) is over, whatever its outcome; a failure
     is left on the task for whoever awaits it (or logged, if nobody will)."""
@@ -398,7 +402,7 @@ class EventConsumer:
             return
         spans = [
             tracer.start_span(
-                f"consume {event.envelope.event_type.rsplit('.', 1)[-1]}",
+                _span_name(event.envelope),
                 context=extract_context(headers_to_carrier(record.headers)),
                 kind=trace.SpanKind.CONSUMER,
                 attributes=self._span_attributes(event.envelope, record),
@@ -429,7 +433,7 @@ class EventConsumer:
         token = otel_context.attach(extract_context(headers_to_carrier(record.headers)))
         try:
             with tracer.start_as_current_span(
-                f"consume {envelope.event_type.rsplit('.', 1)[-1]}",
+                _span_name(envelope),
                 kind=trace.SpanKind.CONSUMER,
                 attributes=self._span_attributes(envelope, record),
             ):

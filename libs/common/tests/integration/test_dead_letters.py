@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from functools import partial
 
 import pytest
 from cqcommon.db import Database
 from cqcommon.dead_letters import list_dead_letters, replay_dead_letters
 from cqcommon.events import TOPIC_REGISTRY_PERSON, new_envelope, topic_name
 from cqcommon.inbox import ConsumerConfig, EventConsumer, ReceivedEvent
-from cqcommon.kafka import ensure_topics, make_consumer, make_producer
 from cqcommon.settings import Settings
-from cqdev.testing import consume_until, produce_raw
+from cqdev.testing import consume_until, consumer_on, produce_raw
 from cqtraffic.registry.v1 import registry_pb2 as reg
 
 pytestmark = pytest.mark.integration
@@ -39,15 +37,12 @@ class Handler:
 
 
 def consumer_for(db: Database, settings: Settings, group: str, handler: Handler) -> EventConsumer:
-    return EventConsumer(
-        db=db,
-        group_id=group,
+    return consumer_on(
+        db,
+        settings,
+        group,
+        {reg.PersonRegistered.DESCRIPTOR.full_name: handler},
         topics=[TOPIC_REGISTRY_PERSON],
-        handlers={reg.PersonRegistered.DESCRIPTOR.full_name: handler},
-        consumer_factory=partial(make_consumer, settings, group_id=group, client_id=group),
-        producer_factory=partial(make_producer, settings, client_id=f"{group}-dlq"),
-        topic_prefix=settings.kafka_topic_prefix,
-        ensure_topics=partial(ensure_topics, settings),
         config=ConsumerConfig(max_attempts=1, backoff_base_s=0.01),
     )
 

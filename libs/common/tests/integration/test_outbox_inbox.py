@@ -19,11 +19,11 @@ import pytest
 from cqcommon.db import Database
 from cqcommon.events import TOPIC_REGISTRY_PERSON, new_envelope, topic_name
 from cqcommon.inbox import BatchHandler, EventConsumer, ReceivedEvent
-from cqcommon.kafka import ensure_topics, make_consumer, make_producer
+from cqcommon.kafka import ensure_topics, make_producer
 from cqcommon.outbox import OutboxRelay, RelayConfig, pending_count
 from cqcommon.outbox_notify import notify_channel
 from cqcommon.settings import Settings
-from cqdev.testing import consume_until, eventually, produce_raw
+from cqdev.testing import consume_until, consumer_on, eventually, produce_raw
 from cqtraffic.registry.v1 import registry_pb2 as reg
 from kafka import KafkaConsumer, TopicPartition
 
@@ -172,15 +172,12 @@ def consumer_for(db: Database, settings: Settings, group: str) -> EventConsumer:
 
             event.before_commit(fail)  # the row above must not survive it
 
-    return EventConsumer(
-        db=db,
-        group_id=group,
+    return consumer_on(
+        db,
+        settings,
+        group,
+        {reg.PersonRegistered.DESCRIPTOR.full_name: apply},
         topics=[TOPIC_REGISTRY_PERSON],
-        handlers={reg.PersonRegistered.DESCRIPTOR.full_name: apply},
-        consumer_factory=partial(make_consumer, settings, group_id=group, client_id=group),
-        producer_factory=partial(make_producer, settings, client_id=f"{group}-dlq"),
-        topic_prefix=settings.kafka_topic_prefix,
-        ensure_topics=partial(ensure_topics, settings),
     )
 
 
@@ -445,18 +442,15 @@ def batching_consumer_for(
         assert isinstance(payload, reg.VehicleRegistered)
         await insert(conn, event, payload.vehicle_id)
 
-    return EventConsumer(
-        db=db,
-        group_id=group,
-        topics=[TOPIC_REGISTRY_PERSON],
-        handlers={
+    return consumer_on(
+        db,
+        settings,
+        group,
+        {
             reg.PersonRegistered.DESCRIPTOR.full_name: BatchHandler(persons),
             reg.VehicleRegistered.DESCRIPTOR.full_name: vehicle,
         },
-        consumer_factory=partial(make_consumer, settings, group_id=group, client_id=group),
-        producer_factory=partial(make_producer, settings, client_id=f"{group}-dlq"),
-        topic_prefix=settings.kafka_topic_prefix,
-        ensure_topics=partial(ensure_topics, settings),
+        topics=[TOPIC_REGISTRY_PERSON],
     )
 
 
@@ -591,15 +585,12 @@ async def test_events_that_arrive_while_a_batch_is_applied_follow_it_in_order(
             "INSERT INTO applied (event_id) VALUES (%s)", (event.envelope.event_id,)
         )
 
-    consumer = EventConsumer(
-        db=db,
-        group_id=group,
+    consumer = consumer_on(
+        db,
+        settings,
+        group,
+        {reg.PersonRegistered.DESCRIPTOR.full_name: apply},
         topics=[TOPIC_REGISTRY_PERSON],
-        handlers={reg.PersonRegistered.DESCRIPTOR.full_name: apply},
-        consumer_factory=partial(make_consumer, settings, group_id=group, client_id=group),
-        producer_factory=partial(make_producer, settings, client_id=f"{group}-dlq"),
-        topic_prefix=settings.kafka_topic_prefix,
-        ensure_topics=partial(ensure_topics, settings),
     )
     await consume_until(consumer, lambda: consumer.applied_total >= 10, timeout_s=30)
     assert await applied_in_order(db) == [e.event_id for e in [*first, *later]]

@@ -41,9 +41,10 @@ from cqdev.cluster import ALIPAY_NOTIFY_PATH
 from cqdev.datagen.identifiers import make_id_number, make_vin
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
-    from cqcommon.inbox import EventConsumer
+    from cqcommon.db import Database
+    from cqcommon.inbox import ConsumerConfig, EventConsumer, Handler
     from cqcommon.runner import ServiceRuntime
     from cqcommon.settings import Settings
     from cqtraffic.events.v1.envelope_pb2 import EventEnvelope
@@ -490,6 +491,35 @@ def produce_raw(settings: Settings, base_topic: str, values: list[bytes], *, key
             producer.send(topic, value=value, key=key).get(10)
     finally:
         producer.close(5)
+
+
+def consumer_on(
+    db: Database,
+    settings: Settings,
+    group: str,
+    handlers: Mapping[str, Handler],
+    *,
+    topics: Sequence[str],
+    config: ConsumerConfig | None = None,
+) -> EventConsumer:
+    """An EventConsumer of ``group`` on ``topics`` with ``handlers``, wired to the run's
+    broker as a service's would be (what the plumbing tests build around a handler)."""
+    from cqcommon.inbox import ConsumerConfig, EventConsumer
+    from cqcommon.kafka import ensure_topics, make_consumer, make_producer
+
+    return EventConsumer(
+        db=db,
+        group_id=group,
+        topics=list(topics),
+        handlers=handlers,
+        consumer_factory=functools.partial(
+            make_consumer, settings, group_id=group, client_id=group
+        ),
+        producer_factory=functools.partial(make_producer, settings, client_id=f"{group}-dlq"),
+        topic_prefix=settings.kafka_topic_prefix,
+        ensure_topics=functools.partial(ensure_topics, settings),
+        config=config or ConsumerConfig(),
+    )
 
 
 async def consume_until(

@@ -95,7 +95,7 @@ async def test_a_run_of_recordings_at_once_equals_them_one_at_a_time(db: Databas
     one_by_one = []
     for v in singles:
         async with db.transaction() as conn:
-            one_by_one.append(await ReadModelProjector(conn).violation_recorded(v))
+            one_by_one += await ReadModelProjector(conn).violations_recorded([v])
 
     def renamed(subjects: list[tuple[str, str]], violation_id: str) -> list[tuple[str, str]]:
         return [(k, violation_id if k == "violation" else s) for k, s in subjects]
@@ -123,7 +123,7 @@ async def test_refreshing_names_subjects_in_the_events_spelling(db: Database) ->
     invalidated (the rows come back in PostgreSQL's spelling)."""
     v = recording()
     async with db.transaction() as conn:
-        await ReadModelProjector(conn).violation_recorded(v)
+        await ReadModelProjector(conn).violations_recorded([v])
         touched = await ReadModelProjector(conn).refresh_violations([v.violation_id.upper()])
     assert touched == {
         v.violation_id.upper(): [

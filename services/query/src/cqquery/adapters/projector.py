@@ -142,9 +142,6 @@ class ReadModelProjector:
         return [("licence", lic.licence_id)]
 
     # -- adjudication ---------------------------------------------------------------------
-    async def violation_recorded(self, v: RecordedViolation) -> list[Subject]:
-        return (await self.violations_recorded([v]))[0]
-
     async def violations_recorded(self, vs: Sequence[RecordedViolation]) -> list[list[Subject]]:
         """Several recordings at once (one round trip for the rows, one for the refresh);
         the subjects each one touched, in their order. A violation recorded twice keeps
