@@ -55,8 +55,18 @@ class Settings(BaseSettings):
     kafka_fetch_max_wait_ms: int = Field(
         20,
         ge=0,
-        description="Longest a consumer's fetch waits at the broker for new records (ms): the"
-        " event lag when a topic is quiet.",
+        description="Longest a consumer's fetch waits at the broker for new records (ms) while"
+        " records keep coming: the event lag on a busy topic.",
+    )
+    kafka_fetch_idle_wait_ms: int = Field(
+        200,
+        ge=0,
+        description="The same, once a poll found nothing (a quiet topic): an idle consumer then"
+        " asks the broker 1000/this times a second instead of 1000/KAFKA_FETCH_MAX_WAIT_MS, at the"
+        " cost of up to this much lag for the first event after the quiet (ms). Apache Kafka"
+        " answers a waiting fetch as soon as records arrive, so it costs no lag there; a broker"
+        " that holds the fetch to its end (Tansu) does. Below KAFKA_FETCH_MAX_WAIT_MS counts as"
+        " equal to it.",
     )
     outbox_listen: bool = Field(
         True,
