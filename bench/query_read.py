@@ -420,8 +420,15 @@ def find_service_pid(cluster: Cluster, name: str, module: str) -> int:
 
 
 @contextlib.contextmanager
-def profiled(enabled: bool, pids: Mapping[str, int], seconds: float, tag: str) -> Iterator[None]:
-    """While active, ``py-spy record --format raw`` on each pid; prints their top frames."""
+def profiled(
+    enabled: bool, pids: Mapping[str, int], seconds: float | None, tag: str
+) -> Iterator[None]:
+    """While active, ``py-spy record --format raw`` on each pid; prints their top frames.
+
+    ``seconds``: how long the measured load lasts; None when it is not known beforehand
+    (a fixed amount of work): py-spy then records until the block ends and is stopped
+    with SIGINT, on which it writes its profile.
+    """
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not enabled or not Path(spy).exists():
         if enabled:
@@ -435,22 +442,28 @@ def profiled(enabled: bool, pids: Mapping[str, int], seconds: float, tag: str) -
         raw = out_dir / f"{tag}-{name}.txt"
         # --gil: only samples holding the GIL, i.e. Python work, never an idle thread
         argv = [spy, "record", "--gil", "--format", "raw", "-r", str(PROFILE_RATE_HZ)]
-        argv += ["-d", str(int(seconds)), "-o", str(raw), "--pid", str(pid)]
+        if seconds is not None:
+            argv += ["-d", str(int(seconds))]
+        argv += ["-o", str(raw), "--pid", str(pid)]
         procs[name] = (
             subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
             raw,
         )
+    started = time.perf_counter()
     try:
         yield
     finally:
+        elapsed = seconds if seconds is not None else time.perf_counter() - started
         for name, (proc, raw) in procs.items():
+            if seconds is None:
+                proc.send_signal(signal.SIGINT)
             try:
-                proc.wait(seconds + 30)
+                proc.wait(elapsed + 30)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
             if raw.exists():
-                print_top_frames(f"{tag} {name}", raw, int(seconds) * PROFILE_RATE_HZ)
+                print_top_frames(f"{tag} {name}", raw, int(elapsed * PROFILE_RATE_HZ))
 
 
 def print_top_frames(title: str, raw: Path, possible: int, top: int = 12) -> None:

@@ -15,6 +15,8 @@ from typing import Any
 import httpx
 import psycopg
 
+from bench.benchlib.fastclient import FastClient
+
 
 @dataclass
 class Candidate:
@@ -46,12 +48,13 @@ def pick_candidates(url: str, wanted: int) -> list[Candidate]:
     return [Candidate(str(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in rows]
 
 
-async def send(client: httpx.AsyncClient, method: str, url: str, **kw: Any) -> httpx.Response:
-    """One request, sent again once when the server had just closed the idle keep-alive
-    connection it was written to (uvicorn closes them after 5 s; nothing was processed)."""
+async def send(client: Any, method: str, url: str, **kw: Any) -> Any:
+    """One request through an ``httpx.AsyncClient`` or a ``FastClient``, sent again once
+    when the server had just closed the idle keep-alive connection it was written to
+    (uvicorn closes them after 5 s; nothing was processed)."""
     try:
         return await client.request(method, url, **kw)
-    except httpx.RemoteProtocolError:
+    except (httpx.RemoteProtocolError, *FastClient.DROPPED):
         return await client.request(method, url, **kw)
 
 
