@@ -51,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.benchlib import Cluster
 from bench.benchlib.fastclient import Answer, FastClient
 from bench.benchlib.handling import Candidate, allowed_only, login, pct, pick_candidates, send
+from bench.benchlib.watch import ReadModelWatcher
 from bench.query_read import (
     DEFAULT_PG_SERVER,
     Dataset,
@@ -151,45 +152,6 @@ async def handle_one(
     stats.errors["visible:timeout"] += 1
 
 
-class ReadModelWatcher:
-    """One task that asks the query service's read model, every ``interval_s``, which of
-    the violations being waited for show ``handled_unpaid`` (one SQL statement for all of
-    them), so the workers need not poll the gateway: polling each violation's detail
-    every 0.1 s was two thirds of the HTTP requests of a run and a third of the cores of
-    the machine, load that no user makes. Each worker then reads its violation once
-    through the gateway, as its user would."""
-
-    def __init__(self, url: str, interval_s: float = 0.02) -> None:
-        self.url = url
-        self.interval_s = interval_s
-        self._waiting: dict[str, asyncio.Event] = {}
-
-    async def seen(self, violation_id: str, timeout_s: float) -> None:
-        event = self._waiting.setdefault(violation_id, asyncio.Event())
-        try:
-            await asyncio.wait_for(event.wait(), timeout_s)
-        except TimeoutError:
-            pass  # the gateway read after it tells
-        finally:
-            self._waiting.pop(violation_id, None)
-
-    async def run(self, stop: asyncio.Event) -> None:
-        async with await psycopg.AsyncConnection.connect(self.url, autocommit=True) as conn:
-            while not stop.is_set():
-                ids = list(self._waiting)
-                if ids:
-                    cur = await conn.execute(
-                        "SELECT violation_id::text FROM query.violations"
-                        " WHERE violation_id = ANY(%s::uuid[]) AND status = 'handled_unpaid'",
-                        (ids,),
-                    )
-                    for (violation_id,) in await cur.fetchall():
-                        event = self._waiting.get(violation_id)
-                        if event is not None:
-                            event.set()
-                await asyncio.sleep(self.interval_s)
-
-
 async def run_load(
     url: str,
     gateway: str,
@@ -216,7 +178,7 @@ async def run_load(
             queue.put_nowait(c)
         stats = Stats()
 
-        watcher = ReadModelWatcher(url)
+        watcher = ReadModelWatcher(url, "handled_unpaid")
         stop = asyncio.Event()
         watching = asyncio.create_task(watcher.run(stop))
 

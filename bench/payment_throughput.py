@@ -57,6 +57,7 @@ from cqdev.stack import create_database, drop_database, start_own_redis, with_da
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.benchlib import Cluster
+from bench.benchlib.fastclient import Answer, FastClient
 from bench.benchlib.handling import login, pct
 from bench.benchlib.payments import (
     RESENT,
@@ -68,7 +69,14 @@ from bench.benchlib.payments import (
     unique_owners,
     wait_known,
 )
-from bench.query_read import DEFAULT_PG_SERVER, ProcessSampler, bench_dir, find_service_pid
+from bench.benchlib.watch import ReadModelWatcher
+from bench.query_read import (
+    DEFAULT_PG_SERVER,
+    ProcessSampler,
+    bench_dir,
+    find_service_pid,
+    profiled,
+)
 
 DB_NAME = "cqbench_payment"
 STEPS = ("create", "pay", "end_to_end")
@@ -118,22 +126,20 @@ def taken_keys(url: str) -> set[tuple[str, str]]:
     return keys
 
 
-def error_code(r: httpx.Response) -> str:
+def error_code(r: Answer) -> str:
     try:
         return f"{r.status_code}:{r.json()['error']['code']}"
     except Exception:
         return str(r.status_code)
 
 
-async def create(
-    client: httpx.AsyncClient, headers: dict[str, str], decision_no: str
-) -> httpx.Response:
+async def create(client: FastClient, headers: dict[str, str], decision_no: str) -> Answer:
     key = {"Idempotency-Key": uuid.uuid4().hex}
     body = {"decision_no": decision_no}
     return await send(client, "POST", "/api/v1/payments", json=body, headers=headers | key)
 
 
-async def pay_at_fake(fake: httpx.AsyncClient, trade_no: str) -> httpx.Response:
+async def pay_at_fake(fake: FastClient, trade_no: str) -> Answer:
     return await send(fake, "POST", f"/sandbox/alipay/trades/{trade_no}/pay")
 
 
@@ -143,30 +149,32 @@ async def pay_at_fake(fake: httpx.AsyncClient, trade_no: str) -> httpx.Response:
 
 
 async def pay_one(
-    client: httpx.AsyncClient,
-    fake: httpx.AsyncClient,
+    client: FastClient,
+    fake: FastClient,
     d: Decided,
     headers: dict[str, str],
     stats: LoadStats,
     wait_s: float,
     poll_s: float,
+    watcher: ReadModelWatcher,
 ) -> None:
     """One payment through its three steps; an exception is counted under its step."""
     step_of = ["create"]
     try:
-        await _pay_steps(client, fake, d, headers, stats, wait_s, poll_s, step_of)
-    except httpx.HTTPError as exc:  # a timeout or a dropped connection
+        await _pay_steps(client, fake, d, headers, stats, wait_s, poll_s, watcher, step_of)
+    except FastClient.FAILED as exc:  # a timeout or a dropped connection
         stats.errors[f"{step_of[0]}:{type(exc).__name__}"] += 1
 
 
 async def _pay_steps(
-    client: httpx.AsyncClient,
-    fake: httpx.AsyncClient,
+    client: FastClient,
+    fake: FastClient,
     d: Decided,
     headers: dict[str, str],
     stats: LoadStats,
     wait_s: float,
     poll_s: float,
+    watcher: ReadModelWatcher,
     step_of: list[str],
 ) -> None:
     t0 = time.perf_counter()
@@ -192,6 +200,8 @@ async def _pay_steps(
     step_of[0] = "poll"
     deadline = time.perf_counter() + wait_s
     path = f"/api/v1/violations/{d.violation_id}"
+    # the read model's watcher first, then the owner's own read through the gateway
+    await watcher.seen(d.violation_id, wait_s)
     while time.perf_counter() < deadline:
         v = await send(client, "GET", path, headers=headers)
         if v.status_code == 200 and v.json().get("status") == "paid":
@@ -205,8 +215,9 @@ async def _pay_steps(
 
 
 async def run_load(
-    client: httpx.AsyncClient,
-    fake: httpx.AsyncClient,
+    url: str,
+    client: FastClient,
+    fake: FastClient,
     decided: Sequence[Decided],
     headers: Mapping[str, dict[str, str]],
     concurrency: int,
@@ -214,24 +225,34 @@ async def run_load(
     poll_s: float,
     sampler: ProcessSampler,
     pg: BackendCpu,
+    profile: bool = False,
 ) -> tuple[LoadStats, float]:
     queue: asyncio.Queue[Decided] = asyncio.Queue()
     for d in decided:
         queue.put_nowait(d)
     stats = LoadStats()
 
+    watcher = ReadModelWatcher(url, "paid")
+    stop = asyncio.Event()
+    watching = asyncio.create_task(watcher.run(stop))
+
     async def worker() -> None:
         while not queue.empty():
             d = queue.get_nowait()
-            await pay_one(client, fake, d, headers[d.alipay_user_id], stats, wait_s, poll_s)
+            owner = headers[d.alipay_user_id]
+            await pay_one(client, fake, d, owner, stats, wait_s, poll_s, watcher)
 
     me = psutil.Process()
-    with sampler, pg:
+    # the services in Python (the launcher's tree and PostgreSQL are not py-spy's)
+    python = {k: v for k, v in sampler.pids.items() if k not in (CLUSTER, PG_SERVER)}
+    with sampler, pg, profiled(profile, python, None, "payment"):
         cpu0, t0 = sum(me.cpu_times()[:2]), time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         seconds = time.perf_counter() - t0
         # this process alone (the cluster is not its child): the load generator's cost
         stats.client_cores = (sum(me.cpu_times()[:2]) - cpu0) / seconds
+    stop.set()
+    await watching
     return stats, seconds
 
 
@@ -241,8 +262,8 @@ async def run_load(
 
 
 async def storm(
-    client: httpx.AsyncClient,
-    fake: httpx.AsyncClient,
+    client: FastClient,
+    fake: FastClient,
     decided: Sequence[Decided],
     headers: Mapping[str, dict[str, str]],
     strangers: Sequence[dict[str, str]],
@@ -469,11 +490,17 @@ async def bench(cluster: Cluster, url: str, args: argparse.Namespace) -> int:
         )
         load_set, storm_set = decided[: args.payments], decided[args.payments :]
 
+    connections = max(args.concurrency, args.storm_concurrency) + 8
+    async with (
+        FastClient(cluster.gateway_url, connections) as client,
+        FastClient(fake_url, connections) as fake,
+    ):
         sampler = ProcessSampler(service_pids(cluster))
         pg = BackendCpu(DB_NAME)
         stats, seconds = await run_load(
-            client, fake, load_set, headers, args.concurrency, args.wait, args.poll, sampler, pg
-        )
+            url, client, fake, load_set, headers, args.concurrency, args.wait, args.poll,
+            sampler, pg, args.profile,
+        )  # fmt: skip
         report_load(stats, seconds, args.concurrency, sum(d.late for d in load_set))
         report_cpu(sampler, pg, stats.client_cores, stats.completed / seconds)
 
@@ -501,6 +528,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--setup-wait", type=float, default=180.0, help="s for the setup's events to arrive"
     )
     parser.add_argument("--pg-server", default=DEFAULT_PG_SERVER)
+    parser.add_argument("--profile", action="store_true", help="py-spy the services")
     args = parser.parse_args(argv)
 
     drop_database(args.pg_server, DB_NAME)  # a leftover of an interrupted run

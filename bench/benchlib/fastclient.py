@@ -30,6 +30,10 @@ class Answer:
     def json(self) -> Any:
         return jsonlib.loads(self.content)
 
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
 
 class FastClient:
     """``async with FastClient(base_url, connections) as client: await client.request(…)``;
@@ -37,6 +41,8 @@ class FastClient:
 
     #: what a request raises when the server closed the keep-alive connection it used
     DROPPED = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
+    #: what a failed request raises (a timeout, a refused or dropped connection)
+    FAILED = (aiohttp.ClientError, TimeoutError)
 
     def __init__(self, base_url: str, connections: int, timeout_s: float = 30.0) -> None:
         self.base_url = base_url.rstrip("/")
