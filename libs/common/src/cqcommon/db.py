@@ -105,6 +105,8 @@ class Database:
     async def _pooled(self) -> AsyncIterator[Conn]:
         """A pooled connection; if it breaks, the idle ones are checked before the next use."""
         async with self.pool.connection() as conn:
+            if conn.autocommit:  # cannot happen (``reading`` switches back); cheap to check
+                await conn.set_autocommit(False)
             try:
                 yield conn
             except psycopg.OperationalError:
@@ -127,6 +129,33 @@ class Database:
         """A pooled connection for reads (committed or rolled back by the pool on exit)."""
         async with self._pooled() as conn:
             yield conn
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[Conn]:
+        """A pooled connection for reads only, each statement on its own (autocommit).
+
+        Why not a transaction: a read in one costs a ``BEGIN`` and a ``COMMIT`` or
+        ``ROLLBACK`` round trip, and on ``ROLLBACK`` psycopg drops every statement it had
+        prepared on the connection (``DEALLOCATE ALL``, one round trip more), so the
+        connections of a service whose reads ended that way re-planned every query (seen in
+        the handling bench: a ``DEALLOCATE ALL`` per read-only unit of work). Under READ
+        COMMITTED, the only isolation level used here, every statement of a transaction
+        takes its own snapshot anyway, so a sequence of reads sees what it would have seen
+        inside one. Not for writes, nor for locking reads (``FOR UPDATE``): those need the
+        transaction of ``unit_of_work``.
+        """
+        async with self._pooled() as conn:
+            await conn.set_autocommit(True)
+            try:
+                yield conn
+            finally:
+                # never back to the pool in autocommit: the next unit of work would write
+                # statement by statement. A connection that cannot switch back (a query
+                # still running after a cancellation) is closed; the pool drops it
+                try:
+                    await conn.set_autocommit(False)
+                except psycopg.Error:
+                    await conn.close()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Conn]:

@@ -39,21 +39,34 @@ class OutboxUnitOfWork(Generic[E]):
         self._constraints = constraints
         self._stack = AsyncExitStack()
         self._tx: Transaction | None = None
+        self._read_only = False
 
     def bind(self, conn: Conn) -> None:
         """Create the service's repositories on the transaction's connection."""
         raise NotImplementedError
+
+    def reading(self) -> Self:
+        """This unit of work for a use case that only reads (an eligibility question, a
+        lookup): its repositories run on an autocommit connection (``Database.reading``:
+        no BEGIN, no ROLLBACK, and psycopg keeps its prepared statements), and ``record``
+        and ``commit`` refuse, so a write cannot slip in unnoticed."""
+        self._read_only = True
+        return self
 
     async def __aenter__(self) -> Self:
         # Entered first, so it exits last: the transaction is rolled back before the
         # constraint error is translated and leaves the block.
         self._stack.enter_context(constraint_errors(self._constraints))
         try:
-            self._tx = await self._stack.enter_async_context(self._db.unit_of_work())
+            if self._read_only:
+                conn = await self._stack.enter_async_context(self._db.reading())
+            else:
+                self._tx = await self._stack.enter_async_context(self._db.unit_of_work())
+                conn = self._tx.conn
         except BaseException:
             await self._stack.aclose()
             raise
-        self.bind(self._tx.conn)
+        self.bind(conn)
         return self
 
     async def __aexit__(
@@ -70,6 +83,8 @@ class OutboxUnitOfWork(Generic[E]):
         return self._tx is not None and self._tx.committed
 
     def _transaction(self) -> Transaction:
+        if self._read_only:
+            raise RuntimeError("a read-only unit of work records and commits nothing")
         if self._tx is None:
             raise RuntimeError("the unit of work is used outside its `async with` block")
         return self._tx

@@ -98,7 +98,7 @@ class AdjudicationServicer(pb_grpc.AdjudicationServiceServicer):
         )
 
     async def GetViolation(self, request: pb.GetViolationRequest, context: Context) -> pb.Violation:
-        async with self.unit_of_work() as uow:
+        async with self.unit_of_work().reading() as uow:
             violation = await uow.violations.get(request.violation_id)
         if violation is None:
             raise DomainError(VIOLATION_NOT_FOUND)
@@ -107,7 +107,7 @@ class AdjudicationServicer(pb_grpc.AdjudicationServiceServicer):
     async def GetHandlingEligibility(
         self, request: pb.GetHandlingEligibilityRequest, context: Context
     ) -> pb.GetHandlingEligibilityResponse:
-        async with self.unit_of_work() as uow:
+        async with self.unit_of_work().reading() as uow:
             answers = await handling_eligibility(
                 uow=uow,
                 relations=self.relations,
@@ -174,7 +174,7 @@ class AdjudicationServicer(pb_grpc.AdjudicationServiceServicer):
 
     async def GetHandling(self, request: pb.GetHandlingRequest, context: Context) -> pb.Handling:
         now = self.ctx.clock.now()
-        async with self.unit_of_work() as uow:
+        async with self.unit_of_work().reading() as uow:
             handling = await get_handling(
                 uow=uow, caller=caller_from_proto(request.caller), handling_id=request.handling_id
             )
@@ -235,7 +235,7 @@ class AdjudicationServicer(pb_grpc.AdjudicationServiceServicer):
     async def ListPointsBuyingAlerts(
         self, request: pb.ListPointsBuyingAlertsRequest, context: Context
     ) -> pb.ListPointsBuyingAlertsResponse:
-        async with self.unit_of_work() as uow:
+        async with self.unit_of_work().reading() as uow:
             page = await list_points_buying_alerts(
                 uow=uow,
                 caller=caller_from_proto(request.caller),

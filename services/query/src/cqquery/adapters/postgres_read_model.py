@@ -298,5 +298,6 @@ class PostgresReaders:
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[PostgresReadModel]:
-        async with self.db.connection() as conn:
+        # reads only, each on its own: no BEGIN/COMMIT round trips (Database.reading)
+        async with self.db.reading() as conn:
             yield PostgresReadModel(conn)
