@@ -119,6 +119,16 @@ class SnapshotUnitOfWork(Generic[E]):
         self.committed = False
         self._events: list[E] = []
         self._snapshot: Any = None
+        self._read_only = False
+
+    def reading(self) -> Self:
+        """As :meth:`OutboxUnitOfWork.reading`: ``record`` and ``commit`` refuse."""
+        self._read_only = True
+        return self
+
+    def _writable(self) -> None:
+        if self._read_only:
+            raise RuntimeError("a read-only unit of work records and commits nothing")
 
     async def __aenter__(self) -> Self:
         self._snapshot = self.store.snapshot()
@@ -135,9 +145,11 @@ class SnapshotUnitOfWork(Generic[E]):
         return None
 
     def record(self, event: E) -> None:
+        self._writable()
         self._events.append(event)
 
     async def commit(self) -> None:
+        self._writable()
         self.store.outbox.extend(self._events)
         self._events = []
         self.store.commits += 1

@@ -16,7 +16,7 @@ async def get_decision(deps: Deps, *, caller: Caller, decision_no: str) -> Decis
     (or one whose party payment does not know yet)."""
     number = parse_decision_no(decision_no)
     now = deps.clock.now()
-    async with deps.uows() as uow:
+    async with deps.uows().reading() as uow:
         decision = await uow.decisions.get(number)
         name = (
             await uow.decisions.party_name(decision.party_person_id)

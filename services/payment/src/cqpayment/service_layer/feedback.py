@@ -67,7 +67,7 @@ async def list_feedback(deps: Deps, *, caller: Caller, limit: int) -> list[Feedb
     """Staff: newest first, each with the payment's state and the provider's status."""
     require_staff(caller)
     size = DEFAULT_LIMIT if limit <= 0 else min(limit, MAX_LIMIT)
-    async with deps.uows() as uow:
+    async with deps.uows().reading() as uow:
         entries = await uow.feedback.newest(limit=size)
     online = sorted({e.out_trade_no for e in entries if e.channel == Channel.ALIPAY.value})
     answers = await asyncio.gather(*(_provider_status(deps, no) for no in online))

@@ -77,7 +77,7 @@ async def record_provider_notification(
     except NotificationRejectedError as exc:
         # the order number as posted, unverified: only for the log line and the count
         return await _reject(deps, exc.reason, (params.get("out_trade_no") or None))
-    async with deps.uows() as uow:
+    async with deps.uows().reading() as uow:
         payment = await uow.payments.by_out_trade_no(n.out_trade_no)
     reason = _mismatch(n, payment, deps)
     if reason is not None or payment is None:

@@ -361,7 +361,7 @@ async def get_payment(deps: Deps, *, caller: Caller, payment_id: str) -> Payment
     """The payment, if the caller may see it (R-PAY-4: another's and an unknown id answer
     PAYMENT_NOT_FOUND alike, one query each). A pending one is resolved with the provider
     at once; if the provider does not answer, it is shown pending as it is."""
-    async with deps.uows() as uow:
+    async with deps.uows().reading() as uow:
         payment = await uow.payments.get_for(payment_id, caller)
     if payment is None:
         raise DomainError(PAYMENT_NOT_FOUND)

@@ -64,7 +64,7 @@ def build_receipt(
 async def get_receipt(
     deps: Deps, *, renderer: ReceiptRenderer, caller: Caller, payment_id: str
 ) -> Document:
-    async with deps.uows() as uow:
+    async with deps.uows().reading() as uow:
         payment = await uow.payments.get_for(payment_id, caller)
         if payment is None:
             raise DomainError(PAYMENT_NOT_FOUND)

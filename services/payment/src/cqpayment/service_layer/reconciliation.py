@@ -107,5 +107,5 @@ async def get_reconciliation(
     require_staff(caller)
     if day is None:
         raise DomainError(VALIDATION_FAILED, details={"field": "date"})
-    async with deps.uows() as uow:
+    async with deps.uows().reading() as uow:
         return await uow.reconciliation.day(day)

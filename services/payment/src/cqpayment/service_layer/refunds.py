@@ -42,7 +42,7 @@ async def list_refunds(deps: Deps, *, caller: Caller, status: str) -> list[Refun
             VALIDATION_FAILED,
             details={"field": "status", "allowed": [s.value for s in RefundState]},
         )
-    async with deps.uows() as uow:
+    async with deps.uows().reading() as uow:
         return await uow.refunds.list(state=status or None, limit=MAX_LISTED)
 
 

@@ -66,7 +66,7 @@ async def list_follows(deps: Deps, *, caller: Caller) -> FollowsOverview:
     user_id = require_user(caller)
     key = user_key(user_id)
     now = deps.clock.now()
-    async with deps.uows() as uow:
+    async with deps.uows().reading() as uow:
         rows = await uow.follows.follows_of(key, now=now)
         use = await uow.follows.vehicle_quota_use(
             follower_key=key, vehicle_id=None, now=now, year=year_bounds(now)
@@ -90,7 +90,7 @@ async def list_followers(deps: Deps, *, caller: Caller) -> list[FollowerView]:
     require_user(caller)
     if not caller.person_id:
         return []  # owns nothing (R-USR-1)
-    async with deps.uows() as uow:
+    async with deps.uows().reading() as uow:
         rows = await uow.follows.followers_of(caller.person_id, now=deps.clock.now())
     return [owner_follower_view(row) for row in rows]
 

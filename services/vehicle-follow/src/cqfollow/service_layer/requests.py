@@ -268,7 +268,7 @@ async def list_incoming_requests(deps: Deps, *, caller: Caller) -> list[RequestV
     require_user(caller)
     if not caller.person_id:
         return []  # owns nothing (R-USR-1)
-    async with deps.uows() as uow:
+    async with deps.uows().reading() as uow:
         rows = await uow.requests.incoming(caller.person_id, now=deps.clock.now())
     return [owner_view(row) for row in rows]
 
