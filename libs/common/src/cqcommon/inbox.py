@@ -211,54 +211,65 @@ class EventConsumer:
         failures = 0
         #: the next poll, in its thread while a batch is applied (see below)
         ahead: asyncio.Task[Any] | None = None
-        while not stop.is_set():
-            try:
-                if consumer is None:
-                    consumer = await asyncio.to_thread(self._connect)
-                records = await (ahead or self._poll(consumer))
-                ahead = None
-                done: dict[Any, OffsetAndMetadata] = {}
-                # partitions side by side (as two members of the group would), each in order
-                polled = list(records.items())
-                if polled:
-                    # the next poll goes out while this batch is applied, so the records
-                    # that came meanwhile are there when it is done (a round trip less per
-                    # cycle on every event's path). Order holds: a partition's next records
-                    # are applied after this batch. A rebalance in that poll can hand a
-                    # partition over mid-batch; its new owner re-reads from the committed
-                    # offset and the inbox skips what this batch applied
-                    ahead = asyncio.create_task(self._poll(consumer))
-                outcomes = await asyncio.gather(
-                    *(self._process_partition(batch, stop) for _tp, batch in polled),
-                    return_exceptions=True,  # every partition finishes before we go on
-                )
-                for (tp, batch), n in zip(polled, outcomes, strict=True):
-                    if isinstance(n, int) and n:  # stopping mid-retry leaves the rest
-                        done[tp] = OffsetAndMetadata(batch[n - 1].offset + 1, "", -1)
-                # a KafkaConsumer is not thread-safe: nothing else touches it while a poll
-                # runs, so the commit waits for the poll ahead to return
-                await _quiet(ahead)
-                failed = [e for e in outcomes if isinstance(e, BaseException)]
-                if failed:
-                    ahead = None  # its records are not applied: they come again
-                    if done:  # what was applied need not be applied again
-                        await self._commit(consumer, done)
-                    raise failed[0]
-                if done:
-                    self._commit_soon(consumer, done)
-                failures = 0
-            except (KafkaError, OSError):
-                failures += 1
-                log.exception("consumer %s lost the broker; reconnecting", self.group_id)
-                await _quiet(ahead)
-                ahead = None
-                self._unsettled.clear()  # the broker is gone: redelivery, deduped, covers it
-                await self._close(consumer)
-                consumer = None
-                await sleep_or_stop(stop, min(10.0, 0.5 * 2**failures))
-        await _quiet(ahead)  # stopping: what it read is not applied, and comes again
-        await self._settle(consumer)
-        await self._close(consumer)
+        try:
+            while not stop.is_set():
+                try:
+                    if consumer is None:
+                        consumer = await asyncio.to_thread(self._connect)
+                    records = await (ahead or self._poll(consumer))
+                    ahead = None
+                    done: dict[Any, OffsetAndMetadata] = {}
+                    # partitions side by side (as two members of the group would), each in order
+                    polled = list(records.items())
+                    if polled:
+                        # the next poll goes out while this batch is applied, so the records
+                        # that came meanwhile are there when it is done (a round trip less per
+                        # cycle on every event's path). Order holds: a partition's next records
+                        # are applied after this batch. A rebalance in that poll can hand a
+                        # partition over mid-batch; its new owner re-reads from the committed
+                        # offset and the inbox skips what this batch applied
+                        ahead = asyncio.create_task(self._poll(consumer))
+                    outcomes = await asyncio.gather(
+                        *(self._process_partition(batch, stop) for _tp, batch in polled),
+                        return_exceptions=True,  # every partition finishes before we go on
+                    )
+                    for (tp, batch), n in zip(polled, outcomes, strict=True):
+                        if isinstance(n, int) and n:  # stopping mid-retry leaves the rest
+                            done[tp] = OffsetAndMetadata(batch[n - 1].offset + 1, "", -1)
+                    # a KafkaConsumer is not thread-safe: nothing else touches it while a poll
+                    # runs, so the commit waits for the poll ahead to return
+                    await _quiet(ahead)
+                    failed = [e for e in outcomes if isinstance(e, BaseException)]
+                    if failed:
+                        ahead = None  # its records are not applied: they come again
+                        if done:  # what was applied need not be applied again
+                            await self._commit(consumer, done)
+                        raise failed[0]
+                    if done:
+                        self._commit_soon(consumer, done)
+                    failures = 0
+                except Exception:
+                    # the broker went away, or something escaped a batch that the batch and
+                    # the one-at-a-time path do not catch (a dead-letter send failing with
+                    # another error, a bug): either way this connection is dropped and the
+                    # group rejoined after a backoff. The partitions are read again from the
+                    # last committed offsets and the inbox skips what was applied; a run()
+                    # that died instead left a process serving gRPC and consuming nothing
+                    failures += 1
+                    log.exception("consumer %s failed; reconnecting", self.group_id)
+                    await _quiet(ahead)
+                    ahead = None
+                    self._unsettled.clear()  # redelivery, deduped by the inbox, covers them
+                    await self._close(consumer)
+                    consumer = None
+                    await sleep_or_stop(stop, min(10.0, 0.5 * 2**failures))
+        finally:
+            # whatever ends the loop: stopping, a cancellation, an error. Closing leaves
+            # the group at once; a consumer object left behind would keep heartbeating
+            # from its own thread and hold its partitions from the next one
+            await _quiet(ahead)  # what it read is not applied, and comes again
+            await self._settle(consumer)
+            await self._close(consumer)
 
     async def _poll(self, consumer: Any) -> Any:
         return await asyncio.to_thread(consumer.poll, self.config.poll_timeout_ms)

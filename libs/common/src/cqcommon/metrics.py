@@ -105,6 +105,12 @@ CONSUMER_EVENTS = Counter(
     "Events a consumer group took: applied, duplicate (already applied, skipped) or dead_lettered.",
     ["group", "outcome"],
 )
+BACKGROUND_TASK_RESTARTS = Counter(
+    "cqtraffic_background_task_restarts",
+    "Background loops (relay, consumer groups, event-log pruner, metrics sampler) that crashed"
+    " and were started again (cqcommon.runner); none should.",
+    ["service", "task"],
+)
 EVENT_LOG_PRUNED = Counter(
     "cqtraffic_event_log_pruned_rows",
     "Outbox and inbox rows deleted after their retention (cqcommon.retention), by schema.",
@@ -174,6 +180,7 @@ METRIC_FAMILIES: tuple[Counter | Gauge | Histogram, ...] = (
     CONSUMER_LAG,
     CONSUMER_EVENTS,
     EVENT_LOG_PRUNED,
+    BACKGROUND_TASK_RESTARTS,
     PAYMENTS,
     REFUNDS_AWAITING,
     REFUNDS_OLDEST_AGE,

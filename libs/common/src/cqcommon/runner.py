@@ -15,17 +15,16 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import grpc
 import redis.asyncio as redis_async
 from kafka.errors import KafkaError
 
-from cqcommon.asyncutil import settle_heap
+from cqcommon.asyncutil import settle_heap, sleep_or_stop
 from cqcommon.clock import Clock, SystemClock
 from cqcommon.db import Database
 from cqcommon.events import topic_name
@@ -35,6 +34,7 @@ from cqcommon.inbox import EventConsumer, Handler
 from cqcommon.kafka import ensure_topics, kafka_reachable, make_consumer, make_producer
 from cqcommon.logs import configure_logging
 from cqcommon.metrics import (
+    BACKGROUND_TASK_RESTARTS,
     ConsumerLagReader,
     MetricsEndpoint,
     MetricsSampler,
@@ -142,6 +142,8 @@ class ServiceRuntime:
         self.metrics: MetricsSampler | None = None
         self.metrics_endpoint: MetricsEndpoint | None = None
         self._lag_reader: ConsumerLagReader | None = None
+        #: the wait before a crashed background loop starts again (doubling, up to 30 s)
+        self.restart_backoff_s = 1.0
 
     async def start(self) -> None:
         s = self.settings
@@ -167,12 +169,12 @@ class ServiceRuntime:
                     listen=s.outbox_listen, poll_interval_s=s.outbox_poll_interval_s
                 ),
             )
-            self._spawn(self.relay.run(self.stop_event), "relay")
+            self._spawn(self.relay.run, "relay")
         if "consume" in self.roles:
             for cspec in self.spec.consumers:
                 consumer = build_consumer(self.spec.name, cspec, self.ctx, ensure_topics=ensure)
                 self.consumers.append(consumer)
-                self._spawn(consumer.run(self.stop_event), cspec.group_id)
+                self._spawn(consumer.run, cspec.group_id)
         # the event log's retention, by whoever owns each part (cqcommon.retention)
         if self.relay is not None or self.consumers:
             self.pruner = EventLogPruner(
@@ -181,7 +183,7 @@ class ServiceRuntime:
                 outbox=self.relay is not None,
                 groups=[c.group_id for c in self.consumers],
             )
-            self._spawn(self.pruner.run(self.stop_event), "event-log-pruner")
+            self._spawn(self.pruner.run, "event-log-pruner")
         if "serve" in self.roles:
             port = self.port if self.port is not None else s.service_port(self.spec.addr(s))
             ctx = self.ctx
@@ -225,12 +227,30 @@ class ServiceRuntime:
         )
         if s.metrics_port is not None:
             self.metrics_endpoint = serve_metrics(s.grpc_bind_host, s.metrics_port)
-            self._spawn(self.metrics.run(self.stop_event), "metrics")
+            self._spawn(self.metrics.run, "metrics")
 
-    def _spawn(self, coro: Any, name: str) -> None:
-        task = asyncio.create_task(coro, name=f"{self.spec.name}:{name}")
+    def _spawn(self, run: Callable[[asyncio.Event], Awaitable[None]], name: str) -> None:
+        task = asyncio.create_task(self._supervised(run, name), name=f"{self.spec.name}:{name}")
         task.add_done_callback(self._task_done)
         self.tasks.append(task)
+
+    async def _supervised(self, run: Callable[[asyncio.Event], Awaitable[None]], name: str) -> None:
+        """``run(stop)`` until stopping. Each background loop catches its own failures; one
+        that escapes anyway is logged, counted (``cqtraffic_background_task_restarts``,
+        alert ``CqtrafficBackgroundTaskRestarting``) and the loop started again after a
+        backoff, instead of a process that still serves gRPC but no longer relays or
+        consumes, with nothing but one log line to tell."""
+        crashes = 0
+        while not self.stop_event.is_set():
+            try:
+                await run(self.stop_event)
+                return
+            except Exception:
+                crashes += 1
+                BACKGROUND_TASK_RESTARTS.labels(self.spec.name, name).inc()
+                log.exception("%s:%s crashed; starting it again", self.spec.name, name)
+                backoff = self.restart_backoff_s * 2 ** (crashes - 1)
+                await sleep_or_stop(self.stop_event, min(30.0, backoff))
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None and not self.stop_event.is_set():

@@ -6,6 +6,7 @@ messages still flow."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 import subprocess
 import time
@@ -18,7 +19,7 @@ import psycopg
 import pytest
 from cqcommon.db import Database
 from cqcommon.events import TOPIC_REGISTRY_PERSON, new_envelope, topic_name
-from cqcommon.inbox import BatchHandler, EventConsumer, ReceivedEvent
+from cqcommon.inbox import BatchHandler, ConsumerConfig, EventConsumer, ReceivedEvent
 from cqcommon.kafka import ensure_topics, make_producer
 from cqcommon.outbox import OutboxRelay, RelayConfig, pending_count
 from cqcommon.outbox_notify import notify_channel
@@ -595,3 +596,41 @@ async def test_events_that_arrive_while_a_batch_is_applied_follow_it_in_order(
     await consume_until(consumer, lambda: consumer.applied_total >= 10, timeout_s=30)
     assert await applied_in_order(db) == [e.event_id for e in [*first, *later]]
     assert consumer.duplicates_total == 0
+
+
+async def test_an_unforeseen_error_out_of_a_batch_reconnects_the_consumer_instead_of_ending_it(
+    plumbing: tuple[Database, Settings],
+) -> None:
+    """The dead-letter send of a poison event fails once with an error that is no Kafka
+    error: it escapes the one-at-a-time path. The consumer drops its connection, rejoins,
+    reads again from the committed offset, dead-letters the event on the second try and
+    applies the next one; before, run() ended and the process went on consuming nothing."""
+    db, settings = plumbing
+    poison = new_envelope(person_event("boom"), aggregate_id="p-x", producer="test")
+    good = new_envelope(person_event("郭靖"), aggregate_id="p-x", producer="test")
+    await asyncio.to_thread(
+        produce, settings, [poison.SerializeToString(), good.SerializeToString()]
+    )
+    group = f"test.unforeseen.{uuid.uuid4().hex[:6]}"
+    base = consumer_for(db, settings, group)
+    sends = 0
+
+    def flaky_producer() -> object:
+        nonlocal sends
+        sends += 1
+        if sends == 1:
+            raise RuntimeError("not a Kafka error")
+        return base.producer_factory()
+
+    consumer = dataclasses.replace(
+        base,
+        producer_factory=flaky_producer,
+        config=ConsumerConfig(max_attempts=1, backoff_base_s=0.05),
+    )
+    await consume_until(
+        consumer,
+        lambda: consumer.dead_lettered_total >= 1 and consumer.applied_total >= 1,
+        timeout_s=40,
+    )
+    assert sends == 2
+    assert [r[0] for r in await applied_rows(db)] == [good.event_id]
