@@ -573,6 +573,61 @@ async def test_hints_unknown_ids_and_callers_without_a_person_answer_unknown() -
     assert staff[v.violation_id] == answers[made_up]
 
 
+async def test_hints_about_decided_violations_do_not_read_the_licence_or_its_usage() -> None:
+    """R-Q-3: a handled or paid violation's answer is its record's, so a page or detail of
+    decided ones is answered without the caller's licence and R-X-2 usage (two statements
+    instead of five on every read after a handling or a payment); an open one on the page
+    still gets them, and the answers are those of the full assessment."""
+    uow = world()
+    paid = await recorded(uow, "cam-paid")
+    handled = await recorded(uow, "cam-handled")
+    still_open = await recorded(uow, "cam-open")
+    rows = uow.violations.rows
+    rows[paid.violation_id] = (dataclasses.replace(paid, status="paid"), rows[paid.violation_id][1])
+    rows[handled.violation_id] = (
+        dataclasses.replace(handled, status="handled_unpaid"),
+        rows[handled.violation_id][1],
+    )
+    asked: list[str] = []
+    points = uow.points
+    licence_of_person, usage = points.licence_of_person, points.usage
+
+    async def spy_licence(person_id: str) -> HandlerLicence | None:
+        asked.append("licence")
+        return await licence_of_person(person_id)
+
+    async def spy_usage(
+        licence: HandlerLicence, vehicle_ids: Sequence[str]
+    ) -> dict[str, CycleUsage]:
+        asked.append("usage")
+        return await usage(licence, vehicle_ids)
+
+    points.licence_of_person = spy_licence  # type: ignore[method-assign]
+    points.usage = spy_usage  # type: ignore[method-assign]
+    args: dict[str, Any] = {
+        "relations": FakeRelations(),
+        "given_relations": {},
+        "rules": CONFIG.rules,
+        "now": NOW,
+        "caller": ME,
+    }
+    decided = await handling_eligibility(
+        **args, uow=fresh(uow), violation_ids=[paid.violation_id, handled.violation_id]
+    )
+    assert asked == []
+    assert [a.reasons[0].code for a in decided.values()] == ["ALREADY_PAID", "ALREADY_DECIDED"]
+    assert decided[handled.violation_id].route == "payment"
+    mixed = await handling_eligibility(
+        **args, uow=fresh(uow), violation_ids=[paid.violation_id, still_open.violation_id]
+    )
+    assert asked == ["licence", "usage"]
+    assert mixed[paid.violation_id] == decided[paid.violation_id]
+    assert (mixed[still_open.violation_id].availability, mixed[still_open.violation_id].route) == (
+        "allowed",
+        "handler",
+    )
+
+
 async def test_hints_use_the_relations_sent_along_or_ask_once_r_adj_4() -> None:
     uow = world()
     v = await recorded(uow, "cam-1")

@@ -238,7 +238,9 @@ def needs_general_procedure(v: Violation) -> bool:
     return v.procedure == "general" or v.fine_fen > SIMPLE_PROCEDURE_MAX_FINE_FEN
 
 
-def _is_decided(v: Violation) -> bool:
+def is_decided(v: Violation) -> bool:
+    """Handled (a decision exists) or paid: nothing is left to handle, and its answer is
+    its record's alone (``assess`` stops there)."""
     return v.status in ("handled_unpaid", "paid")
 
 
@@ -251,7 +253,7 @@ def _record_reasons(v: Violation, *, online_fine_limit_fen: int) -> list[Reason]
         reasons.append(ALREADY_DECIDED)
     elif v.status == "paid":
         reasons.append(ALREADY_PAID)
-    if _is_decided(v):
+    if is_decided(v):
         return reasons  # nothing left to handle: the handling rules do not apply
     if v.source == "on_site":
         reasons.append(ON_SITE_NOT_ONLINE)
@@ -310,7 +312,7 @@ def assess(
         raise ValueError("the licence assessed must be the handler's own")
     v = violation
     reasons = _record_reasons(v, online_fine_limit_fen=rules.online_fine_limit_fen)
-    if _is_decided(v):
+    if is_decided(v):
         return Assessment("refused", _refused_route(reasons), tuple(reasons))
 
     own_vehicle = owner_person_id == handler_person_id

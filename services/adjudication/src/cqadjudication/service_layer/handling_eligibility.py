@@ -24,6 +24,7 @@ from cqadjudication.domain.eligibility import (
     CycleUsage,
     EligibilityRules,
     assess,
+    is_decided,
     record_eligibility,
 )
 from cqadjudication.domain.violations import Violation
@@ -73,8 +74,15 @@ async def handling_eligibility(
         related = await relations_for(relations, caller, owners, given_relations)
     except DomainError:
         related = {vid: "owner" for vid, o in owners.items() if o == caller.person_id}
-    licence = own_licence(await uow.points.licence_of_person(caller.person_id), caller.person_id)
-    usages = await uow.points.usage(licence, list(owners)) if licence is not None else {}
+    # A decided violation's answer is its record's (``assess`` stops there): the caller's
+    # licence and its R-X-2 usage are read only for the violations still open, so a page or
+    # a detail of handled and paid ones costs two statements instead of five
+    open_vehicles = unique_ids([v.vehicle_id for v in found if not is_decided(v)])
+    licence = None
+    if open_vehicles:
+        stored = await uow.points.licence_of_person(caller.person_id)
+        licence = own_licence(stored, caller.person_id)
+    usages = await uow.points.usage(licence, open_vehicles) if licence is not None else {}
     for v in found:
         if v.vehicle_id not in related:  # its relation could not be asked now: record-level
             continue
