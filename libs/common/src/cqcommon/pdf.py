@@ -22,7 +22,10 @@ Cost: about 0.3 s of CPU per document, mostly fontTools parsing the tables of a 
 is not shared between documents because fpdf2's subsetting edits it in place, so each
 document parses its own copy, measuring only the characters it prints (``unicode_range``:
 ``render_pdf`` collects them from the blocks first), which saves about a fifth. A caller
-on an event loop renders in a worker thread (``asyncio.to_thread``).
+on an event loop renders through ``render_off_loop``: one worker thread per process for
+documents, apart from the default executor, whose few threads (min(32, cores + 4)) also
+run every Kafka poll; a burst of downloads then queues for that thread instead of holding
+up the consumers.
 
 Deterministic: the creation date is ``DocumentMeta.created_at`` (an instant of the
 document's own facts, never the clock) and nothing else varies, so the same facts always
@@ -31,13 +34,15 @@ give the same bytes.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import importlib.resources
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, ParamSpec
 
 from cqcommon.clock import SHANGHAI
 
@@ -56,6 +61,22 @@ CONTENT_TYPE: Final = "application/pdf"
 #: A4 portrait with 20 mm margins: the printable width every block uses.
 _MARGIN_MM: Final = 20
 _WIDTH_MM: Final = 170
+
+
+P = ParamSpec("P")
+
+
+@functools.cache
+def render_executor() -> ThreadPoolExecutor:
+    """The process's one thread for laying out documents (created on first use)."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="pdf")
+
+
+async def render_off_loop(fn: Callable[P, bytes], *args: P.args, **kwargs: P.kwargs) -> bytes:
+    """``fn(*args, **kwargs)`` on the documents' thread (``render_executor``): off the
+    event loop, one document at a time, never on the threads the Kafka polls need."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(render_executor(), functools.partial(fn, *args, **kwargs))
 
 
 @functools.cache

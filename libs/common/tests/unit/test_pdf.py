@@ -93,3 +93,34 @@ def test_metadata_comes_from_the_facts_and_the_bytes_repeat(pdf: bytes) -> None:
 def test_a_naive_creation_instant_is_refused() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         DocumentMeta("t", "a", "s", "c", datetime(2026, 1, 1))
+
+
+async def test_documents_render_on_their_own_thread_one_at_a_time() -> None:
+    """``render_off_loop``: while a document is being laid out, work on the default
+    executor (where every Kafka poll runs) still gets a thread, and a second document waits
+    for the first instead of taking another thread."""
+    import asyncio
+    import threading
+
+    from cqcommon.pdf import render_off_loop
+
+    release = threading.Event()
+    running: list[str] = []
+    overlap: list[bool] = []
+
+    def slow(name: str) -> bytes:
+        overlap.append(bool(running))
+        running.append(name)
+        release.wait(5)
+        running.remove(name)
+        return name.encode()
+
+    first = asyncio.create_task(render_off_loop(slow, "a"))
+    second = asyncio.create_task(render_off_loop(slow, "b"))
+    await asyncio.sleep(0.05)
+    # the documents' thread is busy; the default executor is not
+    assert await asyncio.wait_for(asyncio.to_thread(lambda: "polled"), 2) == "polled"
+    assert running == ["a"]
+    release.set()
+    assert [await first, await second] == [b"a", b"b"]
+    assert overlap == [False, False]

@@ -157,9 +157,30 @@ def test_receipt_pdf_is_a4_with_metadata_from_the_receipt_r_pay_8(alipay_pdf: by
 
 
 def test_the_same_receipt_renders_the_same_bytes_r_pay_8(alipay_pdf: bytes) -> None:
-    """R-PAY-8: a receipt regenerated from the same payment is byte-identical."""
-    assert RENDERER.render(ALIPAY) == alipay_pdf
-    assert RENDERER.render(dataclasses.replace(ALIPAY, out_trade_no="CQP-OTHER")) != alipay_pdf
+    """R-PAY-8: a receipt regenerated from the same payment is byte-identical: laid out
+    again by a renderer that caches nothing, not only served from a cache."""
+    fresh = PdfReceiptRenderer(cached=0)
+    assert fresh.render(ALIPAY) == alipay_pdf
+    assert fresh.rendered == 1
+    assert fresh.render(dataclasses.replace(ALIPAY, out_trade_no="CQP-OTHER")) != alipay_pdf
+
+
+def test_a_receipt_downloaded_again_is_served_from_the_cache_r_pay_8() -> None:
+    """A paid receipt never changes: the second download of the same receipt is the
+    cached document (each rendering costs ~0.25 s of CPU); another receipt, or the
+    masked version another payer sees, is laid out on its own; the cache is bounded."""
+    renderer = PdfReceiptRenderer(cached=2)
+    first = renderer.render(COUNTER)
+    assert renderer.render(COUNTER) is first
+    assert renderer.rendered == 1
+    masked = dataclasses.replace(COUNTER, party_name="欧阳*", plate_number="渝AD***45")
+    assert renderer.render(masked) != first
+    assert renderer.rendered == 2
+    renderer.render(ALIPAY)  # a third receipt pushes the least recently used one out
+    assert renderer.rendered == 3
+    assert renderer.render(masked) is not None and renderer.rendered == 3  # still kept
+    renderer.render(COUNTER)  # evicted: laid out again, to the same bytes
+    assert renderer.rendered == 4
 
 
 def test_counter_receipt_without_a_provider_trade_number_r_pay_8() -> None:

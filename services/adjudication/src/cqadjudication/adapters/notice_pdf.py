@@ -1,13 +1,13 @@
 """R-ADJ-7: the decision notice (处罚决定书 / 处理通知书) as an A4 PDF, on the shared toolkit
 (``cqcommon.pdf``: the embedded CJK font, the layout, deterministic metadata).
 
-Rendering costs about 0.3 s of CPU (fontTools parsing the font), so ``render`` runs it in a
-worker thread (``asyncio.to_thread``): the gRPC server's event loop keeps serving.
+Rendering costs about 0.3 s of CPU (fontTools parsing the font), so ``render`` runs it on
+the documents' thread (``cqcommon.pdf.render_off_loop``): the gRPC server's event loop keeps
+serving and the Kafka polls keep their threads.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Final
 
 from cqcommon.pdf import (
@@ -18,6 +18,7 @@ from cqcommon.pdf import (
     Notes,
     Paragraphs,
     TitleLine,
+    render_off_loop,
     render_pdf,
 )
 
@@ -71,4 +72,4 @@ class PdfNoticeRenderer:
     content_type: str = CONTENT_TYPE
 
     async def render(self, facts: NoticeFacts) -> bytes:
-        return await asyncio.to_thread(render_notice, facts)
+        return await render_off_loop(render_notice, facts)

@@ -9,10 +9,10 @@ downloading it again gives the same document.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 from cqcommon.errors import PAYMENT_NOT_FOUND, RECEIPT_NOT_AVAILABLE, DomainError
+from cqcommon.pdf import render_off_loop
 
 from cqpayment.domain.callers import Caller
 from cqpayment.domain.decisions import Decision, shown_party
@@ -79,8 +79,8 @@ async def get_receipt(
             else None
         )
     receipt = build_receipt(payment, decision, party_name=name or "", caller=caller)
-    # laying out a PDF is CPU work: off the event loop
-    content = await asyncio.to_thread(renderer.render, receipt)
+    # laying out a PDF is CPU work: off the event loop, on the documents' own thread
+    content = await render_off_loop(renderer.render, receipt)
     return Document(filename=receipt_filename(receipt), content_type=PDF, content=content)
 
 
