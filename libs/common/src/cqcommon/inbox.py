@@ -32,11 +32,13 @@ a busy machine).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import psycopg
 from cqtraffic.events.v1.envelope_pb2 import EventEnvelope
@@ -52,6 +54,8 @@ from cqcommon.events import topic_name, unpack
 from cqcommon.kafka import headers_to_carrier
 from cqcommon.metrics import CONSUMER_EVENTS
 from cqcommon.telemetry import extract_context, tracing_active
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("cqcommon.inbox")
@@ -201,6 +205,8 @@ class EventConsumer:
     dead_lettered_total: int = 0
     #: offsets committed without waiting since the last settle (``_commit_soon``)
     _unsettled: dict[Any, OffsetAndMetadata] = field(default_factory=dict, repr=False)
+    #: the one thread every call of the KafkaConsumer runs on (``_on_own_thread``)
+    _thread: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
 
     @property
     def dlq_topic(self) -> str:
@@ -215,7 +221,7 @@ class EventConsumer:
             while not stop.is_set():
                 try:
                     if consumer is None:
-                        consumer = await asyncio.to_thread(self._connect)
+                        consumer = await self._on_own_thread(self._connect)
                     records = await (ahead or self._poll(consumer))
                     ahead = None
                     done: dict[Any, OffsetAndMetadata] = {}
@@ -270,9 +276,24 @@ class EventConsumer:
             await _quiet(ahead)  # what it read is not applied, and comes again
             await self._settle(consumer)
             await self._close(consumer)
+            if self._thread is not None:
+                self._thread.shutdown(wait=False)  # idle now: nothing is left to run
+                self._thread = None
+
+    async def _on_own_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on this consumer's own thread. kafka-python blocks, so its calls
+        leave the event loop; on the loop's default executor they would share its few
+        threads (min(32, cores + 4)) with every other ``to_thread`` of the process, and a
+        burst there (documents, password hashes, a slow broker call) would hold up the
+        polls. One thread also means the KafkaConsumer, which is not thread-safe, is only
+        ever called from one thread."""
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka-consumer")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, functools.partial(fn, *args))
 
     async def _poll(self, consumer: Any) -> Any:
-        return await asyncio.to_thread(consumer.poll, self.config.poll_timeout_ms)
+        return await self._on_own_thread(consumer.poll, self.config.poll_timeout_ms)
 
     def _connect(self) -> Any:
         names = [topic_name(t, self.topic_prefix) for t in self.topics]
@@ -302,7 +323,7 @@ class EventConsumer:
             owned = consumer.assignment()
             offsets = {tp: o for tp, o in self._unsettled.items() if tp in owned}
             if offsets:
-                await asyncio.to_thread(consumer.commit, offsets, 5000)
+                await self._on_own_thread(consumer.commit, offsets, 5000)
         except (KafkaError, OSError):
             log.info("consumer %s: last offsets not committed", self.group_id, exc_info=True)
         finally:
@@ -311,7 +332,7 @@ class EventConsumer:
     async def _commit(self, consumer: Any, offsets: dict[Any, OffsetAndMetadata]) -> None:
         # explicit offsets: only what was applied, never the rest of a polled batch
         try:
-            await asyncio.to_thread(consumer.commit, offsets)
+            await self._on_own_thread(consumer.commit, offsets)
         except (RebalanceInProgressError, CommitFailedError):
             # the partitions moved; whoever gets them re-reads and the inbox dedupes
             log.info("consumer %s: commit skipped during rebalance", self.group_id)
@@ -569,6 +590,6 @@ class EventConsumer:
     async def _close(self, consumer: Any) -> None:
         if consumer is not None:
             try:
-                await asyncio.to_thread(consumer.close)
+                await self._on_own_thread(consumer.close)
             except Exception:  # a broken consumer may fail to close cleanly
                 log.debug("consumer close failed", exc_info=True)

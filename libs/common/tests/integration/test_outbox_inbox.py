@@ -9,6 +9,7 @@ import asyncio
 import dataclasses
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -634,3 +635,25 @@ async def test_an_unforeseen_error_out_of_a_batch_reconnects_the_consumer_instea
     )
     assert sends == 2
     assert [r[0] for r in await applied_rows(db)] == [good.event_id]
+
+
+async def test_the_consumer_polls_on_its_own_thread_while_the_default_executor_is_full(
+    plumbing: tuple[Database, Settings],
+) -> None:
+    """Every thread of the event loop's default executor is busy (documents, hashes, slow
+    calls elsewhere in the process): the consumer's KafkaConsumer calls run on its own
+    thread, so events are still applied."""
+    db, settings = plumbing
+    env = new_envelope(person_event("黄蓉"), aggregate_id="p-busy", producer="test")
+    await asyncio.to_thread(produce, settings, [env.SerializeToString()])
+    consumer = consumer_for(db, settings, f"test.busy.{uuid.uuid4().hex[:6]}")
+    release = threading.Event()
+    # more blocked calls than any default executor has threads (at most 32)
+    # (each gives up after 35 s, past the 30 s the consumer gets: a regression fails, not hangs)
+    blocked = [asyncio.ensure_future(asyncio.to_thread(release.wait, 35)) for _ in range(40)]
+    try:
+        await consume_until(consumer, lambda: consumer.applied_total >= 1, timeout_s=30)
+    finally:
+        release.set()
+        await asyncio.gather(*blocked)
+    assert [r[0] for r in await applied_rows(db)] == [env.event_id]
