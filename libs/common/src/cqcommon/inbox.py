@@ -32,13 +32,11 @@ a busy machine).
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import psycopg
 from cqtraffic.events.v1.envelope_pb2 import EventEnvelope
@@ -48,14 +46,12 @@ from kafka.structs import OffsetAndMetadata
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
-from cqcommon.asyncutil import sleep_or_stop
+from cqcommon.asyncutil import OwnThread, sleep_or_stop
 from cqcommon.db import Conn, Database
 from cqcommon.events import topic_name, unpack
 from cqcommon.kafka import headers_to_carrier
 from cqcommon.metrics import CONSUMER_EVENTS
 from cqcommon.telemetry import extract_context, tracing_active
-
-T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("cqcommon.inbox")
@@ -205,8 +201,10 @@ class EventConsumer:
     dead_lettered_total: int = 0
     #: offsets committed without waiting since the last settle (``_commit_soon``)
     _unsettled: dict[Any, OffsetAndMetadata] = field(default_factory=dict, repr=False)
-    #: the one thread every call of the KafkaConsumer runs on (``_on_own_thread``)
-    _thread: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
+    #: the one thread every call of the KafkaConsumer runs on (``asyncutil.OwnThread``)
+    _thread: OwnThread = field(
+        default_factory=lambda: OwnThread("kafka-consumer"), init=False, repr=False
+    )
 
     @property
     def dlq_topic(self) -> str:
@@ -221,7 +219,7 @@ class EventConsumer:
             while not stop.is_set():
                 try:
                     if consumer is None:
-                        consumer = await self._on_own_thread(self._connect)
+                        consumer = await self._thread.run(self._connect)
                     records = await (ahead or self._poll(consumer))
                     ahead = None
                     done: dict[Any, OffsetAndMetadata] = {}
@@ -276,24 +274,10 @@ class EventConsumer:
             await _quiet(ahead)  # what it read is not applied, and comes again
             await self._settle(consumer)
             await self._close(consumer)
-            if self._thread is not None:
-                self._thread.shutdown(wait=False)  # idle now: nothing is left to run
-                self._thread = None
-
-    async def _on_own_thread(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` on this consumer's own thread. kafka-python blocks, so its calls
-        leave the event loop; on the loop's default executor they would share its few
-        threads (min(32, cores + 4)) with every other ``to_thread`` of the process, and a
-        burst there (documents, password hashes, a slow broker call) would hold up the
-        polls. One thread also means the KafkaConsumer, which is not thread-safe, is only
-        ever called from one thread."""
-        if self._thread is None:
-            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka-consumer")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._thread, functools.partial(fn, *args))
+            self._thread.close()  # idle now: nothing is left to run on it
 
     async def _poll(self, consumer: Any) -> Any:
-        return await self._on_own_thread(consumer.poll, self.config.poll_timeout_ms)
+        return await self._thread.run(consumer.poll, self.config.poll_timeout_ms)
 
     def _connect(self) -> Any:
         names = [topic_name(t, self.topic_prefix) for t in self.topics]
@@ -323,7 +307,7 @@ class EventConsumer:
             owned = consumer.assignment()
             offsets = {tp: o for tp, o in self._unsettled.items() if tp in owned}
             if offsets:
-                await self._on_own_thread(consumer.commit, offsets, 5000)
+                await self._thread.run(consumer.commit, offsets, 5000)
         except (KafkaError, OSError):
             log.info("consumer %s: last offsets not committed", self.group_id, exc_info=True)
         finally:
@@ -332,7 +316,7 @@ class EventConsumer:
     async def _commit(self, consumer: Any, offsets: dict[Any, OffsetAndMetadata]) -> None:
         # explicit offsets: only what was applied, never the rest of a polled batch
         try:
-            await self._on_own_thread(consumer.commit, offsets)
+            await self._thread.run(consumer.commit, offsets)
         except (RebalanceInProgressError, CommitFailedError):
             # the partitions moved; whoever gets them re-reads and the inbox dedupes
             log.info("consumer %s: commit skipped during rebalance", self.group_id)
@@ -590,6 +574,6 @@ class EventConsumer:
     async def _close(self, consumer: Any) -> None:
         if consumer is not None:
             try:
-                await self._on_own_thread(consumer.close)
+                await self._thread.run(consumer.close)
             except Exception:  # a broken consumer may fail to close cleanly
                 log.debug("consumer close failed", exc_info=True)

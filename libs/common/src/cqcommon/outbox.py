@@ -44,7 +44,7 @@ from opentelemetry import trace
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from cqcommon.asyncutil import sleep_or_stop, wait_or_stop
+from cqcommon.asyncutil import OwnThread, sleep_or_stop, wait_or_stop
 from cqcommon.db import Conn, Database
 from cqcommon.events import EVENT_TYPES, topic_name
 from cqcommon.outbox_notify import notify_channel
@@ -191,6 +191,8 @@ class OutboxRelay:
         self.ensure_topics = ensure_topics
         self.config = config or RelayConfig()
         self._producer: Producer | None = None
+        # the producer's blocking calls, off the loop's shared default executor
+        self._thread = OwnThread("outbox-relay")
         self._lock_key = f"outbox-relay:{db.schema}"
         self._wake = asyncio.Event()
         self.listener: OutboxListener | None = None
@@ -218,6 +220,7 @@ class OutboxRelay:
                 listener_task.cancel()
                 await asyncio.gather(listener_task, return_exceptions=True)
             await self._drop_producer()
+            self._thread.close()
 
     async def _relay(self, stop: asyncio.Event) -> None:
         failures = 0
@@ -263,7 +266,7 @@ class OutboxRelay:
                 return 0
             try:
                 producer = await self._get_producer([r[3] for r in rows])
-                results = await asyncio.to_thread(self._send_all, producer, rows)
+                results = await self._thread.run(self._send_all, producer, rows)
             except (KafkaError, OSError) as exc:
                 # broker unreachable: nothing was sent; every row backs off
                 results = [exc] * len(rows)
@@ -345,15 +348,15 @@ class OutboxRelay:
         if self._producer is None:
             if self.ensure_topics is not None:
                 names = sorted({topic_name(t, self.topic_prefix) for t in topics})
-                await asyncio.to_thread(self.ensure_topics, names)
-            self._producer = await asyncio.to_thread(self.producer_factory)
+                await self._thread.run(self.ensure_topics, names)
+            self._producer = await self._thread.run(self.producer_factory)
         return self._producer
 
     async def _drop_producer(self) -> None:
         producer, self._producer = self._producer, None
         if producer is not None:
             try:
-                await asyncio.to_thread(producer.close, 2)
+                await self._thread.run(producer.close, 2)
             except Exception:  # closing a broken producer must not stop the relay
                 log.debug("closing producer failed", exc_info=True)
 

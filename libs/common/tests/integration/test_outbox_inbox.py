@@ -657,3 +657,29 @@ async def test_the_consumer_polls_on_its_own_thread_while_the_default_executor_i
         release.set()
         await asyncio.gather(*blocked)
     assert [r[0] for r in await applied_rows(db)] == [env.event_id]
+
+
+async def test_the_relay_publishes_on_its_own_thread_while_the_default_executor_is_full(
+    plumbing: tuple[Database, Settings],
+) -> None:
+    """As the consumer's: the relay's producer calls run on its own thread, so a default
+    executor full of other work does not hold up publishing."""
+    db, settings = plumbing
+    await record_person(db, "p-busy-relay")
+    relay = relay_for(db, settings)
+    release = threading.Event()
+    # (each gives up after 35 s, past the 30 s the relay gets: a regression fails, not hangs)
+    blocked = [asyncio.ensure_future(asyncio.to_thread(release.wait, 35)) for _ in range(40)]
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+
+    async def published() -> bool:
+        return relay.published_total >= 1
+
+    try:
+        await eventually(published, timeout_s=30)
+    finally:
+        stop.set()
+        release.set()
+        await asyncio.gather(*blocked)
+        await task
