@@ -23,9 +23,9 @@ is not shared between documents because fpdf2's subsetting edits it in place, so
 document parses its own copy, measuring only the characters it prints (``unicode_range``:
 ``render_pdf`` collects them from the blocks first), which saves about a fifth. A caller
 on an event loop renders through ``render_off_loop``: one worker thread per process for
-documents, apart from the default executor, whose few threads (min(32, cores + 4)) also
-run every Kafka poll; a burst of downloads then queues for that thread instead of holding
-up the consumers.
+documents (``asyncutil.OwnThread``), apart from the default executor's few threads
+(min(32, cores + 4)) that every other ``to_thread`` shares; a burst of downloads then
+queues for that thread instead of taking them all.
 
 Deterministic: the creation date is ``DocumentMeta.created_at`` (an instant of the
 document's own facts, never the clock) and nothing else varies, so the same facts always
@@ -34,16 +34,15 @@ give the same bytes.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import importlib.resources
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, ParamSpec
+from typing import TYPE_CHECKING, Any, Final
 
+from cqcommon.asyncutil import OwnThread
 from cqcommon.clock import SHANGHAI
 
 if TYPE_CHECKING:
@@ -63,20 +62,14 @@ _MARGIN_MM: Final = 20
 _WIDTH_MM: Final = 170
 
 
-P = ParamSpec("P")
+#: the process's one thread for laying out documents (made on first use)
+_DOCUMENTS: Final = OwnThread("pdf")
 
 
-@functools.cache
-def render_executor() -> ThreadPoolExecutor:
-    """The process's one thread for laying out documents (created on first use)."""
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="pdf")
-
-
-async def render_off_loop(fn: Callable[P, bytes], *args: P.args, **kwargs: P.kwargs) -> bytes:
-    """``fn(*args, **kwargs)`` on the documents' thread (``render_executor``): off the
-    event loop, one document at a time, never on the threads the Kafka polls need."""
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(render_executor(), functools.partial(fn, *args, **kwargs))
+async def render_off_loop(fn: Callable[..., bytes], *args: Any) -> bytes:
+    """``fn(*args)`` on the documents' thread: off the event loop, one document at a
+    time, never on the default executor's threads that other blocking calls need."""
+    return await _DOCUMENTS.run(fn, *args)
 
 
 @functools.cache

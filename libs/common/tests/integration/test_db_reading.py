@@ -6,6 +6,7 @@ with one made their service re-plan every query."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -33,50 +34,51 @@ async def _prepare(conn: Conn) -> None:
         await conn.execute(QUERY, ("x",))
 
 
-async def test_a_read_runs_outside_a_transaction_and_keeps_prepared_statements(
-    plumbing: tuple[Database, Settings],
-) -> None:
-    base, settings = plumbing
-    db = Database(settings.database_url, base.schema, max_size=1)  # always the same conn
-    await db.open()
-    try:
-        async with db.reading() as conn:
-            await _prepare(conn)
-            assert conn.info.transaction_status == TransactionStatus.IDLE  # no BEGIN sent
-            assert await _prepared_here(conn) >= 1
-        async with db.reading() as conn:
-            assert await _prepared_here(conn) >= 1  # still there for the next read
-        async with db.unit_of_work() as uow:
-            # back to transactions after a read: the connection is not left in autocommit
-            await uow.conn.execute(QUERY, ("x",))
-            assert uow.conn.info.transaction_status == TransactionStatus.INTRANS
-            assert not uow.conn.autocommit
-        # ...and that unit of work, left without commit, rolled back: psycopg dropped them
-        async with db.reading() as conn:
-            assert await _prepared_here(conn) == 0
-    finally:
-        await db.close()
-
-
-async def test_a_failed_read_leaves_the_connection_usable_and_in_transaction_mode(
-    plumbing: tuple[Database, Settings],
-) -> None:
+@pytest.fixture
+async def one_conn(plumbing: tuple[Database, Settings]) -> AsyncIterator[Database]:
+    """The plumbing schema behind a pool of one connection: every use gets the same one,
+    so what a use leaves on it (autocommit, prepared statements) is what the next finds."""
     base, settings = plumbing
     db = Database(settings.database_url, base.schema, max_size=1)
     await db.open()
-    try:
-        with pytest.raises(Exception, match="no_such_table"):
-            async with db.reading() as conn:
-                await conn.execute("SELECT * FROM no_such_table")
-        async with db.unit_of_work() as uow:
-            assert not uow.conn.autocommit
-            await uow.conn.execute("INSERT INTO applied (person_id) VALUES ('kept')")
-            await uow.commit()
+    yield db
+    await db.close()
+
+
+async def test_a_read_runs_outside_a_transaction_and_keeps_prepared_statements(
+    one_conn: Database,
+) -> None:
+    db = one_conn
+    async with db.reading() as conn:
+        await _prepare(conn)
+        assert conn.info.transaction_status == TransactionStatus.IDLE  # no BEGIN sent
+        assert await _prepared_here(conn) >= 1
+    async with db.reading() as conn:
+        assert await _prepared_here(conn) >= 1  # still there for the next read
+    async with db.unit_of_work() as uow:
+        # back to transactions after a read: the connection is not left in autocommit
+        await uow.conn.execute(QUERY, ("x",))
+        assert uow.conn.info.transaction_status == TransactionStatus.INTRANS
+        assert not uow.conn.autocommit
+    # ...and that unit of work, left without commit, rolled back: psycopg dropped them
+    async with db.reading() as conn:
+        assert await _prepared_here(conn) == 0
+
+
+async def test_a_failed_read_leaves_the_connection_usable_and_in_transaction_mode(
+    one_conn: Database,
+) -> None:
+    db = one_conn
+    with pytest.raises(Exception, match="no_such_table"):
         async with db.reading() as conn:
-            row = await (await conn.execute(QUERY, ("kept",))).fetchone()
-            assert row == (1,)
-    finally:
-        await db.close()
+            await conn.execute("SELECT * FROM no_such_table")
+    async with db.unit_of_work() as uow:
+        assert not uow.conn.autocommit
+        await uow.conn.execute("INSERT INTO applied (person_id) VALUES ('kept')")
+        await uow.commit()
+    async with db.reading() as conn:
+        row = await (await conn.execute(QUERY, ("kept",))).fetchone()
+        assert row == (1,)
 
 
 class _Plain(OutboxUnitOfWork[Any]):
@@ -98,22 +100,17 @@ async def test_a_read_only_unit_of_work_refuses_to_record_or_commit(
 
 
 async def test_a_read_cancelled_mid_query_never_hands_an_autocommit_connection_to_a_writer(
-    plumbing: tuple[Database, Settings],
+    one_conn: Database,
 ) -> None:
-    base, settings = plumbing
-    db = Database(settings.database_url, base.schema, max_size=1)
-    await db.open()
+    db = one_conn
 
     async def slow_read() -> None:
         async with db.reading() as conn:
             await conn.execute("SELECT pg_sleep(5)")
 
-    try:
-        with pytest.raises(TimeoutError):
-            await asyncio.wait_for(slow_read(), 0.3)
-        async with db.unit_of_work() as uow:
-            assert not uow.conn.autocommit
-            await uow.conn.execute("INSERT INTO applied (person_id) VALUES ('tx')")
-            assert uow.conn.info.transaction_status == TransactionStatus.INTRANS
-    finally:
-        await db.close()
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(slow_read(), 0.3)
+    async with db.unit_of_work() as uow:
+        assert not uow.conn.autocommit
+        await uow.conn.execute("INSERT INTO applied (person_id) VALUES ('tx')")
+        assert uow.conn.info.transaction_status == TransactionStatus.INTRANS

@@ -6,12 +6,6 @@ from __future__ import annotations
 
 import importlib.util
 
-import httpcore._synchronization as sync
-
 
 def test_httpcore_finds_sniffio_so_its_event_loop_check_is_not_a_failed_import() -> None:
     assert importlib.util.find_spec("sniffio") is not None
-
-
-async def test_httpcore_sees_asyncio() -> None:
-    assert sync.current_async_library() == "asyncio"

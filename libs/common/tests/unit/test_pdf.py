@@ -97,7 +97,7 @@ def test_a_naive_creation_instant_is_refused() -> None:
 
 async def test_documents_render_on_their_own_thread_one_at_a_time() -> None:
     """``render_off_loop``: while a document is being laid out, work on the default
-    executor (where every Kafka poll runs) still gets a thread, and a second document waits
+    executor (every other ``to_thread``) still gets a thread, and a second document waits
     for the first instead of taking another thread."""
     import asyncio
     import threading

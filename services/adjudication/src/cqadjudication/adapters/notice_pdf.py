@@ -3,7 +3,7 @@
 
 Rendering costs about 0.3 s of CPU (fontTools parsing the font), so ``render`` runs it on
 the documents' thread (``cqcommon.pdf.render_off_loop``): the gRPC server's event loop keeps
-serving and the Kafka polls keep their threads.
+serving and the default executor's threads stay free.
 """
 
 from __future__ import annotations
