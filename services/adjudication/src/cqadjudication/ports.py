@@ -124,6 +124,11 @@ class PointsLedgerRepository(Protocol):
         """The ledger row, locked until the transaction ends (SELECT ... FOR UPDATE)."""
         ...
 
+    async def lock_licence(self, licence_id: str) -> tuple[LedgerRow, HandlerLicence] | None:
+        """The ledger row, locked like ``lock``, with the licence it belongs to, in one
+        round trip; None when there is no ledger row (a licence reads as none then)."""
+        ...
+
     async def apply(self, row: LedgerRow, entry: PointsEntry) -> None:
         """Store the row after ``entry`` and append the entry (the row == sum of entries)."""
         ...

@@ -17,6 +17,7 @@ from cqadjudication.domain.eligibility import (
     Reason,
     Relation,
     assess,
+    needs_cycle_usage,
 )
 from cqadjudication.domain.violations import Violation
 from cqcommon.errors import CATALOGUE, DomainError, ErrorKind
@@ -518,3 +519,35 @@ def test_rules_come_from_settings() -> None:
         max_other_vehicles=defaults["points_buying_max_vehicles"],
         max_licences_per_vehicle=defaults["points_buying_max_licences"],
     )
+
+
+# -- R-X-2: when the usage is read at all ------------------------------------------------
+_FULL_USAGE = CycleUsage(
+    vehicles_taken_for=frozenset({"v-a", "v-b", "v-c", "v-d"}),
+    licences_on_vehicle=frozenset({"l-a", "l-b", "l-c", "l-d"}),
+)
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "handler", "relation", "needed"),
+    [
+        ("1345", "unhandled", OTHER, "follower", True),
+        ("1345", "unhandled", OWNER, "owner", False),
+        ("1039", "unhandled", OTHER, "follower", False),
+        ("1345", "handled_unpaid", OTHER, "follower", False),
+        ("1345", "paid", OTHER, "follower", False),
+        ("1345", "unhandled", "", "none", False),
+    ],
+    ids=["others-3-point", "own-vehicle", "others-0-point", "handled", "paid", "no-person"],
+)
+def test_r_x_2_usage_is_needed_only_where_assess_reads_it(
+    code: str, status: str, handler: str, relation: Relation, needed: bool
+) -> None:
+    """R-X-2: the cycle usage is read only for an open point-bearing violation of another
+    person's vehicle; wherever it is not read, the fullest usage changes no answer."""
+    v = violation(code, status=status)
+    assert needs_cycle_usage(v, owner_person_id=OWNER, handler_person_id=handler) is needed
+    lic = licence(handler) if handler else None
+    empty = ask(v, handler=handler, lic=lic, relation=relation)
+    full = ask(v, handler=handler, lic=lic, relation=relation, usage=_FULL_USAGE)
+    assert (empty == full) is not needed

@@ -238,6 +238,10 @@ class FakePointsLedger:
     async def lock(self, licence_id: str) -> LedgerRow | None:
         return self.rows.get(licence_id)
 
+    async def lock_licence(self, licence_id: str) -> tuple[LedgerRow, HandlerLicence] | None:
+        licence = self._licence(licence_id)
+        return (self.rows[licence_id], licence) if licence is not None else None
+
     async def apply(self, row: LedgerRow, entry: PointsEntry) -> None:
         self.rows[row.licence_id] = row
         self.entries.append(entry)
@@ -620,12 +624,22 @@ async def test_hints_about_decided_violations_do_not_read_the_licence_or_its_usa
     mixed = await handling_eligibility(
         **args, uow=fresh(uow), violation_ids=[paid.violation_id, still_open.violation_id]
     )
-    assert asked == ["licence", "usage"]
+    # the owner's own open violation: the licence, but no R-X-2 usage (own vehicle)
+    assert asked == ["licence"]
     assert mixed[paid.violation_id] == decided[paid.violation_id]
     assert (mixed[still_open.violation_id].availability, mixed[still_open.violation_id].route) == (
         "allowed",
         "handler",
     )
+    asked.clear()
+    friend = await handling_eligibility(
+        **(args | {"caller": FRIEND_CALLER, "given_relations": {VEHICLE_ID: "followed"}}),
+        uow=fresh(uow),
+        violation_ids=[paid.violation_id, still_open.violation_id],
+    )
+    # a follower's point-bearing one on another's vehicle: R-X-2 needs the usage
+    assert asked == ["licence", "usage"]
+    assert friend[still_open.violation_id].route == "owner_then_handler"
 
 
 async def test_hints_use_the_relations_sent_along_or_ask_once_r_adj_4() -> None:
@@ -842,6 +856,36 @@ async def test_r_adj_5_r_adj_7_submit_decides_adds_points_and_publishes_once() -
     )
     assert again.decision == d
     assert retry_uow.published == [] and len(uow.points.entries) == 1
+
+
+def count_usage_reads(uow: FakeUnitOfWork) -> list[str]:
+    """Every vehicle id the points ledger is asked the R-X-2 usage of, in order."""
+    asked: list[str] = []
+    usage = uow.points.usage
+
+    async def spy(licence: HandlerLicence, vehicle_ids: Sequence[str]) -> dict[str, CycleUsage]:
+        asked.extend(vehicle_ids)
+        return await usage(licence, vehicle_ids)
+
+    uow.points.usage = spy  # type: ignore[method-assign]
+    return asked
+
+
+async def test_r_x_2_usage_is_read_for_other_peoples_vehicles_only() -> None:
+    """R-X-2 limits points taken for other people's vehicles: the owner's start and submit
+    run without the two usage statements, a follower's start still reads it."""
+    uow = world()
+    asked = count_usage_reads(uow)
+    v = await recorded(uow, "cam-1")
+    face = FakeFaceVerifier()
+    h = await verified(uow, face, ME, await start(uow, ME, v, face=face))
+    done = await submit_handling(
+        uow=fresh(uow), caller=ME, handling_id=h.handling_id, config=CONFIG, now=NOW
+    )
+    assert done.state == "submitted" and asked == []
+    other = await recorded(uow, "cam-2")
+    await start(uow, FRIEND_CALLER, other, relations=FakeRelations({VEHICLE_ID: "followed"}))
+    assert asked == [VEHICLE_ID]
 
 
 async def test_submit_needs_every_step_passed_and_unexpired_r_adj_8() -> None:

@@ -21,6 +21,7 @@ _HANDLING = (
     " h.handler_licence_id::text, h.route, h.relation, h.state, h.created_at, h.staff_id,"
     " h.decision_no, v.decision_date, v.fine_fen, v.points"
 )
+_HANDLING_COLUMNS = _HANDLING.count(",") + 1
 _STEP = (
     "r.verification_id::text, r.step, r.person_id::text, coalesce(p.name, ''), r.adapter,"
     " r.certify_id, r.url, r.status, r.started_at, r.passed_at, r.expires_at, r.used_at"
@@ -112,18 +113,22 @@ class PostgresHandlingRepository:
                 " FOR UPDATE",
                 key,
             )
+        # The handling and its steps in one statement (a handling without face steps,
+        # e.g. one at the counter, is one row of NULL step columns).
         cur = await self.conn.execute(
-            f"SELECT {_HANDLING} FROM handlings h JOIN violations v USING (violation_id)"
-            " WHERE h.handling_id = %s AND h.handler_person_id = %s",
+            f"SELECT {_HANDLING}, {_STEP} FROM handlings h JOIN violations v USING (violation_id)"
+            " LEFT JOIN verifications r ON r.handling_id = h.handling_id"
+            " LEFT JOIN persons p ON p.person_id = r.person_id"
+            " WHERE h.handling_id = %s AND h.handler_person_id = %s"
+            " ORDER BY (r.step = 'handler'), r.started_at",
             key,
         )
-        row = await cur.fetchone()
-        if row is None:
+        rows = await cur.fetchall()
+        if not rows:
             return None
-        steps = await self.conn.execute(
-            f"SELECT {_STEP} FROM verifications r LEFT JOIN persons p USING (person_id)"
-            " WHERE r.handling_id = %s ORDER BY (r.step = 'handler'), r.started_at",
-            (row[0],),
+        row = rows[0]
+        steps = tuple(
+            _step(r[_HANDLING_COLUMNS:]) for r in rows if r[_HANDLING_COLUMNS] is not None
         )
         decision = None
         if row[7] == "submitted":
@@ -144,7 +149,7 @@ class PostgresHandlingRepository:
             route=row[5],
             relation=row[6],
             state=row[7],
-            steps=tuple(_step(s) for s in await steps.fetchall()),
+            steps=steps,
             created_at=row[8],
             decision=decision,
             staff_id=row[9],

@@ -244,6 +244,18 @@ def is_decided(v: Violation) -> bool:
     return v.status in ("handled_unpaid", "paid")
 
 
+def needs_cycle_usage(v: Violation, *, owner_person_id: str, handler_person_id: str) -> bool:
+    """Whether ``assess`` looks at the licence's R-X-2 usage for ``v``: only for an open,
+    point-bearing violation of another person's vehicle (points taken for one's own vehicle
+    are no points-buying), so the two usage statements are not run for anything else."""
+    return (
+        not is_decided(v)
+        and v.points > 0
+        and bool(handler_person_id)
+        and owner_person_id != handler_person_id
+    )
+
+
 def _record_reasons(v: Violation, *, online_fine_limit_fen: int) -> list[Reason]:
     """The record's failing rules (see the module docstring for the order)."""
     reasons: list[Reason] = []

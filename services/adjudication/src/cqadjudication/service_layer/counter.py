@@ -100,9 +100,9 @@ async def handle_at_counter(
         if existing.route == "counter" and existing.handler_licence_id == licence.licence_id:
             return existing  # the clerk's retried call
         raise DomainError(ALREADY_HANDLED)
-    row = await uow.points.lock(licence.licence_id)
-    fresh = await uow.points.licence(licence.licence_id)
-    licence = fresh if fresh is not None and row is not None else licence
+    locked = await uow.points.lock_licence(licence.licence_id)
+    row = locked[0] if locked is not None else None
+    licence = locked[1] if locked is not None else licence
     owner = (await uow.violations.owners([violation.vehicle_id])).get(violation.vehicle_id, "")
     assessment = assess(
         violation=violation,

@@ -25,6 +25,7 @@ from cqadjudication.domain.eligibility import (
     EligibilityRules,
     assess,
     is_decided,
+    needs_cycle_usage,
     record_eligibility,
 )
 from cqadjudication.domain.violations import Violation
@@ -75,14 +76,29 @@ async def handling_eligibility(
     except DomainError:
         related = {vid: "owner" for vid, o in owners.items() if o == caller.person_id}
     # A decided violation's answer is its record's (``assess`` stops there): the caller's
-    # licence and its R-X-2 usage are read only for the violations still open, so a page or
-    # a detail of handled and paid ones costs two statements instead of five
-    open_vehicles = unique_ids([v.vehicle_id for v in found if not is_decided(v)])
+    # licence is read only when a violation is still open, so a page or a detail of handled
+    # and paid ones costs two statements instead of five; the R-X-2 usage only for open
+    # point-bearing ones on other people's vehicles (the only ones ``assess`` asks it for)
     licence = None
-    if open_vehicles:
+    if any(not is_decided(v) for v in found):
         stored = await uow.points.licence_of_person(caller.person_id)
         licence = own_licence(stored, caller.person_id)
-    usages = await uow.points.usage(licence, open_vehicles) if licence is not None else {}
+    usage_vehicles = unique_ids(
+        [
+            v.vehicle_id
+            for v in found
+            if needs_cycle_usage(
+                v,
+                owner_person_id=owners.get(v.vehicle_id, ""),
+                handler_person_id=caller.person_id,
+            )
+        ]
+    )
+    usages = (
+        await uow.points.usage(licence, usage_vehicles)
+        if licence is not None and usage_vehicles
+        else {}
+    )
     for v in found:
         if v.vehicle_id not in related:  # its relation could not be asked now: record-level
             continue

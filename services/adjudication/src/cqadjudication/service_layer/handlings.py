@@ -38,6 +38,7 @@ from cqadjudication.domain.eligibility import (
     HandlerLicence,
     Relation,
     assess,
+    needs_cycle_usage,
 )
 from cqadjudication.domain.handlings import (
     STEPS_OF_ROUTE,
@@ -117,7 +118,9 @@ async def _assess_or_refuse(
     the R-X-2 alerts are recorded and the first reason's error (every reason in its
     details) is raised."""
     usage = CycleUsage()
-    if licence is not None:
+    if licence is not None and needs_cycle_usage(
+        violation, owner_person_id=owner_person_id, handler_person_id=handler_person_id
+    ):
         usage = (await uow.points.usage(licence, [violation.vehicle_id]))[violation.vehicle_id]
     assessment = assess(
         violation=violation,
@@ -276,10 +279,9 @@ async def submit_handling(
         raise DomainError(ALREADY_HANDLED)
     owner = (await uow.violations.owners([violation.vehicle_id])).get(violation.vehicle_id, "")
     check_submittable(handling, owner_person_id=owner, now=now)
-    row = await uow.points.lock(handling.handler_licence_id)
-    licence = own_licence(
-        await uow.points.licence(handling.handler_licence_id), handling.handler_person_id
-    )
+    locked = await uow.points.lock_licence(handling.handler_licence_id)
+    row, stored = locked if locked is not None else (None, None)
+    licence = own_licence(stored, handling.handler_person_id)
     await _assess_or_refuse(
         uow,
         violation,
