@@ -200,17 +200,25 @@ async def run_load(
         return stats, seconds
 
 
+#: The launcher's whole tree in the CPU breakdown: the services above, the payment and
+#: follow services, the registry, the Kafka broker and the relays.
+CLUSTER = "cluster"
+
+
 def _python(pids: dict[str, int]) -> dict[str, int]:
-    return {name: pid for name, pid in pids.items() if name != "postgres"}
+    return {name: pid for name, pid in pids.items() if name not in ("postgres", CLUSTER)}
 
 
 def service_pids(cluster: Cluster) -> dict[str, int]:
     """The processes whose CPU the report breaks down: the gateway, the two services a
-    handling goes through, and PostgreSQL (its postmaster and every backend)."""
+    handling goes through, payment (it learns every decision), the launcher's whole tree,
+    and PostgreSQL (its postmaster and every backend)."""
     pids = {
         "gateway": find_service_pid(cluster, "gateway", "cqgateway"),
         "adjudication": find_service_pid(cluster, "adjudication", "cqadjudication"),
         "query": find_service_pid(cluster, "query", "cqquery"),
+        "payment": find_service_pid(cluster, "payment", "cqpayment"),
+        CLUSTER: int(cluster.info["launcher_pid"]),
     }
     for proc in psutil.process_iter(["name", "ppid"]):
         if proc.info["name"] == "postgres" and proc.info["ppid"] == 1:
@@ -281,6 +289,29 @@ def report(stats: Stats, seconds: float, checks: dict[str, Any], concurrency: in
         print(f"    {name}: {value}")
 
 
+def report_cpu(sampled: dict[str, float], client_cores: float, rate: float) -> None:
+    """Cores used during the load, and CPU ms per handling (what the rate costs each
+    process; steadier between runs than the rate itself)."""
+    cores = dict(sampled)
+    machine, cluster = cores.pop("machine"), cores.pop(CLUSTER)
+    named = sum(c for name, c in cores.items() if name != "postgres")
+    cores["rest of the cluster"] = max(0.0, cluster - named)
+    cores["load generator"] = client_cores
+    print(
+        "  CPU in cores during the load: "
+        + ", ".join(f"{name} {c:.2f}" for name, c in cores.items())
+        + f"; the machine {machine:.2f} of {psutil.cpu_count()}"
+        + " (postgres: every backend of the server; the rest of the cluster: follow,"
+        + " registry, the Kafka broker)"
+    )
+    if rate > 0:
+        print(
+            "  CPU ms per handling: "
+            + ", ".join(f"{name} {c * 1000 / rate:.1f}" for name, c in cores.items())
+            + f"; the machine {machine * 1000 / rate:.1f}"
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--handlings", type=int, default=1500)
@@ -322,12 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             finally:
                 redis_server.close()
         report(stats, seconds, invariants(url, stats.submitted), args.concurrency)
-        print(
-            "  CPU in cores during the load: "
-            + ", ".join(f"{name} {cores:.2f}" for name, cores in sampler.cores.items())
-            + f", this load generator {stats.client_cores:.2f}"
-            + " (of 2; postgres: every backend of the server)"
-        )
+        report_cpu(sampler.cores, stats.client_cores, len(stats.submitted) / seconds)
     finally:
         drop_database(ds.url, COPY_DB)
     return 0
