@@ -207,11 +207,10 @@ class UnitOfWork:
         self._events.append(envelope)
 
     async def commit(self) -> None:
-        from cqcommon.outbox import append_to_outbox  # local import: outbox imports db types
+        from cqcommon.outbox import append_all_to_outbox  # local: outbox imports db types
 
         wrote_events = bool(self._events)
-        for envelope in self._events:
-            await append_to_outbox(self.conn, envelope)
+        await append_all_to_outbox(self.conn, self._events)
         self._events.clear()
         await self.conn.commit()
         self.committed = True

@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
@@ -67,6 +67,32 @@ async def append_to_outbox(conn: Conn, envelope: EventEnvelope) -> None:
             envelope.aggregate_id,
             envelope.SerializeToString(),
             Jsonb(inject_carrier()),
+        ),
+    )
+
+
+async def append_all_to_outbox(conn: Conn, envelopes: Sequence[EventEnvelope]) -> None:
+    """Insert ``envelopes`` into this schema's outbox inside the caller's transaction, in
+    their order (the relay publishes by id), in one statement however many there are."""
+    if len(envelopes) <= 1:
+        for envelope in envelopes:
+            await append_to_outbox(conn, envelope)
+        return
+    carrier = Jsonb(inject_carrier())
+    # ORDER BY the ordinality: the ids (a sequence) are drawn in the events' order
+    await conn.execute(
+        "INSERT INTO outbox (event_id, event_type, topic, message_key, envelope, headers)"
+        " SELECT e.event_id, e.event_type, e.topic, e.message_key, e.envelope, %s"
+        " FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::bytea[])"
+        " WITH ORDINALITY AS e(event_id, event_type, topic, message_key, envelope, n)"
+        " ORDER BY e.n",
+        (
+            carrier,
+            [e.event_id for e in envelopes],
+            [e.event_type for e in envelopes],
+            [EVENT_TYPES[e.event_type].topic for e in envelopes],
+            [e.aggregate_id for e in envelopes],
+            [e.SerializeToString() for e in envelopes],
         ),
     )
 

@@ -58,48 +58,50 @@ class PostgresHandlingRepository:
         return FaceSubject(row[0], row[1], row[2]) if row else None
 
     async def add(self, handling: Handling) -> None:
+        # The handling and its face steps in one statement (the foreign key is checked at
+        # the statement's end, when the handling row is there).
         h = handling
         await self.conn.execute(
-            "INSERT INTO handlings (handling_id, violation_id, handler_person_id,"
+            "WITH h AS (INSERT INTO handlings (handling_id, violation_id, handler_person_id,"
             " handler_licence_id, route, relation, state, staff_id, decision_no, created_at,"
-            " submitted_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (
-                h.handling_id,
-                h.violation_id,
-                h.handler_person_id,
-                h.handler_licence_id,
-                h.route,
-                h.relation,
-                h.state,
-                h.staff_id,
-                h.decision.decision_no if h.decision else None,
-                h.created_at,
-                h.created_at if h.state == "submitted" else None,
-            ),
+            " submitted_at) VALUES (%(handling_id)s, %(violation_id)s, %(handler_person_id)s,"
+            " %(handler_licence_id)s, %(route)s, %(relation)s, %(state)s, %(staff_id)s,"
+            " %(decision_no)s, %(created_at)s, %(submitted_at)s) RETURNING handling_id)"
+            " INSERT INTO verifications (verification_id, handling_id, step, person_id,"
+            " adapter, certify_id, url, status, started_at, passed_at, expires_at, used_at)"
+            " SELECT s.verification_id, h.handling_id, s.step, s.person_id, s.adapter,"
+            " s.certify_id, s.url, s.status, s.started_at, s.passed_at, s.expires_at,"
+            " s.used_at FROM h, unnest(%(ids)s::uuid[], %(steps)s::text[],"
+            " %(persons)s::uuid[], %(adapters)s::text[], %(certify_ids)s::text[],"
+            " %(urls)s::text[], %(statuses)s::text[], %(started)s::timestamptz[],"
+            " %(passed)s::timestamptz[], %(expires)s::timestamptz[], %(used)s::timestamptz[])"
+            " AS s(verification_id, step, person_id, adapter, certify_id, url, status,"
+            " started_at, passed_at, expires_at, used_at)",
+            {
+                "handling_id": h.handling_id,
+                "violation_id": h.violation_id,
+                "handler_person_id": h.handler_person_id,
+                "handler_licence_id": h.handler_licence_id,
+                "route": h.route,
+                "relation": h.relation,
+                "state": h.state,
+                "staff_id": h.staff_id,
+                "decision_no": h.decision.decision_no if h.decision else None,
+                "created_at": h.created_at,
+                "submitted_at": h.created_at if h.state == "submitted" else None,
+                "ids": [st.verification_id for st in h.steps],
+                "steps": [st.step for st in h.steps],
+                "persons": [st.person_id for st in h.steps],
+                "adapters": [st.adapter for st in h.steps],
+                "certify_ids": [st.certify_id for st in h.steps],
+                "urls": [st.url for st in h.steps],
+                "statuses": [st.status for st in h.steps],
+                "started": [st.started_at for st in h.steps],
+                "passed": [st.passed_at for st in h.steps],
+                "expires": [st.expires_at for st in h.steps],
+                "used": [st.used_at for st in h.steps],
+            },
         )
-        async with self.conn.cursor() as cur:
-            await cur.executemany(
-                "INSERT INTO verifications (verification_id, handling_id, step, person_id,"
-                " adapter, certify_id, url, status, started_at, passed_at, expires_at, used_at)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                [
-                    (
-                        s.verification_id,
-                        h.handling_id,
-                        s.step,
-                        s.person_id,
-                        s.adapter,
-                        s.certify_id,
-                        s.url,
-                        s.status,
-                        s.started_at,
-                        s.passed_at,
-                        s.expires_at,
-                        s.used_at,
-                    )
-                    for s in h.steps
-                ],
-            )
 
     async def get(
         self, handling_id: str, handler_person_id: str, *, for_update: bool = False
@@ -156,33 +158,29 @@ class PostgresHandlingRepository:
         )
 
     async def save(self, handling: Handling, *, now: datetime) -> None:
+        # The handling's state and its steps' in one statement.
         h = handling
         await self.conn.execute(
-            "UPDATE handlings SET state = %s, decision_no = %s, submitted_at = %s"
-            " WHERE handling_id = %s",
-            (
-                h.state,
-                h.decision.decision_no if h.decision else None,
-                now if h.state == "submitted" else None,
-                h.handling_id,
-            ),
+            "WITH h AS (UPDATE handlings SET state = %(state)s, decision_no = %(decision_no)s,"
+            " submitted_at = %(submitted_at)s WHERE handling_id = %(handling_id)s)"
+            " UPDATE verifications r SET status = s.status, passed_at = s.passed_at,"
+            " expires_at = s.expires_at, used_at = s.used_at"
+            " FROM unnest(%(ids)s::uuid[], %(statuses)s::text[], %(passed)s::timestamptz[],"
+            " %(expires)s::timestamptz[], %(used)s::timestamptz[])"
+            " AS s(verification_id, status, passed_at, expires_at, used_at)"
+            " WHERE r.verification_id = s.verification_id AND r.handling_id = %(handling_id)s",
+            {
+                "state": h.state,
+                "decision_no": h.decision.decision_no if h.decision else None,
+                "submitted_at": now if h.state == "submitted" else None,
+                "handling_id": h.handling_id,
+                "ids": [st.verification_id for st in h.steps],
+                "statuses": [st.status for st in h.steps],
+                "passed": [st.passed_at for st in h.steps],
+                "expires": [st.expires_at for st in h.steps],
+                "used": [st.used_at for st in h.steps],
+            },
         )
-        async with self.conn.cursor() as cur:
-            await cur.executemany(
-                "UPDATE verifications SET status = %s, passed_at = %s, expires_at = %s,"
-                " used_at = %s WHERE verification_id = %s AND handling_id = %s",
-                [
-                    (
-                        s.status,
-                        s.passed_at,
-                        s.expires_at,
-                        s.used_at,
-                        s.verification_id,
-                        h.handling_id,
-                    )
-                    for s in h.steps
-                ],
-            )
 
     async def submitted_for(self, violation_id: str) -> Handling | None:
         cur = await self.conn.execute(

@@ -1,0 +1,67 @@
+"""A unit of work's events reach the outbox in one statement (cqcommon.outbox
+``append_all_to_outbox``) against real PostgreSQL: in their order, each row as a single
+append writes it, with the notification trigger firing once."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from cqcommon.db import Database
+from cqcommon.events import new_envelope
+from cqcommon.migrations import apply_migrations
+from cqcommon.outbox import append_all_to_outbox, append_to_outbox
+from cqcommon.settings import Settings
+from cqtraffic.events.v1.envelope_pb2 import EventEnvelope
+from cqtraffic.registry.v1 import registry_pb2 as reg
+
+pytestmark = pytest.mark.integration
+
+COLUMNS = "event_id::text, event_type, topic, message_key, envelope, headers"
+
+
+@pytest.fixture
+async def db(test_settings: Settings) -> AsyncIterator[Database]:
+    schema = f"obappend_{uuid.uuid4().hex[:8]}"
+    await apply_migrations(test_settings.database_url, schema, None)
+    database = Database(test_settings.database_url, schema, max_size=2)
+    await database.open()
+    yield database
+    async with database.transaction() as conn:
+        await conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    await database.close()
+
+
+def envelopes(n: int) -> list[EventEnvelope]:
+    return [
+        new_envelope(
+            reg.PersonRegistered(person_id=str(uuid.uuid4()), name=f"人{i}"),
+            aggregate_id=f"p{i}",
+            producer="t",
+        )
+        for i in range(n)
+    ]
+
+
+async def test_events_of_one_commit_are_appended_in_order_like_single_appends(
+    db: Database,
+) -> None:
+    many, single = envelopes(5), envelopes(1)
+    async with db.transaction() as conn:
+        await append_all_to_outbox(conn, many)
+        await append_all_to_outbox(conn, single)
+        await append_all_to_outbox(conn, [])
+    async with db.connection() as conn:
+        cur = await conn.execute(f"SELECT {COLUMNS} FROM outbox ORDER BY id")
+        rows = await cur.fetchall()
+    assert [r[0] for r in rows] == [e.event_id for e in [*many, *single]]
+    # the same row a single append writes
+    async with db.transaction() as conn:
+        await conn.execute("DELETE FROM outbox")
+        await append_to_outbox(conn, many[2])
+    async with db.connection() as conn:
+        cur = await conn.execute(f"SELECT {COLUMNS} FROM outbox")
+        alone = await cur.fetchone()
+    assert rows[2] == alone
+    assert bytes(rows[2][4]) == many[2].SerializeToString()
