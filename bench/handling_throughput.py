@@ -51,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.benchlib import Cluster
 from bench.benchlib.fastclient import Answer, FastClient
 from bench.benchlib.handling import Candidate, allowed_only, login, pct, pick_candidates, send
+from bench.benchlib.plumbing import PlumbingCount, PlumbingCounter
 from bench.benchlib.watch import ReadModelWatcher
 from bench.query_read import (
     DEFAULT_PG_SERVER,
@@ -77,6 +78,7 @@ class Stats:
     #: gateway reads of a violation the read model had but the answer did not show yet
     rereads: int = 0
     client_cores: float = 0.0
+    plumbing: PlumbingCount | None = None
 
 
 def copy_dataset(ds: Dataset) -> str:
@@ -162,6 +164,7 @@ async def run_load(
     poll_s: float,
     sampler: ProcessSampler,
     profile: bool = False,
+    counter: PlumbingCounter | None = None,
 ) -> tuple[Stats, float]:
     limits = httpx.Limits(max_connections=concurrency + 8)
     async with httpx.AsyncClient(base_url=gateway, timeout=30, limits=limits) as client:
@@ -188,6 +191,7 @@ async def run_load(
                 await handle_one(fast, c, headers[c.alipay_user_id], stats, wait_s, poll_s, watcher)
 
         me = psutil.Process()
+        before = await asyncio.to_thread(counter.snapshot) if counter else None
         with sampler, profiled(profile, _python(sampler.pids), None, "handling"):
             cpu0, t0 = sum(me.cpu_times()[:2]), time.perf_counter()
             async with FastClient(gateway, concurrency + 8) as fast:
@@ -197,6 +201,9 @@ async def run_load(
             stats.client_cores = (sum(me.cpu_times()[:2]) - cpu0) / seconds
         stop.set()
         await watching
+        if counter is not None and before is not None:
+            after = await asyncio.to_thread(counter.snapshot)
+            stats.plumbing = after.without(watcher.queries).per(before, len(stats.submitted))
         return stats, seconds
 
 
@@ -348,12 +355,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                             args.poll,
                             sampler,
                             args.profile,
+                            PlumbingCounter(cluster.info["metrics_urls"], url),
                         )
                     )
             finally:
                 redis_server.close()
         report(stats, seconds, invariants(url, stats.submitted), args.concurrency)
         report_cpu(sampler.cores, stats.client_cores, len(stats.submitted) / seconds)
+        if stats.plumbing is not None:
+            print(stats.plumbing.line("handling"))
     finally:
         drop_database(ds.url, COPY_DB)
     return 0

@@ -24,6 +24,9 @@ class ReadModelWatcher:
         self.url = url
         self.status = status
         self.interval_s = interval_s
+        #: statements this watcher sent (each one its own transaction): the plumbing
+        #: counts (``benchlib.plumbing``) leave them out, they are the load generator's
+        self.queries = 0
         self._waiting: dict[str, asyncio.Event] = {}
 
     async def seen(self, violation_id: str, timeout_s: float) -> None:
@@ -40,6 +43,7 @@ class ReadModelWatcher:
             while not stop.is_set():
                 ids = list(self._waiting)
                 if ids:
+                    self.queries += 1
                     cur = await conn.execute(
                         "SELECT violation_id::text FROM query.violations"
                         " WHERE violation_id = ANY(%s::uuid[]) AND status = %s",

@@ -28,6 +28,7 @@ from cqcommon.settings import Settings
 from cqdev.testing import consume_until, consumer_on, eventually, produce_raw
 from cqtraffic.registry.v1 import registry_pb2 as reg
 from kafka import KafkaConsumer, TopicPartition
+from kafka.structs import OffsetAndMetadata
 
 pytestmark = pytest.mark.integration
 
@@ -683,3 +684,76 @@ async def test_the_relay_publishes_on_its_own_thread_while_the_default_executor_
         release.set()
         await asyncio.gather(*blocked)
         await task
+
+
+@dataclasses.dataclass
+class FakeRecord:
+    topic: str
+    partition: int
+    offset: int
+    value: bytes
+    key: bytes | None = b"k"
+    headers: list[tuple[str, bytes | None]] = dataclasses.field(default_factory=list)
+
+
+class ScriptedKafka:
+    """A KafkaConsumer stand-in whose polls return a script of batches, then nothing; it
+    records every offset commit sent."""
+
+    def __init__(self, topic: str, batches: list[list[bytes]]) -> None:
+        self.tp = TopicPartition(topic, 0)
+        self.script: list[list[FakeRecord]] = []
+        offset = 0
+        for values in batches:
+            self.script.append([FakeRecord(topic, 0, offset + i, v) for i, v in enumerate(values)])
+            offset += len(values)
+        self.sent: list[int] = []
+        self.waited: list[int] = []
+        self.empty_polls = 0
+
+    def subscribe(self, topics: list[str]) -> None: ...
+
+    def poll(self, timeout_ms: int) -> dict[TopicPartition, list[FakeRecord]]:
+        if self.script:
+            return {self.tp: self.script.pop(0)}
+        self.empty_polls += 1
+        time.sleep(timeout_ms / 1000)
+        return {}
+
+    def commit_async(
+        self, offsets: dict[TopicPartition, OffsetAndMetadata], callback: object
+    ) -> None:
+        self.sent.append(offsets[self.tp].offset)
+
+    def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata], *args: object) -> None:
+        self.waited.append(offsets[self.tp].offset)
+
+    def assignment(self) -> set[TopicPartition]:
+        return {self.tp}
+
+    def close(self, *args: object) -> None: ...
+
+
+async def test_offsets_go_out_at_most_every_interval_while_busy_and_at_once_when_quiet(
+    plumbing: tuple[Database, Settings],
+) -> None:
+    """A commit per poll cost the consumer and the broker about as much as the event
+    itself (bench/plumbing_floor.py): while polls keep bringing events, offsets go out at
+    most every commit_interval_s (here: only the first batch's); the first poll that finds
+    nothing sends what was applied, without waiting for a stop, so the group's lag reads
+    0 while the consumer runs; stopping has nothing left to wait for."""
+    db, settings = plumbing
+    events = [
+        [new_envelope(person_event(), aggregate_id="p-int", producer="test").SerializeToString()]
+        for _ in range(4)
+    ]
+    kafka = ScriptedKafka(TOPIC_REGISTRY_PERSON, events)
+    consumer = consumer_for(db, settings, f"test.interval.{uuid.uuid4().hex[:6]}")
+    consumer.consumer_factory = lambda: kafka
+    consumer.ensure_topics = None
+    consumer.config = ConsumerConfig(poll_timeout_ms=20, commit_interval_s=3600.0)
+    await consume_until(consumer, lambda: kafka.empty_polls >= 2, timeout_s=30)
+    assert consumer.applied_total == 4
+    # the first batch at once, then nothing while busy, then all of it once quiet
+    assert kafka.sent == [1, 4]
+    assert kafka.waited == [4]  # stopping: the last offsets, committed and waited for

@@ -796,6 +796,16 @@ class _Cluster:
         if cfg.ready_file is not None:
             self.write_ready_file(elapsed)
 
+    def metrics_urls(self) -> dict[str, str]:
+        """Each process's Prometheus endpoint by name (the gateway's on its own port)."""
+        urls = {
+            spec.name: f"http://127.0.0.1:{spec.env['METRICS_PORT']}/metrics"
+            for spec in self.config.services
+            if isinstance(spec.ready, GrpcReady) and spec.env.get("METRICS_PORT")
+        }
+        urls["gateway"] = self.config.gateway_url + "/metrics"
+        return urls
+
     def write_ready_file(self, elapsed: float) -> None:
         assert self.config.ready_file is not None and self.stack is not None
         payload = {
@@ -806,6 +816,7 @@ class _Cluster:
             "stack_pids": {p.name: p.pid for p in self.stack.processes()},
             "stack_env": self.stack.env(),
             "fake_alipay_url": self.config.fake_alipay.url if self.config.fake_alipay else None,
+            "metrics_urls": self.metrics_urls(),
             "seconds_to_ready": round(elapsed, 3),
             "phases": self.phases.as_dict(),
         }
