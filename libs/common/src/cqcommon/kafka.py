@@ -28,10 +28,20 @@ def bootstrap(settings: Settings) -> list[str]:
     return [s.strip() for s in settings.kafka_bootstrap_servers.split(",") if s.strip()]
 
 
-def make_producer(settings: Settings, *, client_id: str) -> KafkaProducer:
+#: kafka-python's own client metrics (sensors updated on every request and fetch) are read
+#: by nothing here: our metrics come from the services and the lag reader. Off, they save
+#: about a tenth of a consumer's CPU per event (bench/plumbing_floor.py); a test that
+#: reads them asks for them.
+CLIENT_METRICS = False
+
+
+def make_producer(
+    settings: Settings, *, client_id: str, metrics: bool = CLIENT_METRICS
+) -> KafkaProducer:
     """An idempotent producer that waits for every in-sync replica (acks=all). The relay
     flushes after each batch, which sends at once whatever ``linger_ms`` would hold."""
     return KafkaProducer(
+        metrics_enabled=metrics,
         bootstrap_servers=bootstrap(settings),
         client_id=client_id,
         acks="all",
@@ -83,7 +93,9 @@ class AdaptiveWaitConsumer(KafkaConsumer):  # type: ignore[misc]  # untyped libr
         return records
 
 
-def make_consumer(settings: Settings, *, group_id: str, client_id: str) -> AdaptiveWaitConsumer:
+def make_consumer(
+    settings: Settings, *, group_id: str, client_id: str, metrics: bool = CLIENT_METRICS
+) -> AdaptiveWaitConsumer:
     """A group consumer that never auto-commits: offsets are committed after the transaction.
 
     A fetch returns as soon as one byte is there (``fetch_min_bytes=1``) and waits at most
@@ -93,6 +105,7 @@ def make_consumer(settings: Settings, *, group_id: str, client_id: str) -> Adapt
     ``KAFKA_FETCH_IDLE_WAIT_MS`` (``AdaptiveWaitConsumer``).
     """
     return AdaptiveWaitConsumer(
+        metrics_enabled=metrics,
         bootstrap_servers=bootstrap(settings),
         group_id=group_id,
         client_id=client_id,

@@ -43,7 +43,7 @@ def test_an_idle_consumer_asks_with_the_long_wait_and_records_bring_the_short_on
     topic = f"{settings.kafka_topic_prefix}fetch-wait-{uuid.uuid4().hex[:8]}"
     ensure_topics(settings, [topic], partitions=1)
     consumer = make_consumer(settings, group_id=f"fetch-wait-{uuid.uuid4().hex[:8]}",
-                             client_id="test-fetch-wait")  # fmt: skip
+                             client_id="test-fetch-wait", metrics=True)  # fmt: skip
     producer = make_producer(settings, client_id="test-fetch-wait")
     try:
         consumer.subscribe([topic])
@@ -82,3 +82,21 @@ def test_an_idle_wait_below_the_busy_wait_counts_as_the_busy_wait(
         assert consumer.idle_wait_ms == 100
     finally:
         consumer.close()
+
+
+def test_the_clients_keep_no_metrics_of_their_own_unless_asked(test_settings: Settings) -> None:
+    """kafka-python's sensors, updated on every request and fetch, are read by nothing in
+    the services: they are off in both clients (a tenth of a consumer's CPU per event)."""
+    consumer = make_consumer(test_settings, group_id="metrics-off", client_id="metrics-off")
+    producer = make_producer(test_settings, client_id="metrics-off")
+    try:
+        assert not consumer.metrics()
+        assert not producer.metrics()
+    finally:
+        consumer.close()
+        producer.close()
+    asked = make_consumer(test_settings, group_id="metrics-on", client_id="m", metrics=True)
+    try:
+        assert asked.metrics()
+    finally:
+        asked.close()
