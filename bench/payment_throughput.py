@@ -69,6 +69,7 @@ from bench.benchlib.payments import (
     unique_owners,
     wait_known,
 )
+from bench.benchlib.plumbing import PlumbingCount, PlumbingCounter
 from bench.benchlib.watch import ReadModelWatcher
 from bench.query_read import (
     DEFAULT_PG_SERVER,
@@ -97,6 +98,7 @@ class LoadStats:
     completed: int = 0
     notify_unacknowledged: int = 0  # the fake's first attempt was not answered `success`
     client_cores: float = 0.0
+    plumbing: PlumbingCount | None = None
 
 
 @dataclass
@@ -226,6 +228,7 @@ async def run_load(
     sampler: ProcessSampler,
     pg: BackendCpu,
     profile: bool = False,
+    counter: PlumbingCounter | None = None,
 ) -> tuple[LoadStats, float]:
     queue: asyncio.Queue[Decided] = asyncio.Queue()
     for d in decided:
@@ -245,6 +248,7 @@ async def run_load(
     me = psutil.Process()
     # the services in Python (the launcher's tree and PostgreSQL are not py-spy's)
     python = {k: v for k, v in sampler.pids.items() if k not in (CLUSTER, PG_SERVER)}
+    before = await asyncio.to_thread(counter.snapshot) if counter else None
     with sampler, pg, profiled(profile, python, None, "payment"):
         cpu0, t0 = sum(me.cpu_times()[:2]), time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -253,6 +257,9 @@ async def run_load(
         stats.client_cores = (sum(me.cpu_times()[:2]) - cpu0) / seconds
     stop.set()
     await watching
+    if counter is not None and before is not None:
+        after = await asyncio.to_thread(counter.snapshot)
+        stats.plumbing = after.without(watcher.queries).per(before, stats.completed)
     return stats, seconds
 
 
@@ -499,10 +506,12 @@ async def bench(cluster: Cluster, url: str, args: argparse.Namespace) -> int:
         pg = BackendCpu(DB_NAME)
         stats, seconds = await run_load(
             url, client, fake, load_set, headers, args.concurrency, args.wait, args.poll,
-            sampler, pg, args.profile,
+            sampler, pg, args.profile, PlumbingCounter(cluster.info["metrics_urls"], url),
         )  # fmt: skip
         report_load(stats, seconds, args.concurrency, sum(d.late for d in load_set))
         report_cpu(sampler, pg, stats.client_cores, stats.completed / seconds)
+        if stats.plumbing is not None:
+            print(stats.plumbing.line("payment"))
 
         if not storm_set:
             return 0

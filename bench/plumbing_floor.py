@@ -47,7 +47,7 @@ import psutil
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.query_read import DEFAULT_PG_SERVER, bench_dir  # noqa: E402
+from bench.query_read import DEFAULT_PG_SERVER, bench_dir
 
 CORES = psutil.cpu_count() or 2
 
@@ -196,7 +196,9 @@ async def measure_grpc(calls: int) -> float:
     try:
         wait_for_port(port)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            echo = channel.unary_unary("/floor.Echo/Echo")
+            echo = channel.unary_unary(
+                "/floor.Echo/Echo", request_serializer=None, response_deserializer=None
+            )
             payload = b"x" * 200
             for _ in range(200):
                 await echo(payload)
