@@ -65,6 +65,11 @@ def test_make_run_becomes_ready_and_stops_cleanly(
         r = httpx.get(f"{ready['gateway_url']}/readyz", timeout=10)
         assert r.status_code == 200, r.text
         assert r.json()["status"] == "ready"
+        # every process's own Prometheus endpoint, as the benchmarks read them
+        urls = ready["metrics_urls"]
+        assert {"registry", "adjudication", "payment", "follow", "query", "gateway"} <= set(urls)
+        scraped = httpx.get(urls["adjudication"], timeout=10)
+        assert scraped.status_code == 200 and "cqtraffic_grpc_server_handled" in scraped.text
         children = psutil.Process(proc.pid).children(recursive=True)
         assert len(children) >= 7  # five services, the job runner and the gateway at least
         proc.send_signal(signal.SIGTERM)

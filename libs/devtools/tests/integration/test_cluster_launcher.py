@@ -201,6 +201,8 @@ def test_ready_then_sigterm_leaves_no_process(tmp_path: Path) -> None:
     assert set(info["pids"]) == {"alpha", "beta", "gateway"}
     assert info["gateway_url"].startswith("http://127.0.0.1:")
     assert info["docs_url"].endswith("/docs")
+    # the benchmarks count RPCs and events from every process's own metrics endpoint
+    assert info["metrics_urls"]["gateway"] == info["gateway_url"] + "/metrics"
     assert marker.read_text() == "registry\nadjudication\n"  # setup ran, in order
     everything = _descendants(proc.pid)  # services, the gateway and their grandchildren
     assert len(everything) >= 5
