@@ -1,16 +1,14 @@
 """A unit of work's events reach the outbox in one statement (cqcommon.outbox
 ``append_all_to_outbox``) against real PostgreSQL: in their order, each row as a single
-append writes it, with the notification trigger firing once."""
+append writes it."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from cqcommon.db import Database
 from cqcommon.events import new_envelope
-from cqcommon.migrations import apply_migrations
 from cqcommon.outbox import append_all_to_outbox, append_to_outbox
 from cqcommon.settings import Settings
 from cqtraffic.events.v1.envelope_pb2 import EventEnvelope
@@ -19,18 +17,6 @@ from cqtraffic.registry.v1 import registry_pb2 as reg
 pytestmark = pytest.mark.integration
 
 COLUMNS = "event_id::text, event_type, topic, message_key, envelope, headers"
-
-
-@pytest.fixture
-async def db(test_settings: Settings) -> AsyncIterator[Database]:
-    schema = f"obappend_{uuid.uuid4().hex[:8]}"
-    await apply_migrations(test_settings.database_url, schema, None)
-    database = Database(test_settings.database_url, schema, max_size=2)
-    await database.open()
-    yield database
-    async with database.transaction() as conn:
-        await conn.execute(f"DROP SCHEMA {schema} CASCADE")
-    await database.close()
 
 
 def envelopes(n: int) -> list[EventEnvelope]:
@@ -45,8 +31,9 @@ def envelopes(n: int) -> list[EventEnvelope]:
 
 
 async def test_events_of_one_commit_are_appended_in_order_like_single_appends(
-    db: Database,
+    plumbing: tuple[Database, Settings],
 ) -> None:
+    db, _ = plumbing
     many, single = envelopes(5), envelopes(1)
     async with db.transaction() as conn:
         await append_all_to_outbox(conn, many)
