@@ -496,7 +496,8 @@ async def test_r_q_1_foreign_and_missing_detail_cost_the_same_on_real_stores(
 ) -> None:
     """R-Q-1: a stranger's detail of an existing violation (on a vehicle and a licence, or
     a vehicle only) and of a random id: the same one statement, the same one Redis
-    command, no eligibility question; the owner pays the same plus that question."""
+    command, no eligibility question; the owner pays the same, plus that question for the
+    open camera violation (the decided ticket's hint comes from its row, R-Q-3)."""
     owner, stranger = new_owner(), new_owner()
     await registered(cluster, owner, stranger)
     camera = await record(cluster, owner, "rt-cam")
@@ -549,6 +550,7 @@ async def test_r_q_1_foreign_and_missing_detail_cost_the_same_on_real_stores(
                 ("foreign camera", strange, camera["violation_id"]),
                 ("missing", strange, str(uuid.uuid4())),
                 ("owner", own, ticket["violation_id"]),
+                ("owner camera", own, camera["violation_id"]),
             )
         }
     finally:
@@ -561,13 +563,14 @@ async def test_r_q_1_foreign_and_missing_detail_cost_the_same_on_real_stores(
     assert redis_commands == [("MGET", 2)], "one round trip for both subjects' proof grants"
     for label in ("foreign ticket", "foreign camera", "missing"):
         assert runs[label] == [missing, missing], label
-    assert runs["owner"] == [("shown", 1, statements, redis_commands, 1)] * 2
+    assert runs["owner"] == [("shown", 1, statements, redis_commands, 0)] * 2
+    assert runs["owner camera"] == [("shown", 1, statements, redis_commands, 1)] * 2
 
 
 # -- R-Q-3 / R-Q-5 / R-PAY-2 ------------------------------------------------------------------
 async def test_detail_shows_amount_due_and_adjudications_online_hint(cluster: Cluster) -> None:
     """R-Q-3 and R-PAY-2: a decision 35 days old owes fine + 20 days x 3 %; the online
-    handling hint relays adjudication's answer (decided: pay it, not handle it again)."""
+    handling hint is a decided violation's (pay it, not handle it again: cqcommon.decided)."""
     owner = new_owner()
     await registered(cluster, owner)
     # today now, not at import: a suite that runs across Beijing midnight (16:00 UTC)

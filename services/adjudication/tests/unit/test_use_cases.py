@@ -621,6 +621,14 @@ async def test_hints_about_decided_violations_do_not_read_the_licence_or_its_usa
     assert asked == []
     assert [a.reasons[0].code for a in decided.values()] == ["ALREADY_PAID", "ALREADY_DECIDED"]
     assert decided[handled.violation_id].route == "payment"
+    # the same answer for a caller who is no registered person (cqcommon.decided: the query
+    # service gives it from its read model without asking)
+    nobody = await handling_eligibility(
+        **(args | {"caller": CLERK}),
+        uow=fresh(uow),
+        violation_ids=[paid.violation_id, handled.violation_id],
+    )
+    assert nobody == decided
     mixed = await handling_eligibility(
         **args, uow=fresh(uow), violation_ids=[paid.violation_id, still_open.violation_id]
     )

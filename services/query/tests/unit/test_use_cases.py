@@ -872,6 +872,38 @@ async def test_r_q_3_the_detail_asks_with_the_callers_relation_to_its_vehicle(h:
     assert detail.online_handling == refused(NO_RELATION)
 
 
+@pytest.mark.parametrize(
+    ("status", "disputed", "route", "codes"),
+    [
+        ("handled_unpaid", False, "payment", ["ALREADY_DECIDED"]),
+        ("paid", False, "", ["ALREADY_PAID"]),
+        ("handled_unpaid", True, "counter", ["DISPUTED_COUNTER_ONLY", "ALREADY_DECIDED"]),
+        ("paid", True, "counter", ["DISPUTED_COUNTER_ONLY", "ALREADY_PAID"]),
+    ],
+)
+async def test_r_q_3_a_decided_violations_detail_answers_from_its_row_without_asking(
+    h: Harness, status: str, disputed: bool, route: str, codes: list[str]
+) -> None:
+    """A handled or paid violation's hint is its record's, the same for every caller
+    (cqcommon.decided, as adjudication answers it): the detail gives it from the row it
+    shows, every reason with its sentences, and asks adjudication nothing."""
+    h.world.violations["vio-1"] = replace(
+        h.world.violations["vio-1"], status=status, disputed=disputed
+    )
+    for caller in (OWNER.caller, FOLLOWER.caller):
+        detail = await h.views.get_violation(caller, "vio-1")
+        hint = detail.online_handling
+        assert hint is not None
+        assert (hint.availability, hint.route) == ("refused", route)
+        assert [r.code for r in hint.reasons] == codes
+        assert (hint.reason_code, hint.reason_zh) == (codes[0], hint.reasons[0].zh)
+        assert all(r.zh and r.en for r in hint.reasons)
+    assert h.eligibility.asked == []
+    # an open one is still adjudication's to answer
+    await h.views.get_violation(OWNER.caller, "vio-2")
+    assert [ids for _, ids in h.eligibility.asked] == [["vio-2"]]
+
+
 # -- R-Q-1 for adjudication: GetRelations --------------------------------------------------------
 async def test_r_q_1_vehicle_relations_own_followed_proven_and_none(h: Harness) -> None:
     """GetRelations: own, followed and proven vehicles are named; another's vehicle, a

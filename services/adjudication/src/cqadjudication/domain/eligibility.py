@@ -44,9 +44,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Literal, Protocol
+from typing import Literal, Protocol, cast
 
 from cqcommon import errors
+from cqcommon.decided import decided_answer, status_is_decided
 from cqcommon.errors import DomainError, ErrorSpec
 from cqcommon.identifiers import is_ab_class
 
@@ -240,8 +241,18 @@ def needs_general_procedure(v: Violation) -> bool:
 
 def is_decided(v: Violation) -> bool:
     """Handled (a decision exists) or paid: nothing is left to handle, and its answer is
-    its record's alone (``assess`` stops there)."""
-    return v.status in ("handled_unpaid", "paid")
+    its record's alone (``decided_assessment``; ``assess`` stops there)."""
+    return status_is_decided(v.status)
+
+
+def decided_assessment(v: Violation) -> Assessment | None:
+    """A decided violation's answer, the same for every caller (``cqcommon.decided``: the
+    query service gives the same one from its read model); None while it is open."""
+    decided = decided_answer(v.status, disputed=v.disputed)
+    if decided is None:
+        return None
+    reasons = tuple(Reason.of(spec) for spec in decided.reasons)
+    return Assessment("refused", cast(Route, decided.route), reasons)
 
 
 def needs_cycle_usage(v: Violation, *, owner_person_id: str, handler_person_id: str) -> bool:
@@ -257,16 +268,11 @@ def needs_cycle_usage(v: Violation, *, owner_person_id: str, handler_person_id: 
 
 
 def _record_reasons(v: Violation, *, online_fine_limit_fen: int) -> list[Reason]:
-    """The record's failing rules (see the module docstring for the order)."""
+    """An open record's failing rules (see the module docstring for the order); a decided
+    one is ``decided_assessment``'s."""
     reasons: list[Reason] = []
     if v.disputed:
         reasons.append(DISPUTED_COUNTER_ONLY)
-    if v.status == "handled_unpaid":
-        reasons.append(ALREADY_DECIDED)
-    elif v.status == "paid":
-        reasons.append(ALREADY_PAID)
-    if is_decided(v):
-        return reasons  # nothing left to handle: the handling rules do not apply
     if v.source == "on_site":
         reasons.append(ON_SITE_NOT_ONLINE)
     if needs_general_procedure(v):
@@ -280,13 +286,14 @@ def _refused_route(reasons: list[Reason]) -> Route:
     codes = {r.code for r in reasons}
     if codes & _COUNTER_REMEDY:
         return "counter"
-    if ALREADY_DECIDED.code in codes:
-        return "payment"
     return ""
 
 
 def record_eligibility(v: Violation) -> Eligibility:
     """The record-level answer for ``v``: its first failing record rule, else unknown."""
+    decided = decided_assessment(v)
+    if decided is not None:
+        return Eligibility("refused", decided.route, decided.reasons[0])
     reasons = _record_reasons(v, online_fine_limit_fen=SIMPLE_PROCEDURE_MAX_FINE_FEN)
     if not reasons:
         return NOT_DETERMINED
@@ -323,9 +330,10 @@ def assess(
     if licence is not None and licence.person_id != handler_person_id:
         raise ValueError("the licence assessed must be the handler's own")
     v = violation
+    decided = decided_assessment(v)
+    if decided is not None:
+        return decided
     reasons = _record_reasons(v, online_fine_limit_fen=rules.online_fine_limit_fen)
-    if is_decided(v):
-        return Assessment("refused", _refused_route(reasons), tuple(reasons))
 
     own_vehicle = owner_person_id == handler_person_id
     point_bearing = v.points > 0

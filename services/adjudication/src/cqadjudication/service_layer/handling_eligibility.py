@@ -24,6 +24,7 @@ from cqadjudication.domain.eligibility import (
     CycleUsage,
     EligibilityRules,
     assess,
+    decided_assessment,
     is_decided,
     needs_cycle_usage,
     record_eligibility,
@@ -40,7 +41,11 @@ NOT_DETERMINED = Assessment("unknown", "", (ELIGIBILITY_NOT_AVAILABLE,))
 
 
 def record_level(v: Violation) -> Assessment:
-    """The answer the record alone gives (when the person's rules cannot be assessed)."""
+    """The answer the record alone gives (when the person's rules cannot be assessed); a
+    decided violation's is whole, as for every caller."""
+    decided = decided_assessment(v)
+    if decided is not None:
+        return decided
     e = record_eligibility(v)
     return Assessment(e.availability, e.route, (e.reason,))
 

@@ -1,9 +1,11 @@
 """R-Q-3: the online-handling hint's reasons, and the hint when adjudication cannot give one.
 
 Whether a caller may handle a violation online is adjudication's rule (R-ADJ-*); the
-query service only relays its answer, every refusal reason included. When adjudication
-cannot answer, the hint says so ("unknown") with a stable reason code, instead of
-guessing or failing the read.
+query service relays its answer, every refusal reason included. A handled or paid
+violation's answer is its record's alone and the same for everyone (``cqcommon.decided``,
+which adjudication answers with too): the detail gives it from the row it shows
+(``OnlineHandlingHint.decided``). When adjudication cannot answer, the hint says so
+("unknown") with a stable reason code, instead of guessing or failing the read.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from datetime import date
 from typing import Literal
 
 from cqcommon import scoring
+from cqcommon.decided import decided_answer
 from cqcommon.identifiers import mask_id_number
 
 from cqquery.domain.access import Relation
@@ -60,6 +61,18 @@ class OnlineHandlingHint:
     @classmethod
     def unknown(cls, reason: Reason) -> OnlineHandlingHint:
         return cls("unknown", "", reason.code, reason.zh, reason.en, (reason,))
+
+    @classmethod
+    def decided(cls, status: str, *, disputed: bool) -> OnlineHandlingHint | None:
+        """A handled or paid violation's hint, from the row shown beside it: the answer
+        adjudication gives every caller about a decided violation (``cqcommon.decided``),
+        so reading one asks adjudication nothing. None while the violation is open."""
+        answer = decided_answer(status, disputed=disputed)
+        if answer is None:
+            return None
+        reasons = tuple(Reason.of(spec) for spec in answer.reasons)
+        first = reasons[0]
+        return cls("refused", answer.route, first.code, first.zh, first.en, reasons)
 
     @property
     def definite(self) -> bool:

@@ -48,6 +48,7 @@ from cqquery.domain.results import (
     ListPage,
     Lookup,
     Me,
+    OnlineHandlingHint,
     RenderedPage,
     ViolationDetail,
     licence_shown,
@@ -309,6 +310,9 @@ class QueryViews:
         vehicle = handling_relation(
             subject_relation(found.vehicle, proven=proven[0], caller=caller)
         )
+        decided = OnlineHandlingHint.decided(row.status, disputed=row.disputed)
+        if decided is not None:  # R-Q-3: its record's answer, the same adjudication gives
+            return ViolationDetail(shown, decided)
         asker = caller.asking_about({row.vehicle_id: vehicle} if vehicle else {})
         hints = await self.eligibility.online_handling(asker, [row.violation_id])
         return ViolationDetail(shown, hints[row.violation_id])
