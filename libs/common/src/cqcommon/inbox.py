@@ -314,8 +314,12 @@ class EventConsumer:
 
     def _send_pending(self, consumer: Any) -> None:
         """The applied offsets not sent yet, without waiting (never while a poll runs: the
-        callers hold no poll ahead)."""
-        consumer.commit_async(dict(self._pending), callback=self._commit_done)
+        callers hold no poll ahead). Only the partitions still ours: a partition a
+        rebalance handed over meanwhile is its new owner's to commit."""
+        owned = consumer.assignment()
+        offsets = {tp: o for tp, o in self._pending.items() if tp in owned}
+        if offsets:
+            consumer.commit_async(offsets, callback=self._commit_done)
         self._pending.clear()
         self._last_commit_at = time.monotonic()
 

@@ -710,6 +710,9 @@ class ScriptedKafka:
         self.sent: list[int] = []
         self.waited: list[int] = []
         self.empty_polls = 0
+        self.owned = {self.tp}
+        #: a rebalance takes the partition away when the script runs out
+        self.hand_over_at_end = False
 
     def subscribe(self, topics: list[str]) -> None: ...
 
@@ -717,6 +720,8 @@ class ScriptedKafka:
         if self.script:
             return {self.tp: self.script.pop(0)}
         self.empty_polls += 1
+        if self.hand_over_at_end:
+            self.owned.clear()
         time.sleep(timeout_ms / 1000)
         return {}
 
@@ -729,7 +734,7 @@ class ScriptedKafka:
         self.waited.append(offsets[self.tp].offset)
 
     def assignment(self) -> set[TopicPartition]:
-        return {self.tp}
+        return set(self.owned)
 
     def close(self, *args: object) -> None: ...
 
@@ -757,3 +762,26 @@ async def test_offsets_go_out_at_most_every_interval_while_busy_and_at_once_when
     # the first batch at once, then nothing while busy, then all of it once quiet
     assert kafka.sent == [1, 4]
     assert kafka.waited == [4]  # stopping: the last offsets, committed and waited for
+
+
+async def test_offsets_of_a_partition_handed_over_meanwhile_are_not_sent(
+    plumbing: tuple[Database, Settings],
+) -> None:
+    """A rebalance between a batch and the commit that carries it: the partition is its new
+    owner's, whose progress an older offset from here would move back; nothing is sent for
+    it (its events come again to the new owner, and the inbox skips what was applied)."""
+    db, settings = plumbing
+    events = [
+        [new_envelope(person_event(), aggregate_id="p-gone", producer="test").SerializeToString()]
+        for _ in range(2)
+    ]
+    kafka = ScriptedKafka(TOPIC_REGISTRY_PERSON, events)
+    consumer = consumer_for(db, settings, f"test.handover.{uuid.uuid4().hex[:6]}")
+    consumer.consumer_factory = lambda: kafka
+    consumer.ensure_topics = None
+    consumer.config = ConsumerConfig(poll_timeout_ms=20, commit_interval_s=3600.0)
+    kafka.hand_over_at_end = True  # after both batches, before their commit goes out
+    await consume_until(consumer, lambda: kafka.empty_polls >= 2, timeout_s=30)
+    assert consumer.applied_total == 2
+    assert kafka.sent == [1]  # the second batch's offset is not ours to send any more
+    assert kafka.waited == []
