@@ -739,6 +739,27 @@ class ScriptedKafka:
     def close(self, *args: object) -> None: ...
 
 
+def scripted(
+    db: Database, settings: Settings, batches: list[list[bytes]]
+) -> tuple[ScriptedKafka, EventConsumer]:
+    """A consumer of persons reading ``batches`` from a ScriptedKafka, polls of 20 ms, and
+    a commit interval no test reaches (only the first batch's and the quiet ones go)."""
+    kafka = ScriptedKafka(TOPIC_REGISTRY_PERSON, batches)
+    consumer = consumer_for(db, settings, f"test.scripted.{uuid.uuid4().hex[:6]}")
+    consumer.consumer_factory = lambda: kafka
+    consumer.ensure_topics = None
+    consumer.config = ConsumerConfig(poll_timeout_ms=20, commit_interval_s=3600.0)
+    return kafka, consumer
+
+
+def person_batches(n: int, aggregate: str) -> list[list[bytes]]:
+    """``n`` polls' worth of one PersonRegistered each."""
+    return [
+        [new_envelope(person_event(), aggregate_id=aggregate, producer="test").SerializeToString()]
+        for _ in range(n)
+    ]
+
+
 async def test_offsets_go_out_at_most_every_interval_while_busy_and_at_once_when_quiet(
     plumbing: tuple[Database, Settings],
 ) -> None:
@@ -748,15 +769,8 @@ async def test_offsets_go_out_at_most_every_interval_while_busy_and_at_once_when
     nothing sends what was applied, without waiting for a stop, so the group's lag reads
     0 while the consumer runs; stopping has nothing left to wait for."""
     db, settings = plumbing
-    events = [
-        [new_envelope(person_event(), aggregate_id="p-int", producer="test").SerializeToString()]
-        for _ in range(4)
-    ]
-    kafka = ScriptedKafka(TOPIC_REGISTRY_PERSON, events)
-    consumer = consumer_for(db, settings, f"test.interval.{uuid.uuid4().hex[:6]}")
-    consumer.consumer_factory = lambda: kafka
-    consumer.ensure_topics = None
-    consumer.config = ConsumerConfig(poll_timeout_ms=20, commit_interval_s=3600.0)
+    events = person_batches(4, "p-int")
+    kafka, consumer = scripted(db, settings, events)
     await consume_until(consumer, lambda: kafka.empty_polls >= 2, timeout_s=30)
     assert consumer.applied_total == 4
     # the first batch at once, then nothing while busy, then all of it once quiet
@@ -771,15 +785,8 @@ async def test_offsets_of_a_partition_handed_over_meanwhile_are_not_sent(
     owner's, whose progress an older offset from here would move back; nothing is sent for
     it (its events come again to the new owner, and the inbox skips what was applied)."""
     db, settings = plumbing
-    events = [
-        [new_envelope(person_event(), aggregate_id="p-gone", producer="test").SerializeToString()]
-        for _ in range(2)
-    ]
-    kafka = ScriptedKafka(TOPIC_REGISTRY_PERSON, events)
-    consumer = consumer_for(db, settings, f"test.handover.{uuid.uuid4().hex[:6]}")
-    consumer.consumer_factory = lambda: kafka
-    consumer.ensure_topics = None
-    consumer.config = ConsumerConfig(poll_timeout_ms=20, commit_interval_s=3600.0)
+    events = person_batches(2, "p-gone")
+    kafka, consumer = scripted(db, settings, events)
     kafka.hand_over_at_end = True  # after both batches, before their commit goes out
     await consume_until(consumer, lambda: kafka.empty_polls >= 2, timeout_s=30)
     assert consumer.applied_total == 2
