@@ -83,7 +83,9 @@ def new_decision_no() -> str:
 
 async def decided(cluster: Cluster, *, fine_fen: int = 20_000) -> Decided:
     """A fresh owner, an on-site decision on their car dated today, and their login; returns
-    once the payment service has learned the decision (from ViolationRecorded)."""
+    once the payment service has learned the decision (from ViolationRecorded) and its
+    party (from the registry's events, which another consumer group applies: on a cluster
+    just started that group may still be joining when the decision is already known)."""
     owner = new_owner()
     await cluster.import_records(owner.records())
     decision_no = new_decision_no()
@@ -107,7 +109,7 @@ async def decided(cluster: Cluster, *, fine_fen: int = 20_000) -> Decided:
 
     async def known() -> bool:
         answer = await cluster.http.get(f"/api/v1/decisions/{decision_no}", headers=headers)
-        return answer.status_code == 200
+        return answer.status_code == 200 and answer.json()["own"] is True
 
     await eventually(known)
     return Decided(owner, decision_no, headers)
