@@ -46,6 +46,7 @@ import aiohttp
 import grpc
 import psutil
 import psycopg
+from cqdev.stack import free_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.query_read import DEFAULT_PG_SERVER, bench_dir
@@ -136,12 +137,6 @@ class Costs:
             + statements * self.statement_ms
             + events * self.event_ms
         )
-
-
-def free_port() -> int:
-    from cqdev.stack import free_port as pick
-
-    return pick()
 
 
 def cpu_s(pid: int) -> float:

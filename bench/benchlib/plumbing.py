@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import psycopg
 from prometheus_client.parser import text_string_to_metric_families
@@ -32,21 +32,16 @@ class PlumbingCount:
 
     def per(self, before: PlumbingCount, n: int) -> PlumbingCount:
         """What ``n`` operations between ``before`` and this count cost each."""
-
-        def each(now: float | None, then: float | None) -> float | None:
-            if now is None or then is None or n <= 0:
-                return None
-            return (now - then) / n
-
-        values = {
-            f.name: each(getattr(self, f.name), getattr(before, f.name)) for f in fields(self)
-        }
+        n = max(n, 1)
+        statements = None
+        if self.statements is not None and before.statements is not None:
+            statements = (self.statements - before.statements) / n
         return PlumbingCount(
-            http_requests=values["http_requests"] or 0.0,
-            rpcs=values["rpcs"] or 0.0,
-            events_consumed=values["events_consumed"] or 0.0,
-            transactions=values["transactions"] or 0.0,
-            statements=values["statements"],
+            http_requests=(self.http_requests - before.http_requests) / n,
+            rpcs=(self.rpcs - before.rpcs) / n,
+            events_consumed=(self.events_consumed - before.events_consumed) / n,
+            transactions=(self.transactions - before.transactions) / n,
+            statements=statements,
         )
 
     def without(self, statements: int) -> PlumbingCount:

@@ -42,11 +42,8 @@ def decided_answer(status: str, *, disputed: bool) -> DecidedAnswer | None:
     handling rules decide, and only adjudication can)."""
     if not status_is_decided(status):
         return None
-    reasons: list[ErrorSpec] = [errors.DISPUTED_COUNTER_ONLY] if disputed else []
-    if status == "handled_unpaid":
-        reasons.append(errors.ALREADY_DECIDED)
-        route = "counter" if disputed else "payment"
-    else:
-        reasons.append(errors.ALREADY_PAID)
-        route = "counter" if disputed else ""
-    return DecidedAnswer(route, tuple(reasons))
+    unpaid = status == "handled_unpaid"
+    state = errors.ALREADY_DECIDED if unpaid else errors.ALREADY_PAID
+    if disputed:
+        return DecidedAnswer("counter", (errors.DISPUTED_COUNTER_ONLY, state))
+    return DecidedAnswer("payment" if unpaid else "", (state,))

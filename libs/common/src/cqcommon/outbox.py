@@ -56,29 +56,14 @@ tracer = trace.get_tracer("cqcommon.outbox")
 
 async def append_to_outbox(conn: Conn, envelope: EventEnvelope) -> None:
     """Insert ``envelope`` into this schema's outbox inside the caller's transaction."""
-    etype = EVENT_TYPES[envelope.event_type]
-    await conn.execute(
-        "INSERT INTO outbox (event_id, event_type, topic, message_key, envelope, headers)"
-        " VALUES (%s, %s, %s, %s, %s, %s)",
-        (
-            envelope.event_id,
-            envelope.event_type,
-            etype.topic,
-            envelope.aggregate_id,
-            envelope.SerializeToString(),
-            Jsonb(inject_carrier()),
-        ),
-    )
+    await append_all_to_outbox(conn, [envelope])
 
 
 async def append_all_to_outbox(conn: Conn, envelopes: Sequence[EventEnvelope]) -> None:
     """Insert ``envelopes`` into this schema's outbox inside the caller's transaction, in
     their order (the relay publishes by id), in one statement however many there are."""
-    if len(envelopes) <= 1:
-        for envelope in envelopes:
-            await append_to_outbox(conn, envelope)
+    if not envelopes:
         return
-    carrier = Jsonb(inject_carrier())
     # ORDER BY the ordinality: the ids (a sequence) are drawn in the events' order
     await conn.execute(
         "INSERT INTO outbox (event_id, event_type, topic, message_key, envelope, headers)"
@@ -87,7 +72,7 @@ async def append_all_to_outbox(conn: Conn, envelopes: Sequence[EventEnvelope]) -
         " WITH ORDINALITY AS e(event_id, event_type, topic, message_key, envelope, n)"
         " ORDER BY e.n",
         (
-            carrier,
+            Jsonb(inject_carrier()),
             [e.event_id for e in envelopes],
             [e.event_type for e in envelopes],
             [EVENT_TYPES[e.event_type].topic for e in envelopes],

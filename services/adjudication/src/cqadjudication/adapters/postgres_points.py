@@ -77,25 +77,17 @@ class PostgresPointsLedger:
         # the holder left it (READ COMMITTED re-reads the locked row); the licence columns
         # are as of the statement's start, as a separate read just before would have been.
         cur = await self.conn.execute(
-            "SELECT p.licence_id::text, p.points, p.cycle_start, p.cycle_end,"
-            " p.external_change_at, l.person_id::text, l.licence_class, l.status"
-            " FROM points_ledger p JOIN licences l USING (licence_id)"
-            " WHERE p.licence_id = %s FOR UPDATE OF p",
-            (uuid_or_nil(licence_id),),
+            f"{_LICENCE} WHERE l.licence_id = %s FOR UPDATE OF p", (uuid_or_nil(licence_id),)
         )
-        row = await cur.fetchone()
-        if row is None:
+        licence = _licence(await cur.fetchone())
+        if licence is None:
             return None
-        ledger = LedgerRow(*row[:5])
-        licence = HandlerLicence(
-            licence_id=row[0],
-            person_id=row[5],
-            licence_class=row[6],
-            status=row[7],
-            points=row[1],
-            cycle_start=row[2],
-            cycle_end=row[3],
-            external_change_at=row[4],
+        ledger = LedgerRow(
+            licence.licence_id,
+            licence.points,
+            licence.cycle_start,
+            licence.cycle_end,
+            licence.external_change_at,
         )
         return ledger, licence
 

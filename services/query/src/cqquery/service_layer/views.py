@@ -307,12 +307,12 @@ class QueryViews:
         shown = violation_shown(row, today=today_in_shanghai(self.clock))
         if caller.is_staff:
             return ViolationDetail(shown, None)
-        vehicle = handling_relation(
-            subject_relation(found.vehicle, proven=proven[0], caller=caller)
-        )
         decided = OnlineHandlingHint.decided(row.status, disputed=row.disputed)
         if decided is not None:  # R-Q-3: its record's answer, the same adjudication gives
             return ViolationDetail(shown, decided)
+        vehicle = handling_relation(
+            subject_relation(found.vehicle, proven=proven[0], caller=caller)
+        )
         asker = caller.asking_about({row.vehicle_id: vehicle} if vehicle else {})
         hints = await self.eligibility.online_handling(asker, [row.violation_id])
         return ViolationDetail(shown, hints[row.violation_id])
