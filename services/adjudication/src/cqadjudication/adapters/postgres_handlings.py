@@ -16,12 +16,15 @@ from cqcommon.fees import due_date
 from cqadjudication.domain.handlings import Decision, Handling, VerificationStep
 from cqadjudication.domain.verification import FaceSubject
 
-_HANDLING = (
-    "h.handling_id::text, h.violation_id::text, v.vehicle_id::text, h.handler_person_id::text,"
-    " h.handler_licence_id::text, h.route, h.relation, h.state, h.created_at, h.staff_id,"
-    " h.decision_no, v.decision_date, v.fine_fen, v.points"
-)
-_HANDLING_COLUMNS = _HANDLING.count(",") + 1
+_HANDLING_COLUMNS = (
+    "h.handling_id::text", "h.violation_id::text", "v.vehicle_id::text",
+    "h.handler_person_id::text", "h.handler_licence_id::text", "h.route", "h.relation",
+    "h.state", "h.created_at", "h.staff_id", "h.decision_no", "v.decision_date", "v.fine_fen",
+    "v.points",
+)  # fmt: skip
+_HANDLING = ", ".join(_HANDLING_COLUMNS)
+#: where a step's columns start in a row of ``get`` (the handling's come first)
+_FIRST_STEP_COLUMN = len(_HANDLING_COLUMNS)
 _STEP = (
     "r.verification_id::text, r.step, r.person_id::text, coalesce(p.name, ''), r.adapter,"
     " r.certify_id, r.url, r.status, r.started_at, r.passed_at, r.expires_at, r.used_at"
@@ -130,7 +133,7 @@ class PostgresHandlingRepository:
             return None
         row = rows[0]
         steps = tuple(
-            _step(r[_HANDLING_COLUMNS:]) for r in rows if r[_HANDLING_COLUMNS] is not None
+            _step(r[_FIRST_STEP_COLUMN:]) for r in rows if r[_FIRST_STEP_COLUMN] is not None
         )
         decision = None
         if row[7] == "submitted":
