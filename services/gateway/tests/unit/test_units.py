@@ -14,7 +14,7 @@ from cqgateway.errors import STATUS_BY_KIND, error_response, http_status_for
 from cqgateway.health import CheckResult, KafkaProbe
 from cqgateway.schemas import RecordViolationBody
 from cqgateway.staff import hash_password, verify_password
-from cqgateway.tokens import USER_AUDIENCE, TokenCodec
+from cqgateway.tokens import USER_AUDIENCE, TokenCodec, VerifiedTokenCache
 from cqtraffic.common.v1 import types_pb2 as common
 
 SECRET = "unit-test-secret-0123456789abcdef-0123456789"
@@ -82,6 +82,121 @@ def test_rotation_keeps_expiry_and_audience_checks_for_old_tokens() -> None:
     with pytest.raises(DomainError) as info:
         rotated.verify_user(expired.token)
     assert info.value.details["reason"] == "expired"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC).timestamp()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def counting(tokens: TokenCodec) -> list[str]:
+    """Every full verification (signature and claims) ``tokens`` does from now on."""
+    calls: list[str] = []
+    decode = tokens._decode
+
+    def spy(token: str, typ: str) -> dict[str, object]:
+        calls.append(typ)
+        return decode(token, typ)  # type: ignore[arg-type]
+
+    tokens._decode = spy  # type: ignore[method-assign]
+    return calls
+
+
+def test_a_verified_token_is_remembered_until_its_exp_and_verified_afresh_after() -> None:
+    clock = Clock()
+    tokens = TokenCodec(
+        SECRET, user_ttl_s=60, staff_ttl_s=60, verified=VerifiedTokenCache(clock=clock)
+    )
+    issued = tokens.issue_user("u", "p")
+    calls = counting(tokens)
+    first = tokens.verify_user(issued.token)
+    assert tokens.verify_user(issued.token) == first and calls == ["user"]
+    clock.now = issued.expires_at.timestamp() - 1
+    assert tokens.verify_user(issued.token) == first and calls == ["user"]
+    clock.now = issued.expires_at.timestamp()  # exp <= now: expired, as PyJWT counts it
+    tokens.verify_user(issued.token)  # PyJWT's clock is the real one: still valid there
+    assert calls == ["user", "user"]
+
+
+def test_an_expired_token_is_refused_though_it_verified_before() -> None:
+    clock = Clock()
+    tokens = TokenCodec(
+        SECRET, user_ttl_s=60, staff_ttl_s=60, verified=VerifiedTokenCache(clock=clock)
+    )
+    issued = tokens.issue_user("u", "p")
+    tokens.verify_user(issued.token)
+    clock.now = issued.expires_at.timestamp() + 1
+    real = tokens._decode
+
+    def pyjwt_at_clock(token: str, typ: str) -> dict[str, object]:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(jwt.api_jwt, "datetime", FrozenDatetime.at(clock.now))
+            return real(token, typ)  # type: ignore[arg-type]
+
+    tokens._decode = pyjwt_at_clock  # type: ignore[method-assign]
+    with pytest.raises(DomainError) as info:
+        tokens.verify_user(issued.token)
+    assert info.value.details["reason"] == "expired"
+
+
+class FrozenDatetime(datetime):
+    """``datetime`` whose ``now`` is a fixed instant (PyJWT reads the time through it)."""
+
+    frozen: float = 0.0
+
+    @classmethod
+    def at(cls, ts: float) -> type[FrozenDatetime]:
+        return type("Frozen", (cls,), {"frozen": ts})
+
+    @classmethod
+    def now(cls, tz: object = None) -> FrozenDatetime:
+        return cls.fromtimestamp(cls.frozen, UTC)
+
+
+def test_failed_and_tampered_tokens_are_never_remembered() -> None:
+    tokens = codec()
+    issued = tokens.issue_user("u", "p")
+    tokens.verify_user(issued.token)
+    header, payload, signature = issued.token.split(".")
+    tampered = ".".join(
+        (header, payload, signature[:-2] + ("AA" if signature[-2:] != "AA" else "BB"))
+    )
+    calls = counting(tokens)
+    for _ in range(2):
+        with pytest.raises(DomainError) as info:
+            tokens.verify_user(tampered)
+        assert info.value.details["reason"] == "invalid"
+    assert calls == ["user", "user"]
+    assert len(tokens._verified_cache) == 1  # only the good one
+
+
+def test_a_remembered_token_keeps_its_type() -> None:
+    tokens = codec()
+    staff = tokens.issue_staff("clerk01", "clerk")
+    user = tokens.issue_user("u", "p")
+    assert tokens.verify_staff(staff.token).role == "clerk"
+    assert tokens.verify_user(user.token).user_id == "u"
+    with pytest.raises(DomainError) as info:
+        tokens.verify_user(staff.token)
+    assert info.value.details["reason"] == "wrong_token_type"
+    with pytest.raises(DomainError):
+        tokens.verify_staff(user.token)
+
+
+def test_the_verified_cache_is_bounded_least_recently_used_first_out() -> None:
+    clock = Clock()
+    cache = VerifiedTokenCache(size=2, clock=clock)
+    exp = int(clock.now) + 60
+    claims = codec().verify_user(codec().issue_user("u", "p").token)
+    cache.put("user", "a", claims, exp)
+    cache.put("user", "b", claims, exp)
+    assert cache.get("user", "a") is claims  # a is now the most recent
+    cache.put("user", "c", claims, exp)
+    assert len(cache) == 2 and cache.get("user", "b") is None
+    assert cache.get("user", "a") is claims and cache.get("user", "c") is claims
 
 
 def test_every_error_kind_has_an_http_status() -> None:
