@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -31,7 +31,7 @@ from cqquery.bootstrap import build_views
 from cqquery.domain.model import Caller
 from cqquery.domain.online_handling import Reason
 from cqquery.domain.results import ListPage, OnlineHandlingHint
-from cqquery.entrypoints.mappers import list_page_to_proto
+from cqquery.entrypoints.mappers import hint_to_proto, list_page_to_proto
 from cqquery.service_layer.views import QueryViews
 from cqtraffic.adjudication.v1 import events_pb2 as adj
 from cqtraffic.common.v1 import types_pb2 as common
@@ -277,6 +277,79 @@ async def test_r_q_3_adjudication_down_lists_unknown_and_keeps_nothing(cluster: 
     finally:
         await dead.close(None)
         await redis.aclose()
+
+
+class CountingEligibility:
+    """Adjudication's real answers, with the ids each question named."""
+
+    def __init__(self, inner: AdjudicationEligibility) -> None:
+        self.inner = inner
+        self.asked: list[list[str]] = []
+
+    async def online_handling(
+        self, caller: Caller, violation_ids: list[str]
+    ) -> dict[str, OnlineHandlingHint]:
+        self.asked.append(list(violation_ids))
+        return await self.inner.online_handling(caller, violation_ids)
+
+
+async def test_r_q_3_a_listed_decided_violation_carries_adjudications_answer_unasked(
+    cluster: Cluster,
+) -> None:
+    """A handled violation on a list gets its hint from its record (cqcommon.decided):
+    adjudication is asked only about the open one beside it, and the hint is the one
+    adjudication itself gives when asked; through the gateway, list and detail agree."""
+    owner = new_owner()
+    await registered(cluster, owner)
+    opened = await record(cluster, owner)
+    today = datetime.now(UTC).date()
+    ticket = await record(
+        cluster,
+        owner,
+        source="on_site",
+        occurred_at=f"{(today - timedelta(days=1)).isoformat()}T08:30:00+08:00",
+        licence_no=owner.id_number,
+        decision_no=f"500101{uuid.uuid4().int % 10**10:010d}",
+        decision_date=today.isoformat(),
+    )
+    redis = aioredis.Redis.from_url(cluster.settings.redis_url)
+    channel = make_channel(cluster.settings.adjudication_service_addr)
+    try:
+        adjudication = AdjudicationEligibility(channel, timeout_s=5.0)
+        counting = CountingEligibility(adjudication)
+        views = views_on(cluster, redis, counting)
+
+        async def both_listed() -> ListPage | None:
+            try:
+                page = await views.list_violations(
+                    caller(owner), "vehicle", owner.vehicle_id, status=None
+                )
+            except DomainError:  # NOT_FOUND until the read model has the vehicle
+                return None
+            return page if len(hints_of(page)) == 2 else None
+
+        page = await eventually(both_listed)
+        assert [opened["violation_id"]] in counting.asked
+        assert all(ticket["violation_id"] not in ids for ids in counting.asked)
+        asked_directly = await adjudication.online_handling(
+            caller(owner).asking_about({owner.vehicle_id: "own"}), [ticket["violation_id"]]
+        )
+        (shown,) = [
+            v
+            for v in list_page_to_proto(page).violations
+            if v.violation_id == ticket["violation_id"]
+        ]
+        assert shown.online_handling == hint_to_proto(asked_directly[ticket["violation_id"]])
+        assert shown.online_handling.availability == REFUSED
+    finally:
+        await channel.close(None)
+        await redis.aclose()
+
+    headers = await cluster.login(owner.alipay_user_id)
+    for item in await listed(cluster, headers, 2, vehicle_id=owner.vehicle_id):
+        r = await cluster.http.get(f"/api/v1/violations/{item['violation_id']}", headers=headers)
+        assert r.status_code == 200, r.text
+        assert r.json()["online_handling"] == item["online_handling"]
 
 
 # -- R-Q-1 for adjudication: GetRelations over gRPC ----------------------------------------------

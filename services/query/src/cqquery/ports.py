@@ -27,7 +27,7 @@ from cqquery.domain.model import (
     ViolationAccess,
     ViolationRow,
 )
-from cqquery.domain.results import OnlineHandlingHint, RenderedPage, ViolationShown
+from cqquery.domain.results import OnlineHandlingHint, PageItem, RenderedPage, ViolationShown
 
 __all__ = [
     "Clock",
@@ -180,8 +180,8 @@ class PageRenderer(Protocol):
 
     def render(self, violations: Sequence[ViolationShown]) -> bytes: ...
 
-    def items(self, body: bytes) -> list[tuple[str, str]]:
-        """(violation id, vehicle id) of each violation of a rendered page, in order."""
+    def items(self, body: bytes) -> list[PageItem]:
+        """Each violation of a rendered page, in order, with its vehicle and status."""
         ...
 
     def with_hints(self, body: bytes, hints: Mapping[str, OnlineHandlingHint]) -> bytes:

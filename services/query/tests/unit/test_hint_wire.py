@@ -4,11 +4,12 @@ back), on a fake stub: no gRPC server."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
 import grpc
+import pytest
 from cqcommon import errors
 from cqquery.adapters.eligibility import AdjudicationEligibility
 from cqquery.domain.model import Caller, ViolationRow
@@ -17,7 +18,13 @@ from cqquery.domain.online_handling import (
     ELIGIBILITY_UNAVAILABLE,
     Reason,
 )
-from cqquery.domain.results import ListPage, Lookup, OnlineHandlingHint, violation_shown
+from cqquery.domain.results import (
+    ListPage,
+    Lookup,
+    OnlineHandlingHint,
+    PageItem,
+    violation_shown,
+)
 from cqquery.entrypoints.mappers import ProtoPageRenderer, list_page_to_proto, lookup_to_proto
 from cqtraffic.adjudication.v1 import adjudication_pb2 as adj
 from cqtraffic.common.v1 import types_pb2 as common
@@ -65,7 +72,7 @@ def test_r_q_3_a_callers_copy_of_a_page_carries_their_hint_on_each_item() -> Non
     the shared page itself is untouched (it is shared by every caller)."""
     renderer = ProtoPageRenderer()
     body = rendered_page()
-    assert renderer.items(body) == [
+    assert [(i.violation_id, i.vehicle_id) for i in renderer.items(body)] == [
         ("vio-1", OWN_VEHICLE),
         ("vio-2", LENT_VEHICLE),
         ("vio-3", OWN_VEHICLE),
@@ -201,3 +208,15 @@ async def test_r_q_3_the_unknown_reasons_are_the_error_tables_entries() -> None:
         assert errors.CATALOGUE[reason.code] is spec, code
         assert (reason.zh, reason.en) == (spec.message_zh, spec.message_en)
         assert spec.kind is errors.ErrorKind.UNAVAILABLE
+
+
+@pytest.mark.parametrize("status", ["unhandled", "handled_unpaid", "paid"])
+@pytest.mark.parametrize("disputed", [False, True])
+def test_r_q_3_a_rendered_pages_items_carry_status_and_dispute(status: str, disputed: bool) -> None:
+    """What the list needs to answer a decided item's hint from its record, read back from
+    the shared page's wire form."""
+    shown = violation_shown(
+        replace(row(1, OWN_VEHICLE), status=status, disputed=disputed), today=date(2026, 11, 21)
+    )
+    (item,) = ProtoPageRenderer().items(ProtoPageRenderer().render([shown]))
+    assert item == PageItem("vio-1", OWN_VEHICLE, status, disputed)

@@ -32,7 +32,13 @@ from cqquery.domain.model import (
     ViolationRow,
 )
 from cqquery.domain.online_handling import ELIGIBILITY_UNAVAILABLE, Reason
-from cqquery.domain.results import ListPage, OnlineHandlingHint, RenderedPage, ViolationShown
+from cqquery.domain.results import (
+    ListPage,
+    OnlineHandlingHint,
+    PageItem,
+    RenderedPage,
+    ViolationShown,
+)
 from cqquery.ports import LimitDecision, ListRead, PageKey, PortUnavailableError
 from cqquery.service_layer.views import QueryViews
 
@@ -272,19 +278,25 @@ class FakeCache:
 
 
 class FakeRenderer:
-    """Renders a page as JSON (id, status, amount due, vehicle[, hint: availability,
-    route, reason codes]), so tests can read it back."""
+    """Renders a page as JSON (id, status, amount due, vehicle, disputed[, hint:
+    availability, route, reason codes]), so tests can read it back."""
 
     def render(self, violations: Sequence[ViolationShown]) -> bytes:
         return json.dumps(
             [
-                [v.row.violation_id, v.row.status, v.amounts.amount_due_fen, v.row.vehicle_id]
+                [
+                    v.row.violation_id,
+                    v.row.status,
+                    v.amounts.amount_due_fen,
+                    v.row.vehicle_id,
+                    v.row.disputed,
+                ]
                 for v in violations
             ]
         ).encode()
 
-    def items(self, body: bytes) -> list[tuple[str, str]]:
-        return [(item[0], item[3]) for item in json.loads(body)]
+    def items(self, body: bytes) -> list[PageItem]:
+        return [PageItem(item[0], item[3], item[1], item[4]) for item in json.loads(body)]
 
     def with_hints(self, body: bytes, hints: Mapping[str, OnlineHandlingHint]) -> bytes:
         items = json.loads(body)
@@ -301,9 +313,9 @@ def shown_ids(body: bytes) -> list[str]:
 def shown_hints(page: ListPage) -> dict[str, tuple[str, str, tuple[str, ...]]]:
     """The hint of each violation of the page that carries one."""
     return {
-        item[0]: (item[4][0], item[4][1], tuple(item[4][2]))
+        item[0]: (item[5][0], item[5][1], tuple(item[5][2]))
         for item in json.loads(page.body)
-        if len(item) > 4
+        if len(item) > 5
     }
 
 
@@ -899,6 +911,44 @@ async def test_r_q_3_a_decided_violations_detail_answers_from_its_row_without_as
     # an open one is still adjudication's to answer
     await h.views.get_violation(OWNER.caller, "vio-2")
     assert [ids for _, ids in h.eligibility.asked] == [["vio-2"]]
+
+
+async def test_r_q_3_a_lists_decided_items_answer_from_their_records_and_only_open_ones_are_asked(
+    h: Harness,
+) -> None:
+    """On a list as on the detail, a handled or paid violation's hint is its record's
+    (cqcommon.decided): the one question per page names only the open violations, and a
+    page with none asks adjudication nothing; the licence list asks the caller's relation
+    only to the vehicles of open violations."""
+    h.world.violations["vio-1"] = replace(h.world.violations["vio-1"], status="paid")
+    h.world.violations["vio-3"] = replace(
+        h.world.violations["vio-3"], status="handled_unpaid", disputed=True
+    )
+    page = await h.views.list_violations(OWNER.caller, "vehicle", "veh-1", status=None)
+    ((_, asked),) = h.eligibility.asked
+    assert asked == ["vio-ticket", "vio-2"]
+    hints = shown_hints(page)
+    for vid, status, disputed in (("vio-1", "paid", False), ("vio-3", "handled_unpaid", True)):
+        answer = decided_answer(status, disputed=disputed)
+        assert answer is not None
+        assert hints[vid] == ("refused", answer.route, tuple(r.code for r in answer.reasons))
+    assert hints["vio-2"] == ("allowed", "handler", ("",))
+
+    # every item decided: no question at all, and the caller's copy is still kept
+    for vid in ("vio-2", "vio-ticket"):
+        h.world.violations[vid] = replace(h.world.violations[vid], status="handled_unpaid")
+    h.cache.changed("vehicle", "veh-1")
+    h.reset()
+    page = await h.views.list_violations(FOLLOWER.caller, "vehicle", "veh-1", status=None)
+    assert h.eligibility.asked == [] and set(shown_hints(page)) == set(shown_ids(page.body))
+    assert "put_own_page" in h.cache.round_trips
+
+    # a licence list of decided violations only: no relations asked either
+    h.cache.changed("licence", "lic-1")
+    h.reset()
+    await h.views.list_violations(OWNER.caller, "licence", "lic-1", status=None)
+    assert h.eligibility.asked == []
+    assert "vehicles_access" not in h.readers.statements
 
 
 # -- R-Q-1 for adjudication: GetRelations --------------------------------------------------------

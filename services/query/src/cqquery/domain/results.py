@@ -88,6 +88,17 @@ class ViolationDetail:
 
 
 @dataclass(frozen=True)
+class PageItem:
+    """What a list's hint needs of one item of a rendered page: whose vehicle it is on, and
+    whether it is decided (a decided one's hint is its record's, ``OnlineHandlingHint.decided``)."""
+
+    violation_id: str
+    vehicle_id: str
+    status: str
+    disputed: bool
+
+
+@dataclass(frozen=True)
 class RenderedPage:
     """A page as cached and shared by every caller who may see the subject: the
     violations in their wire form (opaque here) and the *unsigned* next position."""

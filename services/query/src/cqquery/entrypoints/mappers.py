@@ -16,6 +16,7 @@ from cqcommon import scoring
 from cqcommon.protomap import (
     PROCEDURES,
     SOURCES,
+    STATUS_NAMES,
     STATUSES,
     date_to_proto,
     plate_type_to_proto,
@@ -33,6 +34,7 @@ from cqquery.domain.results import (
     Lookup,
     Me,
     OnlineHandlingHint,
+    PageItem,
     VehicleShown,
     ViolationDetail,
     ViolationShown,
@@ -182,9 +184,9 @@ class ProtoPageRenderer:
         message = pb.ListViolationsResponse(violations=[violation_to_proto(v) for v in violations])
         return message.SerializeToString()
 
-    def items(self, body: bytes) -> list[tuple[str, str]]:
+    def items(self, body: bytes) -> list[PageItem]:
         return [
-            (v.violation_id, v.vehicle_id)
+            PageItem(v.violation_id, v.vehicle_id, STATUS_NAMES[v.status], v.disputed)
             for v in pb.ListViolationsResponse.FromString(body).violations
         ]
 

@@ -193,9 +193,11 @@ class QueryViews:
         cached: ListRead,
     ) -> RenderedPage:
         """The caller's copy of a page, each violation with their hint (R-Q-3): the cached
-        copy as it is, else ONE question to adjudication for all of the page's
-        violations, the copy kept when every answer is definite (an ``unknown`` is asked
-        again next time). Staff get the shared page (no online handling)."""
+        copy as it is, else a decided violation's hint from its record (the same for every
+        caller, as on the detail) and ONE question to adjudication for all of the page's
+        open violations (none when there are none); the copy kept when every answer is
+        definite (an ``unknown`` is asked again next time). Staff get the shared page (no
+        online handling)."""
         if caller.is_staff:
             return page
         if cached.own_page is not None:
@@ -203,20 +205,30 @@ class QueryViews:
         items = self.renderer.items(page.body)
         if not items:
             return page
-        if kind == "vehicle":
-            # every violation of the page is on the listed vehicle, whose relation we have
-            subject = handling_relation(relation)
-            relations = {sid: subject} if subject else {}
-        else:
-            relations = await self.vehicle_relations(caller, sorted({v for _, v in items}))
-        answers = await self.eligibility.online_handling(
-            caller.asking_about(relations), [vid for vid, _ in items]
-        )
+        answers: dict[str, OnlineHandlingHint] = {}
+        open_items = []
+        for item in items:
+            decided = OnlineHandlingHint.decided(item.status, disputed=item.disputed)
+            if decided is None:
+                open_items.append(item)
+            else:
+                answers[item.violation_id] = decided
+        if open_items:
+            if kind == "vehicle":
+                # every violation of the page is on the listed vehicle, whose relation we have
+                subject = handling_relation(relation)
+                relations = {sid: subject} if subject else {}
+            else:
+                vehicles = sorted({item.vehicle_id for item in open_items})
+                relations = await self.vehicle_relations(caller, vehicles)
+            answers |= await self.eligibility.online_handling(
+                caller.asking_about(relations), [item.violation_id for item in open_items]
+            )
         own = RenderedPage(self.renderer.with_hints(page.body, answers), page.next_position)
         if (
             cached.version is not None
             and cached.asker_version is not None
-            and all(answers[vid].definite for vid, _ in items)
+            and all(answer.definite for answer in answers.values())
         ):
             await self.cache.put_own_page(
                 kind, sid, cached.version, key, caller, cached.asker_version, own
