@@ -63,6 +63,7 @@ from typing import TextIO
 from urllib.parse import urlsplit
 
 from cqdev.stack import (
+    PORT_WAIT_S,
     ManagedProcess,
     Stack,
     StackError,
@@ -204,7 +205,8 @@ class ClusterConfig:
     ``migrations`` (schema, folder) are applied by the launcher itself while the children
     start (:func:`apply_all_migrations`); the loaders of ``after_ready`` start once every
     service is ready and once the migrations are done.
-    ``ports`` are (port, env var) pairs checked free before anything starts.
+    ``ports`` are (port, env var) pairs checked free before anything starts (a busy one
+    is waited for up to ``port_wait_s``: ``cqdev.stack.PORT_WAIT_S``).
     ``ready_file``: once ready, a JSON file with gateway_url, docs_url, launcher_pid,
     pids (name -> pid), stack env, fake_alipay_url and seconds to ready is written there
     (atomically). ``fake_alipay``: started before the services, its settings given to
@@ -216,6 +218,7 @@ class ClusterConfig:
     gateway: ChildSpec
     gateway_url: str
     ports: list[tuple[int, str]] = field(default_factory=list)
+    port_wait_s: float = PORT_WAIT_S
     log_dir: Path = field(default_factory=lambda: local_dir() / "logs")
     ready_timeout_s: float = 180.0
     setup_timeout_s: float = 1800.0
@@ -592,7 +595,7 @@ class _Cluster:
         phases = self.phases
         phases.add("launcher (interpreter, imports)", 0.0, phases.now())
         for port, var in cfg.ports:
-            ensure_port_free(port, var)
+            ensure_port_free(port, var, wait_s=cfg.port_wait_s)
         cfg.log_dir.mkdir(parents=True, exist_ok=True)
         # the fake's settings (its keys, made once) come from its module, whose import costs
         # more than the stack: both at once

@@ -134,13 +134,26 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
         return True
 
 
-def ensure_port_free(port: int, env_var: str, host: str = "127.0.0.1") -> None:
-    """Raise :class:`StackError` naming the port and the env var to change when it is busy."""
-    if not port_is_free(port, host):
-        raise StackError(
-            f"port {host}:{port} is already in use; stop whatever listens there "
-            f"or choose another port with {env_var}"
-        )
+#: How long ``make run`` waits for a busy port before giving up. The services' default
+#: ports (50051-50056) lie in Linux's ephemeral range (32768-60999), so an outgoing
+#: connection of another process (a test run that just ended, say) can hold one as its
+#: local port for a moment; seen once right after a CI run.
+PORT_WAIT_S = 10.0
+
+
+def ensure_port_free(
+    port: int, env_var: str, host: str = "127.0.0.1", *, wait_s: float = PORT_WAIT_S
+) -> None:
+    """Return once ``host:port`` can be bound, polling for up to ``wait_s``; else raise
+    :class:`StackError` naming the port and the env var to change."""
+    deadline = time.monotonic() + wait_s
+    while not port_is_free(port, host):
+        if time.monotonic() >= deadline:
+            raise StackError(
+                f"port {host}:{port} is already in use; stop whatever listens there "
+                f"or choose another port with {env_var}"
+            )
+        time.sleep(0.2)
 
 
 def _tcp_answers(host: str, port: int, timeout: float = 0.5) -> bool:

@@ -90,6 +90,7 @@ LAUNCHER = textwrap.dedent(
         gateway=gateway,
         gateway_url=spec["gateway_url"],
         ports=[(p, v) for p, v in spec["ports"]],
+        port_wait_s=spec.get("port_wait_s", 0.0),
         log_dir=Path(spec["log_dir"]),
         ready_timeout_s=spec["ready_timeout_s"],
         stop_grace_s=3.0,
@@ -307,7 +308,8 @@ def test_a_child_that_never_gets_ready_times_out(tmp_path: Path) -> None:
     assert "beta not ready after 3s" in out
 
 
-def test_a_busy_port_fails_fast_naming_the_env_var(tmp_path: Path) -> None:
+def test_a_busy_port_fails_naming_the_env_var(tmp_path: Path) -> None:
+    """(after ``port_wait_s``: 0 here; ``test_stack`` shows a port freed meanwhile is taken)"""
     import socket
 
     with socket.socket() as sock:

@@ -13,6 +13,7 @@ from cqdev.stack import (
     StackError,
     ensure_port_free,
     free_port,
+    port_is_free,
     project_root,
     start_own_kafka,
     start_own_postgres,
@@ -127,8 +128,28 @@ def test_busy_port_names_the_env_var() -> None:
         sock.listen()
         port = sock.getsockname()[1]
         with pytest.raises(StackError, match=rf"{port}.*GATEWAY_PORT"):
-            ensure_port_free(port, "GATEWAY_PORT")
+            ensure_port_free(port, "GATEWAY_PORT", wait_s=0.3)
     ensure_port_free(free_port(), "GATEWAY_PORT")
+
+
+def test_a_port_busy_for_a_moment_is_waited_for() -> None:
+    """A port held briefly (e.g. as another process's outgoing local port) is waited for
+    rather than failing `make run`."""
+    import socket
+    import threading
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    port = sock.getsockname()[1]
+    release = threading.Timer(0.5, sock.close)
+    release.start()
+    try:
+        ensure_port_free(port, "GATEWAY_PORT", wait_s=10)
+        assert port_is_free(port)
+    finally:
+        release.cancel()
+        sock.close()
 
 
 def test_url_helpers() -> None:
