@@ -155,6 +155,21 @@ def hints_of(page: ListPage) -> dict[str, tuple[int, tuple[str, ...]]]:
     }
 
 
+async def hinted_page(views: QueryViews, owner: Owner, count: int) -> ListPage:
+    """The owner's vehicle page through ``views`` once ``count`` of its items carry a hint."""
+
+    async def probe() -> ListPage | None:
+        try:
+            page = await views.list_violations(
+                caller(owner), "vehicle", owner.vehicle_id, status=None
+            )
+        except DomainError:  # NOT_FOUND until the read model has the vehicle
+            return None
+        return page if len(hints_of(page)) >= count else None
+
+    return await eventually(probe)
+
+
 ALLOWED = common.OnlineHandling.AVAILABILITY_ALLOWED
 REFUSED = common.OnlineHandling.AVAILABILITY_REFUSED
 UNKNOWN = common.OnlineHandling.AVAILABILITY_UNKNOWN
@@ -260,17 +275,8 @@ async def test_r_q_3_adjudication_down_lists_unknown_and_keeps_nothing(cluster: 
     try:
         views = views_on(cluster, redis, AdjudicationEligibility(dead, timeout_s=0.3))
 
-        async def page_with_the_violation() -> ListPage | None:
-            try:
-                page = await views.list_violations(
-                    caller(owner), "vehicle", owner.vehicle_id, status=None
-                )
-            except DomainError:  # NOT_FOUND until the read model has the vehicle
-                return None
-            return page if hints_of(page) else None
-
         # (no read before this one: none could have kept a hint of adjudication's)
-        page = await eventually(page_with_the_violation)
+        page = await hinted_page(views, owner, 1)
         assert set(hints_of(page).values()) == {(UNKNOWN, ("ELIGIBILITY_UNAVAILABLE",))}
         kept = [k async for k in redis.scan_iter(match=f"q:own:vehicle:{owner.vehicle_id}:*")]
         assert kept == []
@@ -318,17 +324,7 @@ async def test_r_q_3_a_listed_decided_violation_carries_adjudications_answer_una
         adjudication = AdjudicationEligibility(channel, timeout_s=5.0)
         counting = CountingEligibility(adjudication)
         views = views_on(cluster, redis, counting)
-
-        async def both_listed() -> ListPage | None:
-            try:
-                page = await views.list_violations(
-                    caller(owner), "vehicle", owner.vehicle_id, status=None
-                )
-            except DomainError:  # NOT_FOUND until the read model has the vehicle
-                return None
-            return page if len(hints_of(page)) == 2 else None
-
-        page = await eventually(both_listed)
+        page = await hinted_page(views, owner, 2)
         assert [opened["violation_id"]] in counting.asked
         assert all(ticket["violation_id"] not in ids for ids in counting.asked)
         asked_directly = await adjudication.online_handling(
