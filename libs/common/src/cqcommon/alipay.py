@@ -58,6 +58,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from cqcommon.alipay_http import AlipayHttp, HttpExchangeError, HttpxAlipayHttp
+
 __all__ = [
     "BILL_KIND_PAYMENT",
     "BILL_KIND_REFUND",
@@ -773,8 +775,9 @@ def _str(body: Mapping[str, Any], key: str, method: str) -> str:
 class AlipayClient:
     """Calls gateway.do with signed requests and verifies every answer.
 
-    ``http`` is injected (one pooled client per process, closed by its owner);
-    ``timeout_s`` bounds each call as a whole, connect to last byte.
+    ``http`` is injected (one pooled client per process, closed by its owner): an
+    ``httpx.AsyncClient`` or any ``cqcommon.alipay_http.AlipayHttp`` (the payment service
+    uses aiohttp's); ``timeout_s`` bounds each call as a whole, connect to last byte.
     """
 
     def __init__(
@@ -784,7 +787,7 @@ class AlipayClient:
         app_id: str,
         app_private_key_pem: str,
         alipay_public_key_pem: str,
-        http: httpx.AsyncClient,
+        http: httpx.AsyncClient | AlipayHttp,
         timeout_s: float = 5.0,
     ) -> None:
         if timeout_s <= 0:
@@ -794,7 +797,9 @@ class AlipayClient:
         # Parsed once: loading a PEM costs more than a signature.
         self._private_key = load_private_key(app_private_key_pem)
         self._alipay_public_key = load_public_key(alipay_public_key_pem)
-        self._http = http
+        self._http: AlipayHttp = (
+            HttpxAlipayHttp(http) if isinstance(http, httpx.AsyncClient) else http
+        )
         self._timeout_s = timeout_s
 
     async def call(
@@ -814,36 +819,40 @@ class AlipayClient:
             notify_url=notify_url,
             extra=extra,
         )
-        response = await self._exchange(
-            method,
-            self._http.build_request(
-                "POST",
-                self.gateway_url,
-                data=params,
-                headers={"Accept": "application/json"},
-                timeout=httpx.Timeout(self._timeout_s),
-            ),
+        body = await self._exchange(
+            method, "POST", self.gateway_url, form=params, headers={"Accept": "application/json"}
         )
         try:
             # We asked for charset=utf-8; decode as such whatever the Content-Type says.
-            raw = response.content.decode("utf-8")
+            raw = body.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise AlipayTransportError(f"{method}: response is not UTF-8") from exc
         return parse_gateway_response(raw, method, self._alipay_public_key)
 
-    async def _exchange(self, what: str, request: httpx.Request) -> httpx.Response:
-        """Send one request under the client's deadline; a 200 response or a transport error."""
+    async def _exchange(
+        self,
+        what: str,
+        method: str,
+        url: str,
+        *,
+        form: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> bytes:
+        """One exchange under the client's deadline: a 200 answer's body, else a transport
+        error."""
         try:
-            # httpx's timeout is per phase; asyncio.timeout makes it one deadline for the call.
+            # a library's timeout may be per phase; asyncio.timeout makes it one deadline
             async with asyncio.timeout(self._timeout_s):
-                response = await self._http.send(request)
-        except (TimeoutError, httpx.TimeoutException) as exc:
+                status, body = await self._http.exchange(
+                    method, url, form=form, headers=headers or {}, timeout_s=self._timeout_s
+                )
+        except TimeoutError as exc:
             raise AlipayTransportError(f"{what}: timed out", timed_out=True) from exc
-        except httpx.HTTPError as exc:
-            raise AlipayTransportError(f"{what}: {type(exc).__name__}: {exc}") from exc
-        if response.status_code != 200:
-            raise AlipayTransportError(f"{what}: HTTP {response.status_code}")
-        return response
+        except HttpExchangeError as exc:
+            raise AlipayTransportError(f"{what}: {exc}") from exc
+        if status != 200:
+            raise AlipayTransportError(f"{what}: HTTP {status}")
+        return body
 
     def verify_notification_signature(self, params: Mapping[str, str]) -> bool:
         """Whether a notification is signed with the Alipay public key this client trusts.
@@ -980,13 +989,10 @@ class AlipayClient:
 
     async def download_bill(self, url: str) -> bytes:
         """The bytes behind a bill URL: an unsigned GET, under the client's deadline."""
-        response = await self._exchange(
-            "bill download",
-            self._http.build_request("GET", url, timeout=httpx.Timeout(self._timeout_s)),
-        )
-        if len(response.content) > MAX_BILL_BYTES:
+        body = await self._exchange("bill download", "GET", url)
+        if len(body) > MAX_BILL_BYTES:
             raise AlipayTransportError("bill download: larger than MAX_BILL_BYTES")
-        return response.content
+        return body
 
     async def trade_bill(self, day: date) -> list[TradeBillRow]:
         """The rows of a day's trade bill: the URL query, the download and the parse.
