@@ -58,8 +58,6 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from cqcommon.alipay_http import AlipayHttp, HttpExchangeError, HttpxAlipayHttp
-
 __all__ = [
     "BILL_KIND_PAYMENT",
     "BILL_KIND_REFUND",
@@ -775,9 +773,8 @@ def _str(body: Mapping[str, Any], key: str, method: str) -> str:
 class AlipayClient:
     """Calls gateway.do with signed requests and verifies every answer.
 
-    ``http`` is injected (one pooled client per process, closed by its owner): an
-    ``httpx.AsyncClient`` or any ``cqcommon.alipay_http.AlipayHttp`` (the payment service
-    uses aiohttp's); ``timeout_s`` bounds each call as a whole, connect to last byte.
+    ``http`` is injected (one pooled client per process, closed by its owner);
+    ``timeout_s`` bounds each call as a whole, connect to last byte.
     """
 
     def __init__(
@@ -787,7 +784,7 @@ class AlipayClient:
         app_id: str,
         app_private_key_pem: str,
         alipay_public_key_pem: str,
-        http: httpx.AsyncClient | AlipayHttp,
+        http: httpx.AsyncClient,
         timeout_s: float = 5.0,
     ) -> None:
         if timeout_s <= 0:
@@ -797,9 +794,7 @@ class AlipayClient:
         # Parsed once: loading a PEM costs more than a signature.
         self._private_key = load_private_key(app_private_key_pem)
         self._alipay_public_key = load_public_key(alipay_public_key_pem)
-        self._http: AlipayHttp = (
-            HttpxAlipayHttp(http) if isinstance(http, httpx.AsyncClient) else http
-        )
+        self._http = http
         self._timeout_s = timeout_s
 
     async def call(
@@ -819,40 +814,36 @@ class AlipayClient:
             notify_url=notify_url,
             extra=extra,
         )
-        body = await self._exchange(
-            method, "POST", self.gateway_url, form=params, headers={"Accept": "application/json"}
+        response = await self._exchange(
+            method,
+            self._http.build_request(
+                "POST",
+                self.gateway_url,
+                data=params,
+                headers={"Accept": "application/json"},
+                timeout=httpx.Timeout(self._timeout_s),
+            ),
         )
         try:
             # We asked for charset=utf-8; decode as such whatever the Content-Type says.
-            raw = body.decode("utf-8")
+            raw = response.content.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise AlipayTransportError(f"{method}: response is not UTF-8") from exc
         return parse_gateway_response(raw, method, self._alipay_public_key)
 
-    async def _exchange(
-        self,
-        what: str,
-        method: str,
-        url: str,
-        *,
-        form: Mapping[str, str] | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> bytes:
-        """One exchange under the client's deadline: a 200 answer's body, else a transport
-        error."""
+    async def _exchange(self, what: str, request: httpx.Request) -> httpx.Response:
+        """Send one request under the client's deadline; a 200 response or a transport error."""
         try:
-            # a library's timeout may be per phase; asyncio.timeout makes it one deadline
+            # httpx's timeout is per phase; asyncio.timeout makes it one deadline for the call.
             async with asyncio.timeout(self._timeout_s):
-                status, body = await self._http.exchange(
-                    method, url, form=form, headers=headers or {}, timeout_s=self._timeout_s
-                )
-        except TimeoutError as exc:
+                response = await self._http.send(request)
+        except (TimeoutError, httpx.TimeoutException) as exc:
             raise AlipayTransportError(f"{what}: timed out", timed_out=True) from exc
-        except HttpExchangeError as exc:
-            raise AlipayTransportError(f"{what}: {exc}") from exc
-        if status != 200:
-            raise AlipayTransportError(f"{what}: HTTP {status}")
-        return body
+        except httpx.HTTPError as exc:
+            raise AlipayTransportError(f"{what}: {type(exc).__name__}: {exc}") from exc
+        if response.status_code != 200:
+            raise AlipayTransportError(f"{what}: HTTP {response.status_code}")
+        return response
 
     def verify_notification_signature(self, params: Mapping[str, str]) -> bool:
         """Whether a notification is signed with the Alipay public key this client trusts.
@@ -989,10 +980,13 @@ class AlipayClient:
 
     async def download_bill(self, url: str) -> bytes:
         """The bytes behind a bill URL: an unsigned GET, under the client's deadline."""
-        body = await self._exchange("bill download", "GET", url)
-        if len(body) > MAX_BILL_BYTES:
+        response = await self._exchange(
+            "bill download",
+            self._http.build_request("GET", url, timeout=httpx.Timeout(self._timeout_s)),
+        )
+        if len(response.content) > MAX_BILL_BYTES:
             raise AlipayTransportError("bill download: larger than MAX_BILL_BYTES")
-        return body
+        return response.content
 
     async def trade_bill(self, day: date) -> list[TradeBillRow]:
         """The rows of a day's trade bill: the URL query, the download and the parse.

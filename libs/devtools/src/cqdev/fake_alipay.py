@@ -94,7 +94,6 @@ from cqcommon.alipay import (
     rsa2_verify,
     yuan_to_fen,
 )
-from cqcommon.alipay_http import AlipayHttp
 
 from cqdev.threaded_server import ThreadedServer
 
@@ -367,9 +366,7 @@ class FakeAlipay(ThreadedServer):
         self._close_notify_clients()
         self._stopping = True
 
-    def make_client(
-        self, http: httpx.AsyncClient | AlipayHttp, timeout_s: float = 5.0
-    ) -> AlipayClient:
+    def make_client(self, http: httpx.AsyncClient, timeout_s: float = 5.0) -> AlipayClient:
         """An ``AlipayClient`` wired to this fake with the app keypair it generated."""
         if self.app_private_key_pem is None:
             raise RuntimeError("the app keypair was supplied; build AlipayClient yourself")

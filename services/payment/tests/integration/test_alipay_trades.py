@@ -1,10 +1,8 @@
 """``AlipayTradeProvider`` against a real fake Alipay server (``cqdev.fake_alipay``) over HTTP:
 the port's promises (R-PAY-3/4/5/7, R-JOB-2) hold on the wire protocol, signatures included.
 
-Each test talks to a module-wide fake on a free loopback port through its own HTTP client,
-once on aiohttp (``AiohttpAlipayHttp``, what the payment service uses) and once on an
-injected httpx client; a test that needs a clock or a schedule of its own starts its own
-fake.
+Each test talks to a module-wide fake on a free loopback port through its own httpx client;
+a test that needs a clock or a schedule of its own starts its own fake.
 """
 
 from __future__ import annotations
@@ -16,7 +14,6 @@ from datetime import datetime, timedelta
 import httpx
 import pytest
 from cqcommon.alipay import SHANGHAI, AlipayClient, generate_keypair_pem
-from cqcommon.alipay_http import AiohttpAlipayHttp, AlipayHttp
 from cqcommon.settings import Settings
 from cqdev.fake_alipay import FakeAlipay, FakeTradeClosedError
 from cqpayment.adapters.alipay_trades import AlipayTradeProvider
@@ -63,35 +60,24 @@ def fake() -> Iterator[FakeAlipay]:
         yield running
 
 
-@pytest.fixture(params=["aiohttp", "httpx"])
-async def http(request: pytest.FixtureRequest) -> AsyncIterator[httpx.AsyncClient | AlipayHttp]:
-    if request.param == "httpx":
-        async with httpx.AsyncClient() as client:
-            yield client
-        return
-    transport = AiohttpAlipayHttp()
-    try:
-        yield transport
-    finally:
-        await transport.aclose()
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient() as client:
+        yield client
 
 
 @pytest.fixture
-def provider(fake: FakeAlipay, http: httpx.AsyncClient | AlipayHttp) -> TradeProvider:
+def provider(fake: FakeAlipay, http: httpx.AsyncClient) -> TradeProvider:
     # Built the way the payment service builds it (one client, ALIPAY_TIMEOUT_S).
     return trade_provider_for(_settings(fake), http)
 
 
-def test_the_adapter_is_a_trade_provider(
-    fake: FakeAlipay, http: httpx.AsyncClient | AlipayHttp
-) -> None:
+def test_the_adapter_is_a_trade_provider(fake: FakeAlipay, http: httpx.AsyncClient) -> None:
     _: TradeProvider = AlipayTradeProvider(fake.make_client(http))  # mypy checks the port
     assert isinstance(trade_provider_for(_settings(fake), http), AlipayTradeProvider)
 
 
-def test_missing_or_broken_keys_fail_at_start(
-    fake: FakeAlipay, http: httpx.AsyncClient | AlipayHttp
-) -> None:
+def test_missing_or_broken_keys_fail_at_start(fake: FakeAlipay, http: httpx.AsyncClient) -> None:
     with pytest.raises(ProviderConfigError, match="ALIPAY_APP_PRIVATE_KEY_PEM"):
         trade_provider_for(_settings(fake, alipay_app_private_key_pem=""), http)
     with pytest.raises(ProviderConfigError) as info:
@@ -182,7 +168,7 @@ async def test_close_of_a_paid_trade_says_it_was_paid(
         await provider.close_trade(refunded)
 
 
-async def test_time_expire_is_honoured(http: httpx.AsyncClient | AlipayHttp) -> None:
+async def test_time_expire_is_honoured(http: httpx.AsyncClient) -> None:
     now = [datetime.now(SHANGHAI).replace(microsecond=0)]
     with FakeAlipay(clock=lambda: now[0]) as own:
         provider = AlipayTradeProvider(own.make_client(http))
@@ -206,9 +192,7 @@ async def test_time_expire_is_honoured(http: httpx.AsyncClient | AlipayHttp) -> 
         await provider.close_trade(out_trade_no)
 
 
-async def test_a_business_refusal_is_refused(
-    fake: FakeAlipay, http: httpx.AsyncClient | AlipayHttp
-) -> None:
+async def test_a_business_refusal_is_refused(fake: FakeAlipay, http: httpx.AsyncClient) -> None:
     foreign_seller = AlipayTradeProvider(fake.make_client(http), seller_id="2088000000000042")
     with pytest.raises(ProviderRefusedError) as info:
         await foreign_seller.create_trade(
@@ -237,7 +221,7 @@ async def test_r_pay_4_system_busy_is_unavailable(
 
 
 async def test_r_pay_4_the_timeout_setting_bounds_a_call(
-    fake: FakeAlipay, http: httpx.AsyncClient | AlipayHttp
+    fake: FakeAlipay, http: httpx.AsyncClient
 ) -> None:
     impatient = trade_provider_for(_settings(fake, alipay_timeout_s=0.3), http)
     out_trade_no = _no()
@@ -256,7 +240,7 @@ async def test_r_pay_4_the_timeout_setting_bounds_a_call(
 
 
 async def test_r_pay_4_a_tampered_answer_is_unavailable_never_a_success(
-    fake: FakeAlipay, http: httpx.AsyncClient | AlipayHttp
+    fake: FakeAlipay, http: httpx.AsyncClient
 ) -> None:
     out_trade_no = _no()
     honest = AlipayTradeProvider(fake.make_client(http))
@@ -430,9 +414,7 @@ async def test_r_pay_7_app_seller_and_amount_are_left_to_the_service(
 
 
 # -- R-JOB-2: the statement -----------------------------------------------------------------
-async def test_r_job_2_the_statement_parses_what_the_fake_paid(
-    http: httpx.AsyncClient | AlipayHttp,
-) -> None:
+async def test_r_job_2_the_statement_parses_what_the_fake_paid(http: httpx.AsyncClient) -> None:
     noon = datetime.now(SHANGHAI).replace(hour=12, minute=0, second=0, microsecond=0)
     with FakeAlipay(clock=lambda: noon) as own:  # one day throughout, whenever this runs
         provider = AlipayTradeProvider(own.make_client(http))
@@ -462,7 +444,7 @@ async def test_r_job_2_the_statement_parses_what_the_fake_paid(
         assert info.value.code == "isp.bill_not_exist"
 
 
-async def test_r_job_2_a_statement_of_a_past_day(http: httpx.AsyncClient | AlipayHttp) -> None:
+async def test_r_job_2_a_statement_of_a_past_day(http: httpx.AsyncClient) -> None:
     with FakeAlipay() as own:
         provider = AlipayTradeProvider(own.make_client(http))
         out_trade_no = _no()
@@ -483,7 +465,7 @@ async def test_r_job_2_a_statement_of_a_past_day(http: httpx.AsyncClient | Alipa
 
 
 async def test_r_job_2_a_slow_statement_keeps_the_deadline(
-    fake: FakeAlipay, http: httpx.AsyncClient | AlipayHttp
+    fake: FakeAlipay, http: httpx.AsyncClient
 ) -> None:
     impatient = trade_provider_for(_settings(fake, alipay_timeout_s=0.3), http)
     fake.delay_next("bill.download", 5.0)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import httpx
 from cqcommon.alipay import AlipayClient
-from cqcommon.alipay_http import AlipayHttp
 from cqcommon.settings import Settings
 
 from cqpayment.adapters.alipay_trades import AlipayTradeProvider
@@ -21,7 +20,7 @@ class ProviderConfigError(ValueError):
     """The Alipay settings cannot make a working client (a start-up error, not a request's)."""
 
 
-def trade_provider_for(settings: Settings, http: httpx.AsyncClient | AlipayHttp) -> TradeProvider:
+def trade_provider_for(settings: Settings, http: httpx.AsyncClient) -> TradeProvider:
     """The Alipay trade provider: one ``AlipayClient`` on ``http`` (owned and closed by the
     caller), every call bounded by ``ALIPAY_TIMEOUT_S``."""
     missing = [

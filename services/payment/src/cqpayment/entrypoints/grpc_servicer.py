@@ -3,8 +3,7 @@ gRPC status through the shared interceptor.
 
 The provider is the Alipay trade adapter built from settings (``trade_provider_for``: the
 real Alipay, or in sandbox mode and tests the fake Alipay server the settings point at), on
-one aiohttp session per process (``AiohttpAlipayHttp``: a payment's ``alipay.trade.create``
-costs a fraction of what it did through httpx), closed when the server stops; tests may inject any
+one ``httpx.AsyncClient`` per process, closed when the server stops; tests may inject any
 ``TradeProvider`` (and receipt renderer, and SMS sender) through ``register``. The SMS
 sender (R-JOB-6's overdue notices) is the one the settings name (``cqcommon.sms.senders``:
 the recording outbox in tests and the sandbox, Alibaba Cloud SMS in production).
@@ -16,7 +15,7 @@ import asyncio
 from typing import Any
 
 import grpc
-from cqcommon.alipay_http import AiohttpAlipayHttp
+import httpx
 from cqcommon.metrics import CountingSmsSender
 from cqcommon.protomap import run_job_as_of, run_job_response
 from cqcommon.runner import ServiceContext
@@ -66,11 +65,11 @@ class PaymentServiceServicer(pb_grpc.PaymentServiceServicer):
     ) -> None:
         self.ctx = ctx
         #: the process's one HTTP client for the provider (None when one was injected)
-        self.http: AiohttpAlipayHttp | None = None
+        self.http: httpx.AsyncClient | None = None
         #: the task that closes ``http`` when the server stops (see ``register``)
         self.closing: asyncio.Task[None] | None = None
         if provider is None:
-            self.http = AiohttpAlipayHttp()
+            self.http = httpx.AsyncClient()
             provider = trade_provider_for(ctx.settings, self.http)
         self.deps = Deps(
             uows=self.unit_of_work,
@@ -230,7 +229,7 @@ def register(
     return [pb.DESCRIPTOR.services_by_name["PaymentService"].full_name]
 
 
-async def _close_when_stopped(server: grpc.aio.Server, http: AiohttpAlipayHttp) -> None:
+async def _close_when_stopped(server: grpc.aio.Server, http: httpx.AsyncClient) -> None:
     try:
         await server.wait_for_termination()
     finally:
