@@ -92,7 +92,11 @@ class GrpcServer:
         if metrics_service is not None:
             # inside the error interceptor: it sees the DomainError, not the abort
             interceptors.append(MetricsInterceptor(metrics_service))
-        self.server = grpc.aio.server(interceptors=interceptors)
+        # grpc binds with SO_REUSEPORT by default: a second server on a taken port then
+        # starts "fine" and the kernel splits the connections between the two (a stale
+        # process, or a port handed out twice, answers part of the calls). Off, such a
+        # start fails at the bind below.
+        self.server = grpc.aio.server(interceptors=interceptors, options=[("grpc.so_reuseport", 0)])
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self.service_names = list(register(self.server))
@@ -104,7 +108,10 @@ class GrpcServer:
             ],
             self.server,
         )
-        self.port = self.server.add_insecure_port(bind)
+        try:
+            self.port = self.server.add_insecure_port(bind)
+        except RuntimeError as exc:  # grpcio raises where older releases returned 0
+            raise OSError(f"cannot bind gRPC server to {bind}: {exc}") from exc
         if self.port == 0:
             raise OSError(f"cannot bind gRPC server to {bind}")
         self.readiness = dict(readiness)

@@ -233,3 +233,15 @@ def test_alipay_rejections_never_label_a_posted_value() -> None:
         sample("cqtraffic_alipay_notifications_rejected_total", {"reason": "other"}) == before + 1
     )
     assert sample("cqtraffic_alipay_notifications_rejected_total", {"reason": "bad_signature"}) >= 1
+
+
+async def test_a_second_server_cannot_take_a_port_a_live_one_holds() -> None:
+    """Without SO_REUSEPORT a port handed out twice (or a stale process still serving)
+    fails the second server at start, instead of splitting the calls between the two."""
+    first = GrpcServer(bind="127.0.0.1:0", register=_register, readiness={})
+    await first.start()
+    try:
+        with pytest.raises(OSError, match="cannot bind"):
+            GrpcServer(bind=f"127.0.0.1:{first.port}", register=_register, readiness={})
+    finally:
+        await first.stop(0)

@@ -37,6 +37,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -103,23 +104,39 @@ def _ephemeral_ports() -> range:
         return range(32768, 61000)
 
 
+#: every port free_port has handed out in this process (never handed out again)
+_handed_out: set[int] = set()
+_handed_out_lock = threading.Lock()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port that was free a moment ago, for a server started soon after.
+    """A port that was free a moment ago, for a server started soon after; never the
+    same port twice in one process.
 
     Chosen at random outside the kernel's ephemeral range: a port the kernel hands out
     for ``bind(0)`` is one it may also give, a moment later, to an outgoing connection
     as its source port, and the server that meant to listen on it then fails to bind
     (seen in the suite: "Failed to bind to address 127.0.0.1:41485"). Falls back to
-    ``bind(0)`` when no port out there is free."""
+    ``bind(0)`` when no port out there is free.
+
+    Callers often take several ports before binding any (a cluster's services all at
+    once), and a random draw can repeat: two services were then given one port, and the
+    loader's calls to one of them reached the other (``UNIMPLEMENTED``, seen in CI).
+    """
     ephemeral = _ephemeral_ports()
-    candidates = [p for p in _LISTEN_PORTS if p not in ephemeral]
-    for port in random.sample(candidates, min(50, len(candidates))):
-        if port_is_free(port, host):
-            return port
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        chosen: int = sock.getsockname()[1]
-        return chosen
+    with _handed_out_lock:
+        candidates = [p for p in _LISTEN_PORTS if p not in ephemeral and p not in _handed_out]
+        for port in random.sample(candidates, min(50, len(candidates))):
+            if port_is_free(port, host):
+                _handed_out.add(port)
+                return port
+        while True:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.bind((host, 0))
+                chosen: int = sock.getsockname()[1]
+            if chosen not in _handed_out:
+                _handed_out.add(chosen)
+                return chosen
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:

@@ -193,3 +193,10 @@ def test_every_migrations_folder_reaches_the_test_database(
     for schema, folder in targets:
         expected = {f"{schema}:service/{p.stem}" for p in folder.glob("*.sql")}
         assert expected and expected <= set(migrated_database[schema]), schema
+
+
+def test_free_port_never_hands_out_a_port_twice() -> None:
+    """Several ports are often taken before any is bound (a cluster's services): a random
+    draw that repeated gave two services one port."""
+    ports = [free_port() for _ in range(500)]
+    assert len(set(ports)) == len(ports)
