@@ -216,6 +216,11 @@ class EventConsumer:
     _thread: OwnThread = field(
         default_factory=lambda: OwnThread("kafka-consumer"), init=False, repr=False
     )
+    #: dead-letter sends (a producer made, a send awaited up to 10 s, closed) run here, not
+    #: on the default executor, which every ``asyncio.to_thread`` of the process shares
+    _dead_letter_thread: OwnThread = field(
+        default_factory=lambda: OwnThread("kafka-dead-letter"), init=False, repr=False
+    )
 
     @property
     def dlq_topic(self) -> str:
@@ -290,6 +295,7 @@ class EventConsumer:
             await self._settle(consumer)
             await self._close(consumer)
             self._thread.close()  # idle now: nothing is left to run on it
+            self._dead_letter_thread.close()
 
     async def _poll(self, consumer: Any) -> Any:
         return await self._thread.run(consumer.poll, self.config.poll_timeout_ms)
@@ -596,7 +602,7 @@ class EventConsumer:
             finally:
                 producer.close(2)
 
-        await asyncio.to_thread(send)
+        await self._dead_letter_thread.run(send)
         self.dead_lettered_total += 1
         CONSUMER_EVENTS.labels(self.group_id, "dead_lettered").inc()
 

