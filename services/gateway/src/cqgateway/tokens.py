@@ -23,14 +23,13 @@ request after this (``StaffAccountCache``).
 from __future__ import annotations
 
 import secrets
-import time
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import jwt
+from cqcommon.clock import Clock, SystemClock
 from cqcommon.errors import TOKEN_INVALID, DomainError
 
 ALGORITHM = "HS256"
@@ -77,9 +76,9 @@ class VerifiedTokenCache:
     """Tokens that verified, with their claims, until their ``exp``; least recently used
     first out once ``size`` are held."""
 
-    def __init__(self, size: int = VERIFIED_CACHE_SIZE, clock: Callable[[], float] = time.time):
+    def __init__(self, size: int = VERIFIED_CACHE_SIZE, clock: Clock | None = None) -> None:
         self._size = size
-        self._clock = clock
+        self._clock = clock or SystemClock()
         self._entries: OrderedDict[tuple[TokenType, str], tuple[Claims, int]] = OrderedDict()
 
     def get(self, typ: TokenType, token: str) -> Claims | None:
@@ -88,15 +87,16 @@ class VerifiedTokenCache:
         if entry is None:
             return None
         claims, exp = entry
-        if exp <= self._clock():  # PyJWT's own test: expired once exp <= now
+        if exp <= self._clock.now().timestamp():  # PyJWT's own test: expired once exp <= now
             del self._entries[key]
             return None
         self._entries.move_to_end(key)
         return claims
 
     def put(self, typ: TokenType, token: str, claims: Claims, exp: int) -> None:
-        self._entries[(typ, token)] = (claims, exp)
-        self._entries.move_to_end((typ, token))
+        key = (typ, token)
+        self._entries[key] = (claims, exp)
+        self._entries.move_to_end(key)
         while len(self._entries) > self._size:
             self._entries.popitem(last=False)
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
+from cqcommon.clock import FixedClock
 from cqcommon.errors import CATALOGUE, DomainError, ErrorKind
 from cqgateway import mappers
 from cqgateway.alipay_oauth import SandboxAlipayOAuth
@@ -84,14 +85,6 @@ def test_rotation_keeps_expiry_and_audience_checks_for_old_tokens() -> None:
     assert info.value.details["reason"] == "expired"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC).timestamp()
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def counting(tokens: TokenCodec) -> list[str]:
     """Every full verification (signature and claims) ``tokens`` does from now on."""
     calls: list[str] = []
@@ -103,43 +96,6 @@ def counting(tokens: TokenCodec) -> list[str]:
 
     tokens._decode = spy  # type: ignore[method-assign]
     return calls
-
-
-def test_a_verified_token_is_remembered_until_its_exp_and_verified_afresh_after() -> None:
-    clock = Clock()
-    tokens = TokenCodec(
-        SECRET, user_ttl_s=60, staff_ttl_s=60, verified=VerifiedTokenCache(clock=clock)
-    )
-    issued = tokens.issue_user("u", "p")
-    calls = counting(tokens)
-    first = tokens.verify_user(issued.token)
-    assert tokens.verify_user(issued.token) == first and calls == ["user"]
-    clock.now = issued.expires_at.timestamp() - 1
-    assert tokens.verify_user(issued.token) == first and calls == ["user"]
-    clock.now = issued.expires_at.timestamp()  # exp <= now: expired, as PyJWT counts it
-    tokens.verify_user(issued.token)  # PyJWT's clock is the real one: still valid there
-    assert calls == ["user", "user"]
-
-
-def test_an_expired_token_is_refused_though_it_verified_before() -> None:
-    clock = Clock()
-    tokens = TokenCodec(
-        SECRET, user_ttl_s=60, staff_ttl_s=60, verified=VerifiedTokenCache(clock=clock)
-    )
-    issued = tokens.issue_user("u", "p")
-    tokens.verify_user(issued.token)
-    clock.now = issued.expires_at.timestamp() + 1
-    real = tokens._decode
-
-    def pyjwt_at_clock(token: str, typ: str) -> dict[str, object]:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(jwt.api_jwt, "datetime", FrozenDatetime.at(clock.now))
-            return real(token, typ)  # type: ignore[arg-type]
-
-    tokens._decode = pyjwt_at_clock  # type: ignore[method-assign]
-    with pytest.raises(DomainError) as info:
-        tokens.verify_user(issued.token)
-    assert info.value.details["reason"] == "expired"
 
 
 class FrozenDatetime(datetime):
@@ -154,6 +110,43 @@ class FrozenDatetime(datetime):
     @classmethod
     def now(cls, tz: object = None) -> FrozenDatetime:
         return cls.fromtimestamp(cls.frozen, UTC)
+
+
+def test_a_verified_token_is_remembered_until_its_exp_and_verified_afresh_after() -> None:
+    clock = FixedClock(datetime.now(UTC))
+    tokens = TokenCodec(
+        SECRET, user_ttl_s=60, staff_ttl_s=60, verified=VerifiedTokenCache(clock=clock)
+    )
+    issued = tokens.issue_user("u", "p")
+    calls = counting(tokens)
+    first = tokens.verify_user(issued.token)
+    assert tokens.verify_user(issued.token) == first and calls == ["user"]
+    clock.at = issued.expires_at - timedelta(seconds=1)
+    assert tokens.verify_user(issued.token) == first and calls == ["user"]
+    clock.at = issued.expires_at  # exp <= now: expired, as PyJWT counts it
+    tokens.verify_user(issued.token)  # PyJWT's clock is the real one: still valid there
+    assert calls == ["user", "user"]
+
+
+def test_an_expired_token_is_refused_though_it_verified_before() -> None:
+    clock = FixedClock(datetime.now(UTC))
+    tokens = TokenCodec(
+        SECRET, user_ttl_s=60, staff_ttl_s=60, verified=VerifiedTokenCache(clock=clock)
+    )
+    issued = tokens.issue_user("u", "p")
+    tokens.verify_user(issued.token)
+    clock.at = issued.expires_at + timedelta(seconds=1)
+    real = tokens._decode
+
+    def pyjwt_at_clock(token: str, typ: str) -> dict[str, object]:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(jwt.api_jwt, "datetime", FrozenDatetime.at(clock.at.timestamp()))
+            return real(token, typ)  # type: ignore[arg-type]
+
+    tokens._decode = pyjwt_at_clock  # type: ignore[method-assign]
+    with pytest.raises(DomainError) as info:
+        tokens.verify_user(issued.token)
+    assert info.value.details["reason"] == "expired"
 
 
 def test_failed_and_tampered_tokens_are_never_remembered() -> None:
@@ -187,9 +180,9 @@ def test_a_remembered_token_keeps_its_type() -> None:
 
 
 def test_the_verified_cache_is_bounded_least_recently_used_first_out() -> None:
-    clock = Clock()
+    clock = FixedClock(datetime.now(UTC))
     cache = VerifiedTokenCache(size=2, clock=clock)
-    exp = int(clock.now) + 60
+    exp = int(clock.at.timestamp()) + 60
     claims = codec().verify_user(codec().issue_user("u", "p").token)
     cache.put("user", "a", claims, exp)
     cache.put("user", "b", claims, exp)
